@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test project in the solution (Release) and prints the total over all of them as the
+# last line: "N passed, N failed, N skipped". Extra arguments go to `dotnet test`
+# (e.g. --filter "Category!=Soak").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+dotnet test Engine.sln -c Release "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+# VSTest prints one summary per test project, e.g.
+#   Passed!  - Failed:     0, Passed:    42, Skipped:     0, Total:    42, Duration: 3 s - X.dll (net10.0)
+totals="$(grep -E '(Passed|Failed)! +- +Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" \
+  | sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\1 \2 \3/' \
+  | awk '{f+=$1; p+=$2; s+=$3} END {printf "%d %d %d", p, f, s}')"
+read -r passed failed skipped <<<"${totals:-0 0 0}"
+if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi   # build error or crashed test host
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+exit $rc

@@ -1,0 +1,1 @@
+namespace Cairn.Storage.CrashChild; internal static class Program { private static int Main() => 0; }
