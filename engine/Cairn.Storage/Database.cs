@@ -1,0 +1,426 @@
+using System.Buffers;
+using System.Security.Cryptography;
+
+namespace Cairn.Storage;
+
+/// <summary>
+/// An embedded database: one file of B+trees, one writer at a time, any number of readers that never block it.
+/// Open it with <see cref="Open"/>, read in <see cref="BeginRead"/>, write in <see cref="BeginWrite"/>.
+/// </summary>
+public sealed partial class Database : IDisposable
+{
+    private readonly IPageFile _file;
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    // Guards _current, _durable, _mapping swaps and the reader table.
+    private readonly Lock _lock = new();
+    private MetaState _current;           // the latest commit, what new readers see
+    private MetaState _durable;           // the latest commit whose meta record is on disk and synced
+    private int _durableSlot;             // meta page (0 or 1) holding _durable; the next durable write goes to the other
+    private Mapping _mapping;
+    private ulong[] _readerTxn = new ulong[16]; // snapshot of each reader slot; 0 = free
+    private int _readers;
+    private bool _disposed;
+
+    private readonly Stack<byte[]> _pageBuffers = new();   // dirty-page buffers kept between write transactions
+
+    private Database(string path, IPageFile file, StorageOptions options, MetaState meta, int slot, MetaState other)
+    {
+        _slotMeta[slot] = meta;
+        _slotMeta[slot ^ 1] = other;
+        Path = path;
+        Options = options;
+        _file = file;
+        _current = meta;
+        _durable = meta;
+        _durableSlot = slot;
+        PageSize = meta.PageSize;
+        ChecksumSeed = meta.ChecksumSeed;
+        MaxKeySize = Math.Max(1024, PageSize / 4 - 32);
+        MaxInlineEntry = Node.Usable(PageSize) / 2 - 2;
+        var capacity = Math.Max(options.MapReserveBytes, RoundUp(file.Length, 1L << 20));
+        _mapping = Mapping.Create(file.Handle, capacity, PageSize);
+    }
+
+    /// <summary>The largest value accepted, in bytes (64 MiB).</summary>
+    public const int MaxValueSize = 64 << 20;
+
+    /// <summary>The file this database lives in.</summary>
+    public string Path { get; }
+
+    /// <summary>The options it was opened with.</summary>
+    public StorageOptions Options { get; }
+
+    /// <summary>Page size, fixed when the file was created.</summary>
+    public int PageSize { get; }
+
+    /// <summary>The longest key accepted, in bytes (at least 1 KiB; larger pages allow more).</summary>
+    public int MaxKeySize { get; }
+
+    internal int MaxInlineEntry { get; }
+
+    internal ulong ChecksumSeed { get; }
+
+    internal IPageFile File => _file;
+
+    /// <summary>Id of the latest committed transaction.</summary>
+    public ulong LastCommittedTransaction { get { lock (_lock) return _current.TxnId; } }
+
+    /// <summary>Opens the database at <paramref name="path"/>, creating it when missing (see <see cref="StorageOptions.CreateIfMissing"/>).</summary>
+    /// <exception cref="CorruptDatabaseException">The file is damaged; the message names the page.</exception>
+    /// <exception cref="IncompatibleFormatException">The file is not a Cairn database, or has another format version.</exception>
+    /// <exception cref="DatabaseLockedException">Another process or instance has it open.</exception>
+    public static Database Open(string path, StorageOptions? options = null)
+    {
+        options ??= new StorageOptions();
+        options.Validate();
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var info = new FileInfo(path);
+        if (!info.Exists || info.Length == 0)
+        {
+            if (!options.CreateIfMissing) throw new FileNotFoundException($"No database at {path} and CreateIfMissing is false.", path);
+            Create(path, options.PageSize);
+        }
+        IPageFile file = OsPageFile.Open(path, create: false);
+        if (options.FileWrapper is not null) file = options.FileWrapper(file);
+        try
+        {
+            var (meta, slot, other) = ReadMeta(file, path, options);
+            return new Database(path, file, options, meta, slot, other);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Writes a new empty database next to <paramref name="path"/> and renames it into place, so creation is atomic.</summary>
+    private static void Create(string path, int pageSize)
+    {
+        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.creating";
+        var meta = new MetaState { PageSize = pageSize, FileId = new Guid(RandomNumberGenerator.GetBytes(16)), PageCount = 2 };
+        var page = new byte[pageSize * 2];
+        meta.TxnId = 0;
+        meta.Write(page);
+        meta.TxnId = 1;
+        meta.Write(page.AsSpan(pageSize));
+        using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        {
+            fs.Write(page);
+            fs.Flush(flushToDisk: true);
+        }
+        try
+        {
+            System.IO.File.Move(temp, path, overwrite: false);
+        }
+        catch (IOException) when (System.IO.File.Exists(path))
+        {
+            System.IO.File.Delete(temp); // someone else created it first: open theirs
+            return;
+        }
+        SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+    }
+
+    internal static void SyncDirectory(string dir)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var fd = Native.Open(dir, Native.ORdOnly | Native.ODirectory);
+        if (fd < 0) return; // best effort: some file systems refuse to open directories
+        _ = Native.FSync(fd);
+        _ = Native.Close(fd);
+    }
+
+    private static (MetaState Meta, int Slot, MetaState Other) ReadMeta(IPageFile file, string path, StorageOptions options)
+    {
+        var length = file.Length;
+        if (length < 2 * StorageOptions.MinPageSize)
+        {
+            throw new IncompatibleFormatException($"{path} is {length} bytes, too short to be a Cairn database (a new one is at least {2 * StorageOptions.MinPageSize}); check the path.");
+        }
+        var buf = new byte[MetaState.RecordSize];
+        file.Read(buf, 0);
+        var r0 = MetaState.TryRead(buf, out var m0, out var v0);
+        if (r0 == MetaState.ReadResult.NotCairn)
+        {
+            throw new IncompatibleFormatException($"{path} is not a Cairn database (no Cairn magic at the start); check the path.");
+        }
+        if (r0 == MetaState.ReadResult.BadVersion)
+        {
+            throw new IncompatibleFormatException($"{path} has format version {v0}; this build reads version {MetaState.FormatVersion}. Use a matching Cairn release.");
+        }
+        // Meta 1 sits one page in; its page size comes from meta 0, or is searched for when meta 0 is damaged.
+        MetaState m1 = default;
+        var r1 = MetaState.ReadResult.NotCairn;
+        uint v1 = 0;
+        for (var ps = StorageOptions.MinPageSize; ps <= StorageOptions.MaxPageSize && r1 != MetaState.ReadResult.Ok; ps *= 2)
+        {
+            if (r0 == MetaState.ReadResult.Ok && ps != m0.PageSize) continue;
+            if (length < 2L * ps) break;
+            file.Read(buf, ps);
+            r1 = MetaState.TryRead(buf, out m1, out v1);
+            if (r1 == MetaState.ReadResult.Ok && m1.PageSize != ps) r1 = MetaState.ReadResult.BadChecksum;
+        }
+        if (r1 == MetaState.ReadResult.BadVersion)
+        {
+            throw new IncompatibleFormatException($"{path} has format version {v1}; this build reads version {MetaState.FormatVersion}.");
+        }
+        MetaState chosen;
+        int slot;
+        if (r0 == MetaState.ReadResult.Ok && r1 == MetaState.ReadResult.Ok)
+        {
+            if (m0.FileId != m1.FileId)
+            {
+                throw new CorruptDatabaseException(1, "the two meta pages belong to different files");
+            }
+            (chosen, slot) = m0.TxnId >= m1.TxnId ? (m0, 0) : (m1, 1);
+        }
+        else if (r0 == MetaState.ReadResult.Ok || r1 == MetaState.ReadResult.Ok)
+        {
+            var (good, goodSlot, bad) = r0 == MetaState.ReadResult.Ok ? (m0, 0, 1) : (m1, 1, 0);
+            if (!options.AllowMetaFallback)
+            {
+                throw new CorruptDatabaseException(bad, $"meta page checksum mismatch; meta page {goodSlot} is intact at transaction {good.TxnId}. " +
+                    "Restore from a backup or a replica, or open with StorageOptions.AllowMetaFallback to roll back to that transaction.");
+            }
+            (chosen, slot) = (good, goodSlot);
+        }
+        else
+        {
+            throw new CorruptDatabaseException(0, "both meta pages are damaged (checksum mismatch); restore from a backup or a replica");
+        }
+        if (chosen.PageSize < StorageOptions.MinPageSize || chosen.PageSize > StorageOptions.MaxPageSize || (chosen.PageSize & (chosen.PageSize - 1)) != 0)
+        {
+            throw new CorruptDatabaseException(slot, $"meta page names an impossible page size {chosen.PageSize}");
+        }
+        var needed = (long)chosen.PageCount * chosen.PageSize;
+        if (chosen.PageCount < 2 || length < needed)
+        {
+            throw new CorruptDatabaseException($"{path} is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages ({needed} bytes) but the file has {length} bytes. Restore from a backup or a replica.");
+        }
+        return (chosen, slot, slot == 0 ? m1 : m0);
+    }
+
+    /// <summary>Starts a read-only transaction that sees the latest commit for its whole life. Never blocks.</summary>
+    public ReadTransaction BeginRead()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var slot = RegisterReader(_current.TxnId);
+            _ = _mapping.TryAcquire();
+            return new ReadTransaction(this, _current, _mapping, slot);
+        }
+    }
+
+    /// <summary>Starts the write transaction, waiting while another one is open (there is one writer at a time).</summary>
+    public WriteTransaction BeginWrite()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _writer.Wait();
+        try
+        {
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                _ = _mapping.TryAcquire();
+                // Pages freed by transaction T were visible to snapshots before T. They may be reused once every reader
+                // is at T or later, and (when commits skip the sync) once T is durable, so the synced state stays intact.
+                var oldest = Math.Min(_current.TxnId, _durable.TxnId);
+                for (var i = 0; i < _readerTxn.Length; i++)
+                {
+                    if (_readerTxn[i] != 0 && _readerTxn[i] < oldest) oldest = _readerTxn[i];
+                }
+                return new WriteTransaction(this, _current, _mapping, oldest);
+            }
+        }
+        catch
+        {
+            _writer.Release();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Makes every commit so far durable: syncs the pages written by commits made without a sync, then writes and
+    /// syncs their meta record. A no-op when nothing is pending.
+    /// </summary>
+    public void Sync()
+    {
+        _writer.Wait();
+        try
+        {
+            MetaState current;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                current = _current;
+            }
+            if (current.TxnId != _durable.TxnId) WriteMetaDurably(current);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    /// <summary>Syncs the pages already written, then writes the meta record into the slot not holding the last durable one.</summary>
+    internal void WriteMetaDurably(MetaState meta)
+    {
+        _file.Sync();
+        Failpoints.Hit(Failpoints.BeforeMetaWrite);
+        var slot = _durableSlot ^ 1;
+        var buf = ArrayPool<byte>.Shared.Rent(MetaState.RecordSize);
+        try
+        {
+            meta.Write(buf);
+            try
+            {
+                _file.Write(buf.AsSpan(0, MetaState.RecordSize), (long)slot * PageSize);
+                Failpoints.Hit(Failpoints.BeforeMetaSync);
+                _file.Sync();
+            }
+            catch
+            {
+                // The slot may now hold a partial record. Put back what it held, so the file stays openable.
+                TryRestoreMetaSlot(slot);
+                throw;
+            }
+            Failpoints.Hit(Failpoints.AfterMetaSync);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buf);
+        }
+        _slotMeta[slot] = meta;
+        lock (_lock)
+        {
+            _durable = meta;
+            _durableSlot = slot;
+        }
+    }
+
+    private readonly MetaState[] _slotMeta = new MetaState[2]; // what each meta page holds on disk (PageSize 0: unknown)
+
+    private void TryRestoreMetaSlot(int slot)
+    {
+        if (_slotMeta[slot].PageSize == 0) return;
+        try
+        {
+            var buf = new byte[MetaState.RecordSize];
+            _slotMeta[slot].Write(buf);
+            _file.Write(buf, (long)slot * PageSize);
+            _file.Sync();
+        }
+        catch (IOException)
+        {
+            // The disk refuses writes altogether; open will then report the damaged slot by name.
+        }
+    }
+
+    /// <summary>Called by a committing writer after its pages are written: makes the commit visible to new readers.</summary>
+    internal void Publish(MetaState meta, bool durable)
+    {
+        if (durable) WriteMetaDurably(meta);
+        lock (_lock) _current = meta;
+    }
+
+    internal void EndWrite() => _writer.Release();
+
+    /// <summary>Grows the file to hold <paramref name="pageCount"/> pages and the mapping to cover it.</summary>
+    internal Mapping EnsureCapacity(ulong pageCount, Mapping current)
+    {
+        var needed = (long)pageCount * PageSize;
+        var length = _file.Length;
+        if (needed > length)
+        {
+            var grown = Math.Max(needed, length + Math.Max(Options.GrowthStepBytes, length / 8));
+            _file.SetLength(RoundUp(grown, PageSize));
+        }
+        if (needed <= current.Capacity) return current;
+        lock (_lock)
+        {
+            if (needed > _mapping.Capacity)
+            {
+                var bigger = Mapping.Create(_file.Handle, RoundUp(Math.Max(needed, _mapping.Capacity * 2), 1L << 20), PageSize);
+                _mapping.Release();
+                _mapping = bigger;
+            }
+            _ = _mapping.TryAcquire();
+            current.Release();
+            return _mapping;
+        }
+    }
+
+    private int RegisterReader(ulong txn)
+    {
+        for (var i = 0; i < _readerTxn.Length; i++)
+        {
+            if (_readerTxn[i] == 0)
+            {
+                _readerTxn[i] = txn;
+                _readers++;
+                return i;
+            }
+        }
+        var slot = _readerTxn.Length;
+        Array.Resize(ref _readerTxn, _readerTxn.Length * 2);
+        _readerTxn[slot] = txn;
+        _readers++;
+        return slot;
+    }
+
+    internal void EndRead(int slot, Mapping mapping)
+    {
+        lock (_lock)
+        {
+            _readerTxn[slot] = 0;
+            _readers--;
+        }
+        mapping.Release();
+    }
+
+    /// <summary>Readers open now.</summary>
+    public int OpenReaders { get { lock (_lock) return _readers; } }
+
+    internal byte[] RentPage()
+    {
+        lock (_pageBuffers)
+        {
+            if (_pageBuffers.TryPop(out var b)) return b;
+        }
+        return GC.AllocateUninitializedArray<byte>(PageSize, pinned: true);
+    }
+
+    internal void ReturnPage(byte[] b)
+    {
+        lock (_pageBuffers)
+        {
+            if (_pageBuffers.Count < 4096) _pageBuffers.Push(b);
+        }
+    }
+
+    /// <summary>Syncs what is pending (see <see cref="Sync"/>), then closes the file. Open transactions must be disposed first.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        try
+        {
+            Sync();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        _writer.Wait();
+        lock (_lock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _mapping.Release();
+        }
+        _file.Dispose();
+        _writer.Release();
+    }
+
+    internal static long RoundUp(long value, long multiple) => (value + multiple - 1) / multiple * multiple;
+}

@@ -1,0 +1,42 @@
+namespace Cairn.Storage;
+
+/// <summary>Base type of every error Cairn.Storage raises on purpose.</summary>
+public class StorageException : Exception
+{
+    /// <summary>Creates the exception with a message that says what happened and what to do.</summary>
+    public StorageException(string message) : base(message) { }
+
+    /// <summary>Creates the exception wrapping the cause.</summary>
+    public StorageException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>
+/// The file's bytes are not what Cairn wrote: a checksum or authentication tag failed, a page is not where
+/// it claims to be, or a structure is inconsistent. <see cref="PageNumber"/> names the damaged page when known.
+/// </summary>
+public sealed class CorruptDatabaseException : StorageException
+{
+    /// <summary>Creates the exception for a damaged page.</summary>
+    public CorruptDatabaseException(long pageNumber, string detail)
+        : base($"page {pageNumber}: {detail}") => PageNumber = pageNumber;
+
+    /// <summary>Creates the exception for damage not tied to one page (e.g. a truncated file).</summary>
+    public CorruptDatabaseException(string detail) : base(detail) => PageNumber = -1;
+
+    /// <summary>The damaged page, or -1 when the damage is not tied to one page.</summary>
+    public long PageNumber { get; }
+}
+
+/// <summary>The file is not a Cairn database, or was written by an incompatible format version.</summary>
+public sealed class IncompatibleFormatException : StorageException
+{
+    /// <summary>Creates the exception.</summary>
+    public IncompatibleFormatException(string message) : base(message) { }
+}
+
+/// <summary>Another process (or another <see cref="Database"/> in this one) has the file open.</summary>
+public sealed class DatabaseLockedException : StorageException
+{
+    /// <summary>Creates the exception.</summary>
+    public DatabaseLockedException(string message, Exception inner) : base(message, inner) { }
+}

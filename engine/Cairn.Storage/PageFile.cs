@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Cairn.Storage;
+
+/// <summary>
+/// The file beneath the pager: positioned reads and writes, growth and sync. The writer never writes through
+/// the mapping; everything that changes the file passes through here, so tests can inject faults.
+/// </summary>
+internal interface IPageFile : IDisposable
+{
+    /// <summary>The OS handle, mapped read-only by <see cref="Mapping"/>.</summary>
+    SafeFileHandle Handle { get; }
+
+    long Length { get; }
+
+    void Read(Span<byte> destination, long offset);
+
+    void Write(ReadOnlySpan<byte> source, long offset);
+
+    /// <summary>Writes consecutive buffers starting at <paramref name="offset"/> in one call (pwritev).</summary>
+    void Write(IReadOnlyList<ReadOnlyMemory<byte>> buffers, long offset);
+
+    void SetLength(long length);
+
+    /// <summary>Makes every completed write durable (fdatasync).</summary>
+    void Sync();
+}
+
+/// <summary>The real file: positioned I/O on a handle locked against other openers.</summary>
+internal sealed partial class OsPageFile : IPageFile
+{
+    private readonly SafeFileHandle _handle;
+
+    private OsPageFile(SafeFileHandle handle) => _handle = handle;
+
+    public SafeFileHandle Handle => _handle;
+
+    public long Length => RandomAccess.GetLength(_handle);
+
+    /// <summary>Opens (or creates) the file with an exclusive advisory lock (flock on Unix).</summary>
+    public static OsPageFile Open(string path, bool create)
+    {
+        try
+        {
+            // FileShare.None takes flock(LOCK_EX | LOCK_NB) on Unix: a second opener, in this process or another, fails.
+            var handle = File.OpenHandle(path, create ? FileMode.OpenOrCreate : FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            return new OsPageFile(handle);
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && File.Exists(path))
+        {
+            throw new DatabaseLockedException($"{path} is open in another process or Database instance ({e.Message}); close it there first — one process owns a database file at a time.", e);
+        }
+    }
+
+    public void Read(Span<byte> destination, long offset)
+    {
+        var total = 0;
+        while (total < destination.Length)
+        {
+            var n = RandomAccess.Read(_handle, destination[total..], offset + total);
+            if (n == 0)
+            {
+                throw new CorruptDatabaseException($"file is truncated: wanted {destination.Length} bytes at offset {offset}, it ends at {offset + total}");
+            }
+            total += n;
+        }
+    }
+
+    public void Write(ReadOnlySpan<byte> source, long offset) => RandomAccess.Write(_handle, source, offset);
+
+    public void Write(IReadOnlyList<ReadOnlyMemory<byte>> buffers, long offset) => RandomAccess.Write(_handle, buffers, offset);
+
+    public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
+
+    public void Sync()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            if (FDataSync((int)_handle.DangerousGetHandle()) != 0)
+            {
+                throw new IOException($"fdatasync failed: errno {Marshal.GetLastPInvokeError()}");
+            }
+        }
+        else
+        {
+            RandomAccess.FlushToDisk(_handle);
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int FDataSync(int fd);
+}

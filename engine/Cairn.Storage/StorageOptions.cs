@@ -1,0 +1,56 @@
+namespace Cairn.Storage;
+
+/// <summary>How a database file is created and opened. Every limit is checked by <see cref="Validate"/>.</summary>
+public sealed record StorageOptions
+{
+    /// <summary>Smallest page size accepted.</summary>
+    public const int MinPageSize = 4096;
+
+    /// <summary>Largest page size accepted.</summary>
+    public const int MaxPageSize = 65536;
+
+    /// <summary>Page size for a new file (a power of two from 4 KiB to 64 KiB). An existing file keeps its own.</summary>
+    public int PageSize { get; init; } = 4096;
+
+    /// <summary>
+    /// Address space reserved for the read-only mapping up front, in bytes. The file grows beneath it without
+    /// remapping; when it outgrows the reservation a larger mapping is made and the old one is released once the
+    /// last reader using it ends (readers are never waited for).
+    /// </summary>
+    public long MapReserveBytes { get; init; } = 16L << 30;
+
+    /// <summary>Smallest step by which the file grows, in bytes (growth is also at least 1/8 of the current size).</summary>
+    public long GrowthStepBytes { get; init; } = 1L << 20;
+
+    /// <summary>When false, <see cref="WriteTransaction.Commit()"/> writes without syncing; call <see cref="Database.Sync"/>.</summary>
+    public bool SyncOnCommit { get; init; } = true;
+
+    /// <summary>When the file does not exist: create it (true) or fail (false).</summary>
+    public bool CreateIfMissing { get; init; } = true;
+
+    /// <summary>
+    /// When one meta page is damaged, open at the other (the previous durable commit) instead of refusing. An explicit
+    /// operator decision: the newest commit is given up.
+    /// </summary>
+    public bool AllowMetaFallback { get; init; }
+
+    /// <summary>Test hook: wraps the file layer (fault injection). Not for production use.</summary>
+    internal Func<IPageFile, IPageFile>? FileWrapper { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the fix when a setting is out of range.</summary>
+    public void Validate()
+    {
+        if (PageSize < MinPageSize || PageSize > MaxPageSize || (PageSize & (PageSize - 1)) != 0)
+        {
+            throw new ArgumentException($"PageSize {PageSize} is not allowed: use a power of two from {MinPageSize} to {MaxPageSize}.", nameof(PageSize));
+        }
+        if (MapReserveBytes < 1L << 20)
+        {
+            throw new ArgumentException($"MapReserveBytes {MapReserveBytes} is too small: reserve at least 1 MiB (the default is 16 GiB of address space, which costs no memory).", nameof(MapReserveBytes));
+        }
+        if (GrowthStepBytes < PageSize)
+        {
+            throw new ArgumentException($"GrowthStepBytes {GrowthStepBytes} is smaller than a page ({PageSize}); use at least one page.", nameof(GrowthStepBytes));
+        }
+    }
+}

@@ -1,0 +1,91 @@
+namespace Cairn.Storage;
+
+/// <summary>
+/// Commit, in the order the bytes reach the disk: update the catalog, save the free list, grow the file, write the
+/// pages sorted by number, sync, write the meta record, sync, publish to readers.
+/// </summary>
+public sealed partial class WriteTransaction
+{
+    private readonly List<ReadOnlyMemory<byte>> _gather = [];
+
+    /// <summary>Commits, durably when <see cref="StorageOptions.SyncOnCommit"/> is set (the default).</summary>
+    public void Commit() => Commit(Db.Options.SyncOnCommit);
+
+    /// <summary>
+    /// Commits. When <paramref name="durable"/>, the commit survives a power cut once this returns. When not, it is
+    /// visible to readers at once and becomes durable at the next durable commit or <see cref="Database.Sync"/>; a
+    /// crash before that returns the database to the last durable commit, intact.
+    /// </summary>
+    /// <exception cref="IOException">The disk refused a write or a sync. Nothing is committed; the database stays at its last commit and usable.</exception>
+    public void Commit(bool durable)
+    {
+        ThrowIfFinished();
+        Span<byte> root = stackalloc byte[TreeRoot.Size];
+        try
+        {
+            foreach (var t in OpenTrees)
+            {
+                if (!t.Dirty) continue;
+                if (t.Deleted) Delete(Catalog, t.NameBytes);
+                else
+                {
+                    t.Root.Write(root);
+                    Put(Catalog, t.NameBytes, root);
+                }
+            }
+            if (Dirty!.Count == 0 && _freed.Count == 0)
+            {
+                Finish(); // nothing changed: no new commit
+                return;
+            }
+            SaveFreeList();
+
+            Meta.TxnId = Id;
+            Meta.Catalog = Catalog.Root;
+            Meta.FreeTree = _freeTree.Root;
+            Map = Db.EnsureCapacity(Meta.PageCount, Map);
+            WritePages();
+            Failpoints.Hit(Failpoints.BeforeDataSync);
+            Db.Publish(Meta, durable);
+        }
+        catch
+        {
+            Finish();
+            throw;
+        }
+        Finish();
+    }
+
+    private void WritePages()
+    {
+        var dirty = Dirty!;
+        var pgnos = new ulong[dirty.Count];
+        dirty.Keys.CopyTo(pgnos, 0);
+        Array.Sort(pgnos);
+        var seed = Db.ChecksumSeed;
+        var file = Db.File;
+        _gather.Clear();
+        ulong runStart = 0, next = 0;
+        long bytes = 0;
+        foreach (var pg in pgnos)
+        {
+            var buf = dirty[pg];
+            var pages = buf[0] == (byte)PageKind.Overflow ? Node.RunPages(buf) : 1;
+            var span = buf.AsSpan(0, pages * PageSize);
+            PageSeal.Seal(span, seed);
+            for (var i = 0; i < pages; i++) Map.ClearVerified(pg + (ulong)i);
+            if (_gather.Count > 0 && (pg != next || _gather.Count >= 512 || bytes >= 8 << 20))
+            {
+                file.Write(_gather, (long)runStart * PageSize);
+                _gather.Clear();
+                bytes = 0;
+            }
+            if (_gather.Count == 0) runStart = pg;
+            _gather.Add(buf.AsMemory(0, pages * PageSize));
+            bytes += pages * PageSize;
+            next = pg + (ulong)pages;
+        }
+        if (_gather.Count > 0) file.Write(_gather, (long)runStart * PageSize);
+        _gather.Clear();
+    }
+}

@@ -1,0 +1,210 @@
+using System.Buffers;
+using System.Buffers.Binary;
+
+namespace Cairn.Storage;
+
+/// <summary>Page allocation, freeing, copy-on-write and the persisted free list.</summary>
+public sealed partial class WriteTransaction
+{
+    // Pages free to use now, sorted descending so the lowest id pops from the end.
+    private readonly List<ulong> _pool = [];
+    // Pages this transaction stopped referencing that older readers may still see.
+    private readonly List<ulong> _freed = [];
+    private bool _freeLoaded;
+    private int _freeVersion;   // bumped whenever _pool or _freed changes (the free-list fixed point watches it)
+
+    private bool IsDirty(ulong pgno) => Dirty!.ContainsKey(pgno);
+
+    private Span<byte> DirtyPage(ulong pgno) => Dirty![pgno].AsSpan(0, PageSize);
+
+    /// <summary>A fresh page for this transaction (reused when the free list has one, else past the end of the file).</summary>
+    private ulong AllocPage(out byte[] buffer)
+    {
+        if (!_freeLoaded) LoadFreeList();
+        ulong pgno;
+        if (_pool.Count > 0)
+        {
+            pgno = _pool[^1];
+            _pool.RemoveAt(_pool.Count - 1);
+            _freeVersion++;
+        }
+        else
+        {
+            pgno = Meta.PageCount++;
+        }
+        buffer = Db.RentPage();
+        Dirty!.Add(pgno, buffer);
+        return pgno;
+    }
+
+    /// <summary>A run of <paramref name="pages"/> consecutive pages for an overflow value.</summary>
+    private ulong AllocRun(int pages, out byte[] buffer)
+    {
+        if (pages == 1) return AllocPage(out buffer);
+        if (!_freeLoaded) LoadFreeList();
+        ulong pgno = 0;
+        // _pool is descending: a run is `pages` consecutive entries each one less than the previous.
+        var runEnd = -1;
+        for (int i = _pool.Count - 1, len = 1; i > 0; i--)
+        {
+            len = _pool[i - 1] == _pool[i] + 1 ? len + 1 : 1;
+            if (len == pages)
+            {
+                runEnd = i - 1;
+                break;
+            }
+        }
+        if (runEnd >= 0)
+        {
+            pgno = _pool[runEnd + pages - 1];
+            _pool.RemoveRange(runEnd, pages);
+            _freeVersion++;
+        }
+        else
+        {
+            pgno = Meta.PageCount;
+            Meta.PageCount += (ulong)pages;
+        }
+        buffer = ArrayPool<byte>.Shared.Rent(pages * PageSize);
+        Dirty!.Add(pgno, buffer);
+        return pgno;
+    }
+
+    /// <summary>Stops using <paramref name="pages"/> pages at <paramref name="pgno"/>: back to the pool when this transaction made them, else freed.</summary>
+    private void FreeRun(ulong pgno, int pages)
+    {
+        if (Dirty!.Remove(pgno, out var buf))
+        {
+            ReturnBuffer(buf);
+            for (var i = 0; i < pages; i++) PoolInsert(pgno + (ulong)i);
+        }
+        else
+        {
+            for (var i = 0; i < pages; i++) _freed.Add(pgno + (ulong)i);
+        }
+        _freeVersion++;
+    }
+
+    private void PoolInsert(ulong pgno)
+    {
+        // Descending order: find the first index whose value is smaller.
+        int lo = 0, hi = _pool.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >> 1;
+            if (_pool[mid] > pgno) lo = mid + 1;
+            else hi = mid;
+        }
+        _pool.Insert(lo, pgno);
+    }
+
+    private void ReturnBuffer(byte[] buf)
+    {
+        if (buf.Length == PageSize) Db.ReturnPage(buf);
+        else ArrayPool<byte>.Shared.Return(buf);
+    }
+
+    /// <summary>
+    /// Makes every page on the current path (levels 0..<paramref name="levels"/>-1) a private copy, top-down, so the
+    /// parent of each copied page is already private when its child pointer is rewritten.
+    /// </summary>
+    private void TouchPath(TreeState tree, int levels)
+    {
+        for (var level = 0; level < levels; level++)
+        {
+            var pg = _pathPg[level];
+            if (IsDirty(pg)) continue;
+            var fresh = CopyOnWrite(pg);
+            _pathPg[level] = fresh;
+            if (level == 0) tree.Root.Root = fresh;
+            else Node.SetBranchChild(DirtyPage(_pathPg[level - 1]), _pathIx[level - 1], fresh);
+        }
+        tree.Dirty = true;
+    }
+
+    /// <summary>Copies a clean page to a fresh one, frees the original, returns the copy's number.</summary>
+    private ulong CopyOnWrite(ulong pgno)
+    {
+        var src = GetNode(pgno);
+        var fresh = AllocPage(out var buf);
+        src.CopyTo(buf);
+        Node.SetPageNumber(buf, fresh);
+        FreeRun(pgno, 1);
+        return fresh;
+    }
+
+    private const int FreeKeySize = 12; // u64 txn id, u32 chunk, big-endian so records sort by transaction
+
+    /// <summary>
+    /// Moves every free-list record that no reader can still need into the pool, deleting the records. Their pages were
+    /// freed by commits at or before the oldest snapshot in use, so nothing can reach them.
+    /// </summary>
+    private void LoadFreeList()
+    {
+        _freeLoaded = true;
+        if (_freeTree.Root.Root == 0) return;
+        var keys = new List<byte[]>();
+        var c = RentCursor(_freeTree);
+        for (var ok = c.First(); ok; ok = c.Next())
+        {
+            var key = c.Key;
+            if (key.Length != FreeKeySize) throw new CorruptDatabaseException((long)_freeTree.Root.Root, "free-list record with a malformed key");
+            if (BinaryPrimitives.ReadUInt64BigEndian(key) > _oldestReader) break;
+            var value = c.Value;
+            if (value.Length % 8 != 0) throw new CorruptDatabaseException((long)_freeTree.Root.Root, "free-list record with a malformed value");
+            for (var i = 0; i < value.Length; i += 8)
+            {
+                var pg = BinaryPrimitives.ReadUInt64LittleEndian(value[i..]);
+                if (pg < 2 || pg >= Meta.PageCount) throw new CorruptDatabaseException((long)pg, "listed as free but lies outside the file");
+                _pool.Add(pg);
+            }
+            keys.Add(key.ToArray());
+        }
+        ReturnCursor(c);
+        _pool.Sort(static (a, b) => b.CompareTo(a));
+        _freeVersion++;
+        foreach (var k in keys) Delete(_freeTree, k);
+    }
+
+    /// <summary>
+    /// Records this commit's freed pages, plus any pool pages left unused, under this transaction's id. Writing the
+    /// record can itself take pages from the pool or free pages, so it repeats until the record describes the state
+    /// it leaves behind (a fixed point, reached in two or three rounds). Cost is proportional to the pages this
+    /// commit freed, not to the size of the file.
+    /// </summary>
+    private void SaveFreeList()
+    {
+        if (!_freeLoaded) LoadFreeList();
+        Span<byte> key = stackalloc byte[FreeKeySize];
+        BinaryPrimitives.WriteUInt64BigEndian(key, Id);
+        var perChunk = Math.Max(1, (Db.MaxInlineEntry - Node.LeafEntryHeader - FreeKeySize) / 8);
+        var combined = new List<ulong>();
+        var written = 0;
+        byte[]? value = null;
+        for (var round = 0; ; round++)
+        {
+            if (round > 1000) throw new InvalidOperationException("free-list save did not converge (a bug: please report it)");
+            var version = _freeVersion;
+            combined.Clear();
+            combined.AddRange(_freed);
+            combined.AddRange(_pool);
+            combined.Sort();
+            var chunks = (combined.Count + perChunk - 1) / perChunk;
+            value ??= new byte[perChunk * 8];
+            for (var c = 0; c < chunks; c++)
+            {
+                var n = Math.Min(perChunk, combined.Count - c * perChunk);
+                for (var i = 0; i < n; i++) BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(i * 8), combined[c * perChunk + i]);
+                BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c);
+                Put(_freeTree, key, value.AsSpan(0, n * 8));
+            }
+            for (var c = chunks; c < written; c++)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c);
+                Delete(_freeTree, key);
+            }
+            written = chunks;
+            if (version == _freeVersion) break;
+        }
+    }
+}

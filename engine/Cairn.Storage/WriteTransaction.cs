@@ -1,0 +1,108 @@
+namespace Cairn.Storage;
+
+/// <summary>
+/// The one write transaction: changes are made to private copies of pages (copy-on-write) and become visible to new
+/// readers only at <see cref="Commit()"/>. Dispose without commit rolls everything back.
+/// </summary>
+public sealed partial class WriteTransaction : Transaction
+{
+    private readonly ulong _baseTxn;
+    private readonly ulong _oldestReader;   // pages freed by commits ≤ this may be reused
+    private readonly TreeState _freeTree;
+
+    // Descent path of the current operation: page and index at each level, root first.
+    private readonly ulong[] _pathPg = new ulong[MaxDepth];
+    private readonly int[] _pathIx = new int[MaxDepth];
+
+    // Scratch space for splits and merges (one page each), reused by every operation.
+    private readonly byte[] _pageCopy;
+    private readonly byte[] _raw;
+    private readonly byte[] _sep;
+    private int _sepLength;
+    private readonly int[] _sizes;
+
+    internal WriteTransaction(Database db, MetaState meta, Mapping map, ulong oldestReader) : base(db, meta, map)
+    {
+        _baseTxn = meta.TxnId;
+        _oldestReader = oldestReader;
+        Dirty = new Dictionary<ulong, byte[]>();
+        _freeTree = new TreeState("(free pages)", [], meta.FreeTree);
+        _pageCopy = new byte[PageSize];
+        _raw = new byte[PageSize];
+        _sep = new byte[PageSize];
+        _sizes = new int[PageSize / 2];
+    }
+
+    /// <inheritdoc/>
+    public override ulong Id => _baseTxn + 1;
+
+    /// <summary>Opens the tree called <paramref name="name"/>, creating it empty when it does not exist.</summary>
+    public Tree CreateTree(string name)
+    {
+        if (TryOpenTree(name, out var tree)) return tree;
+        foreach (var t in OpenTrees)
+        {
+            if (string.Equals(t.Name, name, StringComparison.Ordinal))
+            {
+                // Dropped earlier in this transaction and now created again: start empty.
+                t.Deleted = false;
+                t.Dirty = true;
+                t.Root = default;
+                return new Tree(this, t);
+            }
+        }
+        var state = new TreeState(name, EncodeName(name), default) { Dirty = true };
+        OpenTrees.Add(state);
+        Version++;
+        return new Tree(this, state);
+    }
+
+    /// <summary>Removes the tree called <paramref name="name"/> and frees its pages; false when there is none.</summary>
+    public bool DeleteTree(string name)
+    {
+        if (!TryOpenTree(name, out var tree)) return false;
+        var state = tree.State;
+        if (state.Root.Root != 0) FreeSubtree(state.Root.Root, 0);
+        state.Root = default;
+        state.Deleted = true;
+        state.Dirty = true;
+        Version++;
+        return true;
+    }
+
+    private void FreeSubtree(ulong pgno, int level)
+    {
+        if (level >= MaxDepth) throw new CorruptDatabaseException((long)pgno, "tree deeper than the maximum (a cycle?)");
+        var p = GetNode(pgno);
+        var count = Node.Count(p);
+        if (Node.Kind(p) == PageKind.Branch)
+        {
+            for (var i = 0; i < count; i++) FreeSubtree(Node.BranchChild(GetNode(pgno), i), level + 1);
+        }
+        else
+        {
+            for (var i = 0; i < count; i++)
+            {
+                p = GetNode(pgno);
+                if (Node.LeafIsOverflow(p, i)) FreeRun(Node.LeafOverflowPage(p, i), PagesFor(Node.LeafValueLength(p, i), PageSize));
+            }
+        }
+        FreeRun(pgno, 1);
+    }
+
+    /// <summary>Rolls back when not committed, and lets the next writer in.</summary>
+    public override void Dispose()
+    {
+        if (Finished) return;
+        Finish();
+    }
+
+    private void Finish()
+    {
+        Finished = true;
+        foreach (var buf in Dirty!.Values) ReturnBuffer(buf);
+        Dirty.Clear();
+        Map.Release();
+        Db.EndWrite();
+    }
+}
