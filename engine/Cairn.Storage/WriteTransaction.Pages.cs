@@ -169,7 +169,7 @@ public sealed partial class WriteTransaction
     /// <summary>
     /// Records this commit's freed pages, plus any pool pages left unused, under this transaction's id. Writing the
     /// record can itself take pages from the pool or free pages, so it repeats until the record describes the state
-    /// it leaves behind (a fixed point, reached in two or three rounds). Cost is proportional to the pages this
+    /// it leaves behind (a fixed point, reached in two or three rounds: pages only ever leave the pool here). Cost is proportional to the pages this
     /// commit freed, not to the size of the file.
     /// </summary>
     private void SaveFreeList()
@@ -189,19 +189,16 @@ public sealed partial class WriteTransaction
             combined.AddRange(_freed);
             combined.AddRange(_pool);
             combined.Sort();
-            var chunks = (combined.Count + perChunk - 1) / perChunk;
+            // Never fewer chunks than an earlier round wrote: deleting one could free a page, which needs one more
+            // chunk, and so on for ever. A trailing chunk may be short or empty.
+            var chunks = Math.Max(written, (combined.Count + perChunk - 1) / perChunk);
             value ??= new byte[perChunk * 8];
             for (var c = 0; c < chunks; c++)
             {
-                var n = Math.Min(perChunk, combined.Count - c * perChunk);
+                var n = Math.Clamp(combined.Count - c * perChunk, 0, perChunk);
                 for (var i = 0; i < n; i++) BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(i * 8), combined[c * perChunk + i]);
                 BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c);
                 Put(_freeTree, key, value.AsSpan(0, n * 8));
-            }
-            for (var c = chunks; c < written; c++)
-            {
-                BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c);
-                Delete(_freeTree, key);
             }
             written = chunks;
             if (version == _freeVersion) break;
