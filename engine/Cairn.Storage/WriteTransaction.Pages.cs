@@ -167,41 +167,50 @@ public sealed partial class WriteTransaction
     }
 
     /// <summary>
-    /// Records this commit's freed pages, plus any pool pages left unused, under this transaction's id. Writing the
-    /// record can itself take pages from the pool or free pages, so it repeats until the record describes the state
-    /// it leaves behind (a fixed point, reached in two or three rounds: pages only ever leave the pool here). Cost is proportional to the pages this
-    /// commit freed, not to the size of the file.
+    /// Persists the free list: the pages this commit freed under this transaction's id (reusable once no reader or
+    /// durable state needs them), and the pool pages left unused under id 0 (reusable at once, as they already were).
+    /// Writing the records can itself take pages from the pool or free pages, so it repeats until the records describe
+    /// the state they leave behind (a fixed point, reached in two or three rounds: pages only ever leave the pool
+    /// here). Cost is proportional to the pages this commit touched, not to the size of the file.
     /// </summary>
     private void SaveFreeList()
     {
         if (!_freeLoaded) LoadFreeList();
-        Span<byte> key = stackalloc byte[FreeKeySize];
-        BinaryPrimitives.WriteUInt64BigEndian(key, Id);
-        var perChunk = Math.Max(1, (Db.MaxInlineEntry - Node.LeafEntryHeader - FreeKeySize) / 8);
-        var combined = new List<ulong>();
-        var written = 0;
+        var sorted = new List<ulong>();
         byte[]? value = null;
+        int writtenFreed = 0, writtenPool = 0;
         for (var round = 0; ; round++)
         {
             if (round > 1000) throw new InvalidOperationException("free-list save did not converge (a bug: please report it)");
             var version = _freeVersion;
-            combined.Clear();
-            combined.AddRange(_freed);
-            combined.AddRange(_pool);
-            combined.Sort();
-            // Never fewer chunks than an earlier round wrote: deleting one could free a page, which needs one more
-            // chunk, and so on for ever. A trailing chunk may be short or empty.
-            var chunks = Math.Max(written, (combined.Count + perChunk - 1) / perChunk);
-            value ??= new byte[perChunk * 8];
-            for (var c = 0; c < chunks; c++)
-            {
-                var n = Math.Clamp(combined.Count - c * perChunk, 0, perChunk);
-                for (var i = 0; i < n; i++) BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(i * 8), combined[c * perChunk + i]);
-                BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c);
-                Put(_freeTree, key, value.AsSpan(0, n * 8));
-            }
-            written = chunks;
+            sorted.Clear();
+            sorted.AddRange(_freed);
+            sorted.Sort();
+            WriteRecords(Id, sorted, ref writtenFreed, ref value);
+            sorted.Clear();
+            sorted.AddRange(_pool);
+            sorted.Sort();
+            WriteRecords(0, sorted, ref writtenPool, ref value);
             if (version == _freeVersion) break;
         }
+    }
+
+    private void WriteRecords(ulong txn, List<ulong> pages, ref int written, ref byte[]? value)
+    {
+        Span<byte> key = stackalloc byte[FreeKeySize];
+        BinaryPrimitives.WriteUInt64BigEndian(key, txn);
+        var perChunk = Math.Max(1, (Db.MaxInlineEntry - Node.LeafEntryHeader - FreeKeySize) / 8);
+        value ??= new byte[perChunk * 8];
+        // Never fewer chunks than an earlier round wrote: deleting one could free a page, which needs one more
+        // chunk, and so on for ever. A trailing chunk may be short or empty.
+        var chunks = Math.Max(written, (pages.Count + perChunk - 1) / perChunk);
+        for (var c = 0; c < chunks; c++)
+        {
+            var n = Math.Clamp(pages.Count - c * perChunk, 0, perChunk);
+            for (var i = 0; i < n; i++) BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(i * 8), pages[c * perChunk + i]);
+            BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c);
+            Put(_freeTree, key, value.AsSpan(0, n * 8));
+        }
+        written = chunks;
     }
 }

@@ -1,0 +1,319 @@
+using System.Buffers.Binary;
+
+namespace Cairn.Storage.Tests;
+
+public sealed class ApiTests
+{
+    private static byte[] Key(int i)
+    {
+        var k = new byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(k, (ulong)i);
+        return k;
+    }
+
+    [Theory]
+    [InlineData(4096)]
+    [InlineData(16384)]
+    [InlineData(65536)]
+    public void Keys_from_one_byte_to_the_limit_and_values_to_sixteen_mebibytes_round_trip(int pageSize)
+    {
+        using var dir = new TempDir();
+        var rng = new Random(pageSize);
+        var expected = new SortedDictionary<byte[], byte[]>(ByteOrder.Instance);
+        using (var db = Database.Open(dir.File("db"), new StorageOptions { PageSize = pageSize }))
+        {
+            Assert.True(db.MaxKeySize >= 1024);
+            using var tx = db.BeginWrite();
+            var tree = tx.CreateTree("t");
+            foreach (var len in new[] { 1, 2, 100, 1024, db.MaxKeySize })
+            {
+                var k = new byte[len];
+                rng.NextBytes(k);
+                var v = new byte[len * 3];
+                rng.NextBytes(v);
+                tree.Put(k, v);
+                expected[k] = v;
+            }
+            foreach (var len in new[] { 0, 1, pageSize / 2, pageSize, 5 * pageSize + 17, 16 << 20 })
+            {
+                var k = new byte[] { 0xFF, (byte)(len % 251), (byte)(len >> 16) };
+                var v = new byte[len];
+                rng.NextBytes(v);
+                tree.Put(k, v);
+                expected[k] = v;
+            }
+            tx.Commit();
+        }
+        using (var db = Database.Open(dir.File("db")))
+        {
+            Assert.Equal(pageSize, db.PageSize);
+            db.Verify();
+            using var tx = db.BeginRead();
+            var tree = tx.OpenTree("t");
+            Assert.Equal(expected.Count, tree.Count);
+            foreach (var (k, v) in expected)
+            {
+                Assert.True(tree.TryGet(k, out var got));
+                Assert.True(got.SequenceEqual(v), $"value of {k.Length}-byte key with {v.Length}-byte value differs");
+            }
+        }
+    }
+
+    [Fact]
+    public void Limits_are_refused_with_a_message_that_names_them()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"));
+        using var tx = db.BeginWrite();
+        var tree = tx.CreateTree("t");
+        var e = Assert.Throws<ArgumentException>(() => tree.Put(new byte[db.MaxKeySize + 1], [1]));
+        Assert.Contains($"1 to {db.MaxKeySize} bytes", e.Message);
+        e = Assert.Throws<ArgumentException>(() => tree.Put([], [1]));
+        Assert.Contains("1 to", e.Message);
+        e = Assert.Throws<ArgumentException>(() => tree.Put([1], new byte[Database.MaxValueSize + 1]));
+        Assert.Contains("64 MiB", e.Message);
+        Assert.Throws<ArgumentException>(() => tx.CreateTree(""));
+        Assert.Throws<ArgumentException>(() => Database.Open(dir.File("other"), new StorageOptions { PageSize = 3000 }));
+    }
+
+    [Fact]
+    public void Cursor_seeks_and_steps_both_ways_across_pages()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"));
+        using (var tx = db.BeginWrite())
+        {
+            var t = tx.CreateTree("t");
+            for (var i = 0; i < 20_000; i += 2) t.Put(Key(i), Key(i * 10));
+            tx.Commit();
+        }
+        using var rtx = db.BeginRead();
+        var tree = rtx.OpenTree("t");
+        Assert.True(tree.Depth >= 2);
+        using var c = tree.CreateCursor();
+        Assert.True(c.Seek(Key(1001)));
+        Assert.True(c.Key.SequenceEqual(Key(1002)));
+        Assert.True(c.Value.SequenceEqual(Key(10020)));
+        Assert.True(c.Prev());
+        Assert.True(c.Key.SequenceEqual(Key(1000)));
+        Assert.True(c.Seek(Key(0)) && c.Key.SequenceEqual(Key(0)));
+        Assert.False(c.Prev());
+        Assert.False(c.IsValid);
+        Assert.False(c.Seek(Key(19_999)));
+        Assert.True(c.Last() && c.Key.SequenceEqual(Key(19_998)));
+        Assert.False(c.Next());
+        Assert.True(c.First());
+        var n = 1;
+        while (c.Next()) n++;
+        Assert.Equal(10_000, n);
+        Assert.True(c.Last());
+        n = 1;
+        while (c.Prev()) n++;
+        Assert.Equal(10_000, n);
+
+        var seen = new List<int>();
+        foreach (var e in tree.Range(Key(100), Key(110))) seen.Add((int)BinaryPrimitives.ReadUInt64BigEndian(e.Key));
+        Assert.Equal([100, 102, 104, 106, 108], seen);
+        Assert.Throws<InvalidOperationException>(() => tree.Put(Key(1), Key(1)));
+    }
+
+    [Fact]
+    public void Prefix_scans_stop_at_the_end_of_the_prefix()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"));
+        using var tx = db.BeginWrite();
+        var t = tx.CreateTree("t");
+        foreach (var k in new[] { "a", "ab", "abc", "abd", "ac", "b", "ab\xff" }) t.Put(System.Text.Encoding.Latin1.GetBytes(k), [1]);
+        var keys = new List<string>();
+        foreach (var e in t.Prefix("ab"u8)) keys.Add(System.Text.Encoding.Latin1.GetString(e.Key));
+        Assert.Equal(["ab", "abc", "abd", "ab\xff"], keys);
+    }
+
+    [Fact]
+    public void Dispose_without_commit_rolls_back_and_trees_are_separate()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"));
+        using (var tx = db.BeginWrite())
+        {
+            tx.CreateTree("one").Put("k"u8, "1"u8);
+            tx.CreateTree("two").Put("k"u8, "2"u8);
+            tx.Commit();
+        }
+        using (var tx = db.BeginWrite())
+        {
+            tx.CreateTree("one").Put("k"u8, "changed"u8);
+            tx.CreateTree("three").Put("x"u8, "y"u8);
+            Assert.True(tx.DeleteTree("two"));
+        }
+        using var r = db.BeginRead();
+        Assert.Equal(["one", "two"], r.GetTreeNames());
+        Assert.True(r.OpenTree("one").TryGet("k"u8, out var v) && v.SequenceEqual("1"u8));
+        Assert.True(r.OpenTree("two").TryGet("k"u8, out v) && v.SequenceEqual("2"u8));
+        Assert.Throws<KeyNotFoundException>(() => r.OpenTree("three"));
+        db.Verify();
+    }
+
+    [Fact]
+    public void A_reader_keeps_its_snapshot_while_the_writer_commits_and_reuses_pages()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"), new StorageOptions { SyncOnCommit = false });
+        using (var tx = db.BeginWrite())
+        {
+            var t = tx.CreateTree("t");
+            for (var i = 0; i < 5_000; i++) t.Put(Key(i), Key(0));
+            tx.Commit();
+        }
+        using var old = db.BeginRead();
+        for (var round = 1; round <= 20; round++)
+        {
+            using var tx = db.BeginWrite();
+            var t = tx.CreateTree("t");
+            for (var i = 0; i < 5_000; i++) t.Put(Key(i), Key(round));
+            tx.Commit();
+        }
+        var tree = old.OpenTree("t");
+        var n = 0;
+        foreach (var e in tree.All())
+        {
+            Assert.True(e.Value.SequenceEqual(Key(0)), "the old reader saw a later commit");
+            n++;
+        }
+        Assert.Equal(5_000, n);
+        db.Verify();
+    }
+
+    [Fact]
+    public async Task Readers_on_other_threads_always_see_a_whole_commit()
+    {
+        // Invariant kept by every commit: all keys hold the same round number.
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"), new StorageOptions { SyncOnCommit = false });
+        using (var tx = db.BeginWrite())
+        {
+            var t = tx.CreateTree("t");
+            for (var i = 0; i < 2_000; i++) t.Put(Key(i), Key(0));
+            tx.Commit();
+        }
+        using var stop = new CancellationTokenSource();
+        var failures = 0;
+        var reads = 0;
+        var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var r = db.BeginRead();
+                var tree = r.OpenTree("t");
+                byte[]? first = null;
+                foreach (var e in tree.All())
+                {
+                    first ??= e.Value.ToArray();
+                    if (!e.Value.SequenceEqual(first)) Interlocked.Increment(ref failures);
+                }
+                Interlocked.Increment(ref reads);
+            }
+        })).ToArray();
+        for (var round = 1; round <= 200 || Volatile.Read(ref reads) < 20; round++)
+        {
+            using var tx = db.BeginWrite();
+            var t = tx.CreateTree("t");
+            for (var i = 0; i < 2_000; i++) t.Put(Key(i), Key(round));
+            tx.Commit(durable: round % 50 == 0);
+        }
+        stop.Cancel();
+        await Task.WhenAll(readers);
+        Assert.Equal(0, failures);
+        Assert.True(reads > 0);
+        db.Verify();
+    }
+
+    [Theory]
+    [InlineData(1)]   // every commit durable (the default)
+    [InlineData(10)]  // nine commits in ten without a sync
+    public void Rewriting_the_same_keys_a_hundred_times_keeps_the_file_under_three_times_its_first_size(int syncEvery)
+    {
+        using var dir = new TempDir();
+        var path = dir.File("db");
+        using var db = Database.Open(path);
+        var rng = new Random(7);
+        var value = new byte[100];
+        long afterFirst = 0;
+        for (var pass = 0; pass < 100; pass++)
+        {
+            using (var tx = db.BeginWrite())
+            {
+                var t = tx.CreateTree("t");
+                for (var i = 0; i < 10_000; i++)
+                {
+                    rng.NextBytes(value);
+                    t.Put(Key((int)((uint)i * 2654435761u)), value);
+                }
+                tx.Commit(durable: pass % syncEvery == syncEvery - 1);
+            }
+            if (pass == 0)
+            {
+                db.Sync();
+                afterFirst = new FileInfo(path).Length;
+            }
+        }
+        var stats = db.Verify();
+        var final = new FileInfo(path).Length;
+        // Pages freed after the last durable commit wait for the next one, so the file also holds the churn between syncs.
+        var bound = 3 * afterFirst + (syncEvery - 1) * afterFirst;
+        Assert.True(final < bound, $"file grew from {afterFirst} to {final} bytes over 100 passes ({stats})");
+    }
+
+    [Fact]
+    public void Deleting_everything_merges_pages_and_frees_them()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"));
+        using (var tx = db.BeginWrite())
+        {
+            var t = tx.CreateTree("t");
+            for (var i = 0; i < 30_000; i++) t.Put(Key(i), new byte[50]);
+            tx.Commit();
+        }
+        var full = db.Verify();
+        var rng = new Random(3);
+        var order = Enumerable.Range(0, 30_000).OrderBy(_ => rng.Next()).ToArray();
+        for (var start = 0; start < order.Length; start += 5_000)
+        {
+            using var tx = db.BeginWrite();
+            var t = tx.CreateTree("t");
+            for (var i = start; i < start + 5_000; i++) Assert.True(t.Delete(Key(order[i])));
+            Assert.False(t.Delete(Key(order[start])));
+            tx.Commit();
+            var s = db.Verify();
+            Assert.Equal(30_000 - start - 5_000, s.Trees[0].Entries);
+        }
+        var empty = db.Verify();
+        Assert.Equal(0, empty.Trees[0].Entries);
+        Assert.Equal(0, empty.Trees[0].Depth);
+        Assert.True(empty.FreePages > full.Trees[0].LeafPages, $"expected the leaves back on the free list: {empty}");
+    }
+
+    [Fact]
+    public void No_sync_commits_are_visible_at_once_and_durable_after_Sync()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("db");
+        using (var db = Database.Open(path, new StorageOptions { SyncOnCommit = false }))
+        {
+            using (var tx = db.BeginWrite())
+            {
+                tx.CreateTree("t").Put("a"u8, "1"u8);
+                tx.Commit();
+            }
+            using (var r = db.BeginRead()) Assert.True(r.OpenTree("t").ContainsKey("a"u8));
+            db.Sync();
+        }
+        using (var db = Database.Open(path))
+        {
+            using var r = db.BeginRead();
+            Assert.True(r.OpenTree("t").ContainsKey("a"u8));
+        }
+    }
+}
