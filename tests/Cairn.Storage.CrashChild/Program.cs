@@ -1,1 +1,75 @@
-namespace Cairn.Storage.CrashChild; internal static class Program { private static int Main() => 0; }
+using System.Globalization;
+
+namespace Cairn.Storage.CrashChild;
+
+/// <summary>
+/// The process the crash tests kill. Modes:
+/// <code>
+/// run &lt;path&gt; &lt;seed&gt; [lastTxn]   commit workload transactions after the marker already in the file, printing
+///                              "ready m" once open and "committed i" after each Commit returns; stop after lastTxn
+///                              (default: never). CAIRN_FAILPOINT=name makes the engine exit with 137 at that point.
+/// hold &lt;path&gt;                  open the database, print "holding", keep it open until stdin closes.
+/// </code>
+/// Exit codes: 0 done, 2 usage, 3 the database threw.
+/// </summary>
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        try
+        {
+            return args switch
+            {
+                ["run", var path, var seed] => Run(path, Parse(seed), ulong.MaxValue),
+                ["run", var path, var seed, var last] => Run(path, Parse(seed), Parse(last)),
+                ["hold", var path] => Hold(path),
+                _ => Usage(),
+            };
+        }
+        catch (Exception e) when (e is StorageException or IOException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"error: {e}");
+            return 3;
+        }
+    }
+
+    private static int Run(string path, ulong seed, ulong lastTxn)
+    {
+        var stdout = Console.Out;
+        using var db = Database.Open(path);
+        ulong next;
+        using (var tx = db.BeginRead()) next = Workload.ReadMarker(tx) + 1;
+        stdout.WriteLine($"ready {next - 1}");
+        stdout.Flush();
+        for (; next <= lastTxn; next++)
+        {
+            using (var tx = db.BeginWrite())
+            {
+                Workload.Apply(tx, seed, next);
+                tx.Commit();
+            }
+            stdout.WriteLine($"committed {next}");
+            stdout.Flush();
+        }
+        return 0;
+    }
+
+    private static int Hold(string path)
+    {
+        using var db = Database.Open(path);
+        Console.Out.WriteLine("holding");
+        Console.Out.Flush();
+        while (Console.In.ReadLine() is not null)
+        {
+        }
+        return 0;
+    }
+
+    private static ulong Parse(string s) => ulong.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture);
+
+    private static int Usage()
+    {
+        Console.Error.WriteLine("usage: Cairn.Storage.CrashChild run <path> <seed> [lastTxn] | hold <path>");
+        return 2;
+    }
+}
