@@ -76,7 +76,7 @@ public sealed partial class Database : IDisposable
         options.Validate();
         ArgumentException.ThrowIfNullOrEmpty(path);
         var info = new FileInfo(path);
-        if (!info.Exists || info.Length == 0)
+        if (!info.Exists)
         {
             if (!options.CreateIfMissing) throw new FileNotFoundException($"No database at {path} and CreateIfMissing is false.", path);
             Create(path, options.PageSize);
@@ -141,10 +141,6 @@ public sealed partial class Database : IDisposable
         var buf = new byte[MetaState.RecordSize];
         file.Read(buf, 0);
         var r0 = MetaState.TryRead(buf, out var m0, out var v0);
-        if (r0 == MetaState.ReadResult.NotCairn)
-        {
-            throw new IncompatibleFormatException($"{path} is not a Cairn database (no Cairn magic at the start); check the path.");
-        }
         if (r0 == MetaState.ReadResult.BadVersion)
         {
             throw new IncompatibleFormatException($"{path} has format version {v0}; this build reads version {MetaState.FormatVersion}. Use a matching Cairn release.");
@@ -164,6 +160,12 @@ public sealed partial class Database : IDisposable
         if (r1 == MetaState.ReadResult.BadVersion)
         {
             throw new IncompatibleFormatException($"{path} has format version {v1}; this build reads version {MetaState.FormatVersion}.");
+        }
+        if (r0 == MetaState.ReadResult.NotCairn)
+        {
+            // No magic at the start: a foreign file, unless meta 1 proves it is ours with page 0 damaged.
+            if (r1 == MetaState.ReadResult.NotCairn) throw new IncompatibleFormatException($"{path} is not a Cairn database (no Cairn magic at the start); check the path.");
+            r0 = MetaState.ReadResult.BadChecksum;
         }
         MetaState chosen;
         int slot;
@@ -220,6 +222,7 @@ public sealed partial class Database : IDisposable
         _writer.Wait();
         try
         {
+            RepairMetaSlot();
             lock (_lock)
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
@@ -256,6 +259,7 @@ public sealed partial class Database : IDisposable
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 current = _current;
             }
+            RepairMetaSlot();
             if (current.TxnId != _durable.TxnId) WriteMetaDurably(current);
         }
         finally
@@ -282,8 +286,9 @@ public sealed partial class Database : IDisposable
             }
             catch
             {
-                // The slot may now hold a partial record. Put back what it held, so the file stays openable.
-                TryRestoreMetaSlot(slot);
+                // The slot may now hold a partial record, or a record whose commit is being reported as failed.
+                // Put back what it held; until that succeeds no page may be reused (RepairMetaSlot).
+                if (!TryRestoreMetaSlot(slot)) _suspectSlot = slot;
                 throw;
             }
             Failpoints.Hit(Failpoints.AfterMetaSync);
@@ -302,20 +307,37 @@ public sealed partial class Database : IDisposable
 
     private readonly MetaState[] _slotMeta = new MetaState[2]; // what each meta page holds on disk (PageSize 0: unknown)
 
-    private void TryRestoreMetaSlot(int slot)
+    private int _suspectSlot = -1; // a meta page whose restore failed: repaired before anything else is written
+
+    private bool TryRestoreMetaSlot(int slot)
     {
-        if (_slotMeta[slot].PageSize == 0) return;
+        if (_slotMeta[slot].PageSize == 0) return true;
         try
         {
             var buf = new byte[MetaState.RecordSize];
             _slotMeta[slot].Write(buf);
             _file.Write(buf, (long)slot * PageSize);
             _file.Sync();
+            return true;
         }
         catch (IOException)
         {
-            // The disk refuses writes altogether; open will then report the damaged slot by name.
+            return false;
         }
+    }
+
+    /// <summary>
+    /// Called with the writer lock held before anything is written: if a failed meta write could not be undone, undo it
+    /// now, or refuse. A failed commit's record must not survive, and its pages must not be reused while it might.
+    /// </summary>
+    private void RepairMetaSlot()
+    {
+        if (_suspectSlot < 0) return;
+        if (!TryRestoreMetaSlot(_suspectSlot))
+        {
+            throw new IOException($"Meta page {_suspectSlot} could not be restored after an earlier failed commit; the disk still refuses writes. Free space or fix the disk, then retry.");
+        }
+        _suspectSlot = -1;
     }
 
     /// <summary>Called by a committing writer after its pages are written: makes the commit visible to new readers.</summary>
@@ -401,6 +423,7 @@ public sealed partial class Database : IDisposable
     }
 
     /// <summary>Syncs what is pending (see <see cref="Sync"/>), then closes the file. Open transactions must be disposed first.</summary>
+    /// <exception cref="IOException">The final sync failed: the file is closed all the same, and the commits since the last durable one are lost.</exception>
     public void Dispose()
     {
         if (_disposed) return;
@@ -408,18 +431,22 @@ public sealed partial class Database : IDisposable
         {
             Sync();
         }
-        catch (ObjectDisposedException)
+        finally
         {
+            _writer.Wait();
+            var close = false;
+            lock (_lock)
+            {
+                if (!_disposed)
+                {
+                    _disposed = true;
+                    _mapping.Release();
+                    close = true;
+                }
+            }
+            if (close) _file.Dispose();
+            _writer.Release();
         }
-        _writer.Wait();
-        lock (_lock)
-        {
-            if (_disposed) return;
-            _disposed = true;
-            _mapping.Release();
-        }
-        _file.Dispose();
-        _writer.Release();
     }
 
     internal static long RoundUp(long value, long multiple) => (value + multiple - 1) / multiple * multiple;

@@ -220,7 +220,9 @@ internal static class PageSeal
     public static bool Check(ReadOnlySpan<byte> run, ulong seed)
     {
         var body = run[..^Node.TrailerSize];
-        return BinaryPrimitives.ReadUInt64LittleEndian(run[^Node.TrailerSize..]) == XxHash3.HashToUInt64(body, (long)seed);
+        var trailer = run[^Node.TrailerSize..];
+        return BinaryPrimitives.ReadUInt64LittleEndian(trailer) == XxHash3.HashToUInt64(body, (long)seed)
+            && !trailer[8..].ContainsAnyExcept((byte)0);
     }
 }
 
