@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
+using Cairn.Crypto;
 
 namespace Cairn.Storage;
 
@@ -19,13 +20,16 @@ public sealed partial class Database : IDisposable
     private int _durableSlot;             // meta page (0 or 1) holding _durable; the next durable write goes to the other
     private Mapping _mapping;
     private ulong[] _readerTxn = new ulong[16]; // snapshot of each reader slot; 0 = free
+    private long[] _readerEpoch = new long[16]; // page-cache epoch at which each reader began
+    private long _writerEpoch = long.MaxValue;  // same for the writer; MaxValue = no writer
     private int _readers;
     private bool _disposed;
 
     private readonly Stack<byte[]> _pageBuffers = new();   // dirty-page buffers kept between write transactions
 
-    private Database(string path, IPageFile file, StorageOptions options, MetaState meta, int slot, MetaState other)
+    private Database(string path, IPageFile file, StorageOptions options, MetaState meta, int slot, MetaState other, PageCipher? cipher)
     {
+        Cipher = cipher;
         _slotMeta[slot] = meta;
         _slotMeta[slot ^ 1] = other;
         Path = path;
@@ -38,6 +42,7 @@ public sealed partial class Database : IDisposable
         ChecksumSeed = meta.ChecksumSeed;
         MaxKeySize = Math.Max(1024, PageSize / 4 - 32);
         MaxInlineEntry = Node.Usable(PageSize) / 2 - 2;
+        if (cipher is not null) Cache = new PageCache(this, cipher, options.PageCacheBytes);
         var capacity = Math.Max(options.MapReserveBytes, RoundUp(file.Length, 1L << 20));
         _mapping = Mapping.Create(file.Handle, capacity, PageSize);
     }
@@ -63,6 +68,28 @@ public sealed partial class Database : IDisposable
 
     internal IPageFile File => _file;
 
+    internal PageCipher? Cipher { get; }
+
+    internal PageCache? Cache { get; }
+
+    /// <summary>True when every page is sealed with AES-256-GCM.</summary>
+    public bool IsEncrypted => Cipher is not null;
+
+    /// <summary>Plaintext bytes the page cache holds now (0 when not encrypted).</summary>
+    public long PageCacheBytes => Cache?.Bytes ?? 0;
+
+    /// <summary>The page cache's budget in bytes; raise or lower it while open (the autoscaler's lever).</summary>
+    public long PageCacheBudget
+    {
+        get => Cache?.Budget ?? 0;
+        set { if (Cache is not null) Cache.Budget = Math.Max(16L * PageSize, value); }
+    }
+
+    private readonly List<string> _warnings = [];
+
+    /// <summary>Warnings raised at open (also passed to <see cref="StorageOptions.Warning"/>).</summary>
+    public IReadOnlyList<string> Warnings => _warnings;
+
     /// <summary>Id of the latest committed transaction.</summary>
     public ulong LastCommittedTransaction { get { lock (_lock) return _current.TxnId; } }
 
@@ -79,27 +106,114 @@ public sealed partial class Database : IDisposable
         if (!info.Exists)
         {
             if (!options.CreateIfMissing) throw new FileNotFoundException($"No database at {path} and CreateIfMissing is false.", path);
-            Create(path, options.PageSize);
+            Create(path, options.PageSize, options.MasterKey);
         }
         IPageFile file = OsPageFile.Open(path, create: false);
         if (options.FileWrapper is not null) file = options.FileWrapper(file);
+        PageCipher? cipher = null;
         try
         {
             var (meta, slot, other) = ReadMeta(file, path, options);
-            return new Database(path, file, options, meta, slot, other);
+            cipher = OpenCipher(path, meta, options);
+            var db = new Database(path, file, options, meta, slot, other, cipher);
+            if (options.MasterKey is KeyFileProvider kf && kf.IsInside(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!))
+            {
+                db.Warn($"the key file {kf.Path} sits beside the data it protects: anyone who copies the directory has the key. Keep it elsewhere.");
+            }
+            return db;
         }
         catch
         {
+            cipher?.Dispose();
             file.Dispose();
             throw;
         }
     }
 
+    private void Warn(string message)
+    {
+        _warnings.Add(message);
+        Options.Warning?.Invoke(message);
+    }
+
+    private static PageCipher? OpenCipher(string path, MetaState meta, StorageOptions options)
+    {
+        if (!meta.Encrypted)
+        {
+            if (options.MasterKey is not null)
+            {
+                throw new EncryptionKeyException($"{path} is not encrypted but a master key was given. Cairn does not encrypt a database in place: open it without a key, or create a new encrypted database and copy the data into it.");
+            }
+            return null;
+        }
+        if (options.MasterKey is null)
+        {
+            throw new EncryptionKeyException($"{path} is encrypted; open it with StorageOptions.MasterKey set to the key it was created (or last rotated) with.");
+        }
+        Span<byte> dataKey = stackalloc byte[32];
+        try
+        {
+            if (meta.WrappedKey is null || !KeyWrap.TryUnwrap(options.MasterKey, meta.WrappedKey, meta.KeyContext(), dataKey))
+            {
+                throw new EncryptionKeyException($"The master key ({options.MasterKey.KeyId}) does not open {path}: it is not the key the database was created or last rotated with. Nothing was changed.");
+            }
+            return new PageCipher(dataKey, (ushort)meta.DataKeyId, meta.FileId);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dataKey);
+        }
+    }
+
+    /// <summary>
+    /// Wraps the data key under <paramref name="newKey"/> and writes it into both meta pages, so the old master key
+    /// opens nothing from now on. Data pages are not touched. Waits for the writer.
+    /// </summary>
+    public void RotateMasterKey(IKeyProvider newKey)
+    {
+        ArgumentNullException.ThrowIfNull(newKey);
+        if (Cipher is null) throw new EncryptionKeyException($"{Path} is not encrypted; there is no master key to rotate.");
+        _writer.Wait();
+        try
+        {
+            RepairMetaSlot();
+            MetaState meta;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                meta = _current;
+            }
+            var wrapped = new byte[KeyWrap.WrappedSize];
+            KeyWrap.Wrap(newKey, Cipher.DataKey, meta.KeyContext(), wrapped);
+            meta.WrappedKey = wrapped;
+            // Twice, so neither meta page keeps the data key wrapped under the old master key.
+            for (var i = 0; i < 2; i++)
+            {
+                meta.TxnId++;
+                WriteMetaDurably(meta);
+                lock (_lock) _current = meta;
+            }
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
     /// <summary>Writes a new empty database next to <paramref name="path"/> and renames it into place, so creation is atomic.</summary>
-    private static void Create(string path, int pageSize)
+    private static void Create(string path, int pageSize, IKeyProvider? masterKey)
     {
         var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.creating";
         var meta = new MetaState { PageSize = pageSize, FileId = new Guid(RandomNumberGenerator.GetBytes(16)), PageCount = 2 };
+        if (masterKey is not null)
+        {
+            meta.Flags |= MetaState.FlagEncrypted;
+            meta.DataKeyId = 1;
+            meta.WrappedKey = new byte[KeyWrap.WrappedSize];
+            var dataKey = RandomNumberGenerator.GetBytes(32);
+            KeyWrap.Wrap(masterKey, dataKey, meta.KeyContext(), meta.WrappedKey);
+            CryptographicOperations.ZeroMemory(dataKey);
+        }
         var page = new byte[pageSize * 2];
         meta.TxnId = 0;
         meta.Write(page);
@@ -209,7 +323,7 @@ public sealed partial class Database : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var slot = RegisterReader(_current.TxnId);
+            var slot = RegisterReader(_current.TxnId, Cache?.Epoch ?? 0);
             _ = _mapping.TryAcquire();
             return new ReadTransaction(this, _current, _mapping, slot);
         }
@@ -229,12 +343,13 @@ public sealed partial class Database : IDisposable
                 _ = _mapping.TryAcquire();
                 // Pages freed by transaction T were visible to snapshots before T. They may be reused once every reader
                 // is at T or later, and (when commits skip the sync) once T is durable, so the synced state stays intact.
-                var oldest = Math.Min(_current.TxnId, _durable.TxnId);
+                var oldest = _current.TxnId;
                 for (var i = 0; i < _readerTxn.Length; i++)
                 {
                     if (_readerTxn[i] != 0 && _readerTxn[i] < oldest) oldest = _readerTxn[i];
                 }
-                return new WriteTransaction(this, _current, _mapping, oldest);
+                _writerEpoch = Cache?.Epoch ?? 0;
+                return new WriteTransaction(this, _current, _mapping, oldest, Math.Min(oldest, _durable.TxnId));
             }
         }
         catch
@@ -303,6 +418,18 @@ public sealed partial class Database : IDisposable
             _durable = meta;
             _durableSlot = slot;
         }
+        _writtenSinceDurable.Clear();
+    }
+
+    // Pages written by commits after the last durable one (writer only). The durable state cannot hold them, so when
+    // a later commit frees them they may be reused without waiting for the next durable commit.
+    private readonly HashSet<ulong> _writtenSinceDurable = [];
+
+    internal bool IsWrittenSinceDurable(ulong pgno) => _writtenSinceDurable.Count != 0 && _writtenSinceDurable.Contains(pgno);
+
+    internal void MarkWrittenSinceDurable(List<ulong> pages)
+    {
+        foreach (var pg in pages) _writtenSinceDurable.Add(pg);
     }
 
     private readonly MetaState[] _slotMeta = new MetaState[2]; // what each meta page holds on disk (PageSize 0: unknown)
@@ -347,7 +474,12 @@ public sealed partial class Database : IDisposable
         lock (_lock) _current = meta;
     }
 
-    internal void EndWrite() => _writer.Release();
+    internal void EndWrite()
+    {
+        lock (_lock) _writerEpoch = long.MaxValue;
+        Cache?.RecycleIfPending();
+        _writer.Release();
+    }
 
     /// <summary>Grows the file to hold <paramref name="pageCount"/> pages and the mapping to cover it.</summary>
     internal Mapping EnsureCapacity(ulong pageCount, Mapping current)
@@ -374,22 +506,33 @@ public sealed partial class Database : IDisposable
         }
     }
 
-    private int RegisterReader(ulong txn)
+    private int RegisterReader(ulong txn, long epoch)
     {
-        for (var i = 0; i < _readerTxn.Length; i++)
+        var slot = Array.IndexOf(_readerTxn, 0UL);
+        if (slot < 0)
         {
-            if (_readerTxn[i] == 0)
-            {
-                _readerTxn[i] = txn;
-                _readers++;
-                return i;
-            }
+            slot = _readerTxn.Length;
+            Array.Resize(ref _readerTxn, _readerTxn.Length * 2);
+            Array.Resize(ref _readerEpoch, _readerTxn.Length);
         }
-        var slot = _readerTxn.Length;
-        Array.Resize(ref _readerTxn, _readerTxn.Length * 2);
         _readerTxn[slot] = txn;
+        _readerEpoch[slot] = epoch;
         _readers++;
         return slot;
+    }
+
+    /// <summary>The page-cache epoch at which the oldest open transaction began (MaxValue when none is open).</summary>
+    internal long OldestTransactionEpoch()
+    {
+        lock (_lock)
+        {
+            var oldest = _writerEpoch;
+            for (var i = 0; i < _readerTxn.Length; i++)
+            {
+                if (_readerTxn[i] != 0 && _readerEpoch[i] < oldest) oldest = _readerEpoch[i];
+            }
+            return oldest;
+        }
     }
 
     internal void EndRead(int slot, Mapping mapping)
@@ -400,6 +543,7 @@ public sealed partial class Database : IDisposable
             _readers--;
         }
         mapping.Release();
+        Cache?.RecycleIfPending();
     }
 
     /// <summary>Readers open now.</summary>
@@ -444,7 +588,12 @@ public sealed partial class Database : IDisposable
                     close = true;
                 }
             }
-            if (close) _file.Dispose();
+            if (close)
+            {
+                Cache?.Dispose();
+                Cipher?.Dispose();
+                _file.Dispose();
+            }
             _writer.Release();
         }
     }

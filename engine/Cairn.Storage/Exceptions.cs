@@ -40,3 +40,10 @@ public sealed class DatabaseLockedException : StorageException
     /// <summary>Creates the exception.</summary>
     public DatabaseLockedException(string message, Exception inner) : base(message, inner) { }
 }
+
+/// <summary>The database is encrypted and no master key was given, the key given does not open it, or a key was given for an unencrypted database.</summary>
+public sealed class EncryptionKeyException : StorageException
+{
+    /// <summary>Creates the exception.</summary>
+    public EncryptionKeyException(string message) : base(message) { }
+}

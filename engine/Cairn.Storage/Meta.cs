@@ -43,7 +43,8 @@ internal struct TreeRoot
 /// <code>
 /// [0..8) magic "CAIRN.DB"  [8..12) format version  [12..16) page size  [16..32) file id
 /// [32..40) txn id  [40..48) page count  [48..96) catalog root  [96..144) free-list root
-/// [144..148) flags  [148..504) reserved (key material)  [504..512) XxHash64 of [0..504)
+/// [144..148) flags (bit 0: encrypted)  [148..152) data key id  [152..212) data key wrapped by the master key
+/// [212..504) reserved  [504..512) XxHash64 of [0..504)
 /// </code>
 /// The record is 512 bytes, one disk sector, so a power cut cannot tear it.
 /// </summary>
@@ -60,6 +61,11 @@ internal struct MetaState
     public TreeRoot Catalog;
     public TreeRoot FreeTree;
     public uint Flags;
+    public uint DataKeyId;
+    public byte[]? WrappedKey;  // Cairn.Crypto.KeyWrap.WrappedSize bytes when encrypted
+
+    public const uint FlagEncrypted = 1;
+    public readonly bool Encrypted => (Flags & FlagEncrypted) != 0;
 
     public readonly void Write(Span<byte> dst)
     {
@@ -73,6 +79,8 @@ internal struct MetaState
         Catalog.Write(dst[48..]);
         FreeTree.Write(dst[96..]);
         BinaryPrimitives.WriteUInt32LittleEndian(dst[144..], Flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(dst[148..], DataKeyId);
+        WrappedKey?.CopyTo(dst[152..]);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[504..], XxHash64.HashToUInt64(dst[..504]));
     }
 
@@ -95,8 +103,19 @@ internal struct MetaState
             Catalog = TreeRoot.Read(src[48..]),
             FreeTree = TreeRoot.Read(src[96..]),
             Flags = BinaryPrimitives.ReadUInt32LittleEndian(src[144..]),
+            DataKeyId = BinaryPrimitives.ReadUInt32LittleEndian(src[148..]),
         };
+        if (meta.Encrypted) meta.WrappedKey = src.Slice(152, Cairn.Crypto.KeyWrap.WrappedSize).ToArray();
         return ReadResult.Ok;
+    }
+
+    /// <summary>What a wrapped data key is bound to: this file and this key id.</summary>
+    public readonly byte[] KeyContext()
+    {
+        var b = new byte[20];
+        FileId.TryWriteBytes(b);
+        BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(16), DataKeyId);
+        return b;
     }
 
     /// <summary>Seed of every data page's checksum: a page copied in from another file fails.</summary>

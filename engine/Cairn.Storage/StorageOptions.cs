@@ -29,6 +29,18 @@ public sealed record StorageOptions
     public bool CreateIfMissing { get; init; } = true;
 
     /// <summary>
+    /// The master key. When set, a new database is created encrypted (AES-256-GCM on every page) and an encrypted one
+    /// opens with it; a wrong key is refused at open without changing the file. See docs/encryption.md.
+    /// </summary>
+    public Cairn.Crypto.IKeyProvider? MasterKey { get; init; }
+
+    /// <summary>Budget of decrypted pages kept in memory for an encrypted database, in bytes.</summary>
+    public long PageCacheBytes { get; init; } = 256L << 20;
+
+    /// <summary>Receives warnings (e.g. a key file inside the data directory). Also kept in <see cref="Database.Warnings"/>.</summary>
+    public Action<string>? Warning { get; init; }
+
+    /// <summary>
     /// When one meta page is damaged, open at the other (the previous durable commit) instead of refusing. An explicit
     /// operator decision: the newest commit is given up.
     /// </summary>
@@ -47,6 +59,10 @@ public sealed record StorageOptions
         if (MapReserveBytes < 1L << 20)
         {
             throw new ArgumentException($"MapReserveBytes {MapReserveBytes} is too small: reserve at least 1 MiB (the default is 16 GiB of address space, which costs no memory).", nameof(MapReserveBytes));
+        }
+        if (PageCacheBytes < 16L * PageSize)
+        {
+            throw new ArgumentException($"PageCacheBytes {PageCacheBytes} is below 16 pages ({16L * PageSize} bytes); give the page cache at least that.", nameof(PageCacheBytes));
         }
         if (GrowthStepBytes < PageSize)
         {

@@ -30,7 +30,8 @@ public abstract unsafe class Transaction : IDisposable
     internal Dictionary<ulong, byte[]>? Dirty;   // the writer's pages; null in readers
     internal readonly TreeState Catalog;
     internal readonly List<TreeState> OpenTrees = [];
-    internal int Version;                         // bumped by every change; cursors from an older version are stale
+    internal int Version;
+    internal readonly long BeginEpoch;            // page-cache epoch when this transaction began (buffers retired later wait for it)                         // bumped by every change; cursors from an older version are stale
     private Cursor? _spareCursor;
     private protected bool Finished;
 
@@ -116,6 +117,7 @@ public abstract unsafe class Transaction : IDisposable
     {
         if (Dirty is not null && Dirty.TryGetValue(pgno, out var buf)) return buf.AsSpan(0, PageSize);
         if (pgno >= Meta.PageCount || pgno < 2) ThrowPastEnd(pgno);
+        if (Db.Cache is { } cache) return cache.Get(pgno, 1, Map.Base);
         var p = Map.Base + (long)pgno * PageSize;
         if (!Map.IsVerified(pgno)) VerifyPage(pgno, p);
         return new ReadOnlySpan<byte>(p, PageSize);
@@ -130,6 +132,7 @@ public abstract unsafe class Transaction : IDisposable
             return buf.AsSpan(0, pages * PageSize);
         }
         if (pgno < 2 || pgno + (ulong)pages > Meta.PageCount) ThrowPastEnd(pgno);
+        if (Db.Cache is { } cache) return cache.Get(pgno, pages, Map.Base);
         var p = Map.Base + (long)pgno * PageSize;
         if (!Map.IsVerified(pgno)) VerifyPage(pgno, p);
         var run = new ReadOnlySpan<byte>(p, pages * PageSize);

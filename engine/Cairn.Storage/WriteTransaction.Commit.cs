@@ -7,6 +7,7 @@ namespace Cairn.Storage;
 public sealed partial class WriteTransaction
 {
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
+    private readonly List<ulong> _written = [];
 
     /// <summary>Commits, durably when <see cref="StorageOptions.SyncOnCommit"/> is set (the default).</summary>
     public void Commit() => Commit(Db.Options.SyncOnCommit);
@@ -33,7 +34,7 @@ public sealed partial class WriteTransaction
                     Put(Catalog, t.NameBytes, root);
                 }
             }
-            if (Dirty!.Count == 0 && _freed.Count == 0)
+            if (Dirty!.Count == 0 && _freed.Count == 0 && _freedYoung.Count == 0)
             {
                 Finish(); // nothing changed: no new commit
                 return;
@@ -46,6 +47,7 @@ public sealed partial class WriteTransaction
             Map = Db.EnsureCapacity(Meta.PageCount, Map);
             WritePages();
             Failpoints.Hit(Failpoints.BeforeDataSync);
+            if (!durable) Db.MarkWrittenSinceDurable(_written);
             Db.Publish(Meta, durable);
         }
         catch
@@ -64,6 +66,17 @@ public sealed partial class WriteTransaction
         Array.Sort(pgnos);
         var seed = Db.ChecksumSeed;
         var file = Db.File;
+        var cipher = Db.Cipher;
+        // Every page about to be written, run interiors included (before sealing hides the page kind).
+        _written.Clear();
+        foreach (var pg in pgnos)
+        {
+            var b = dirty[pg];
+            var n = b[0] == (byte)PageKind.Overflow ? Node.RunPages(b) : 1;
+            for (var i = 0; i < n; i++) _written.Add(pg + (ulong)i);
+        }
+        // Pages about to be rewritten leave the cache first: their numbers were free, so no reader holds them.
+        Db.Cache?.Invalidate(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_written));
         _gather.Clear();
         ulong runStart = 0, next = 0;
         long bytes = 0;
@@ -72,8 +85,12 @@ public sealed partial class WriteTransaction
             var buf = dirty[pg];
             var pages = buf[0] == (byte)PageKind.Overflow ? Node.RunPages(buf) : 1;
             var span = buf.AsSpan(0, pages * PageSize);
-            PageSeal.Seal(span, seed);
-            for (var i = 0; i < pages; i++) Map.ClearVerified(pg + (ulong)i);
+            if (cipher is not null) cipher.Seal(span, pg);
+            else
+            {
+                PageSeal.Seal(span, seed);
+                for (var i = 0; i < pages; i++) Map.ClearVerified(pg + (ulong)i);
+            }
             if (_gather.Count > 0 && (pg != next || _gather.Count >= 512 || bytes >= 8 << 20))
             {
                 file.Write(_gather, (long)runStart * PageSize);

@@ -8,8 +8,11 @@ public sealed partial class WriteTransaction
 {
     // Pages free to use now, sorted descending so the lowest id pops from the end.
     private readonly List<ulong> _pool = [];
-    // Pages this transaction stopped referencing that older readers may still see.
+    // Pages this transaction stopped referencing that older readers may still see, split by whether the last
+    // durable state may hold them (old) or they were written after it (young: only readers constrain their reuse).
     private readonly List<ulong> _freed = [];
+    private readonly List<ulong> _freedYoung = [];
+    private const uint YoungChunk = 0x8000_0000; // chunk-number bit marking a record of young pages
     private bool _freeLoaded;
     private int _freeVersion;   // bumped whenever _pool or _freed changes (the free-list fixed point watches it)
 
@@ -80,7 +83,12 @@ public sealed partial class WriteTransaction
         }
         else
         {
-            for (var i = 0; i < pages; i++) _freed.Add(pgno + (ulong)i);
+            for (var i = 0; i < pages; i++)
+            {
+                var pg = pgno + (ulong)i;
+                if (Db.IsWrittenSinceDurable(pg)) _freedYoung.Add(pg);
+                else _freed.Add(pg);
+            }
         }
         _freeVersion++;
     }
@@ -149,7 +157,10 @@ public sealed partial class WriteTransaction
         {
             var key = c.Key;
             if (key.Length != FreeKeySize) throw new CorruptDatabaseException((long)_freeTree.Root.Root, "free-list record with a malformed key");
-            if (BinaryPrimitives.ReadUInt64BigEndian(key) > _oldestReader) break;
+            var txn = BinaryPrimitives.ReadUInt64BigEndian(key);
+            if (txn > _oldestReader) break;
+            var young = (BinaryPrimitives.ReadUInt32BigEndian(key[8..]) & YoungChunk) != 0;
+            if (!young && txn > _oldestDurable) continue; // the last durable state may still hold these pages
             var value = c.Value;
             if (value.Length % 8 != 0) throw new CorruptDatabaseException((long)_freeTree.Root.Root, "free-list record with a malformed value");
             for (var i = 0; i < value.Length; i += 8)
@@ -167,8 +178,9 @@ public sealed partial class WriteTransaction
     }
 
     /// <summary>
-    /// Persists the free list: the pages this commit freed under this transaction's id (reusable once no reader or
-    /// durable state needs them), and the pool pages left unused under id 0 (reusable at once, as they already were).
+    /// Persists the free list: the pages this commit freed under this transaction's id — those the last durable state
+    /// may hold (reusable once no reader and no durable state needs them) apart from those written since (reusable once
+    /// no reader needs them) — and the pool pages left unused under id 0 (reusable at once, as they already were).
     /// Writing the records can itself take pages from the pool or free pages, so it repeats until the records describe
     /// the state they leave behind (a fixed point, reached in two or three rounds: pages only ever leave the pool
     /// here). Cost is proportional to the pages this commit touched, not to the size of the file.
@@ -178,7 +190,7 @@ public sealed partial class WriteTransaction
         if (!_freeLoaded) LoadFreeList();
         var sorted = new List<ulong>();
         byte[]? value = null;
-        int writtenFreed = 0, writtenPool = 0;
+        int writtenFreed = 0, writtenYoung = 0, writtenPool = 0;
         for (var round = 0; ; round++)
         {
             if (round > 1000) throw new InvalidOperationException("free-list save did not converge (a bug: please report it)");
@@ -186,16 +198,20 @@ public sealed partial class WriteTransaction
             sorted.Clear();
             sorted.AddRange(_freed);
             sorted.Sort();
-            WriteRecords(Id, sorted, ref writtenFreed, ref value);
+            WriteRecords(Id, 0, sorted, ref writtenFreed, ref value);
+            sorted.Clear();
+            sorted.AddRange(_freedYoung);
+            sorted.Sort();
+            WriteRecords(Id, YoungChunk, sorted, ref writtenYoung, ref value);
             sorted.Clear();
             sorted.AddRange(_pool);
             sorted.Sort();
-            WriteRecords(0, sorted, ref writtenPool, ref value);
+            WriteRecords(0, 0, sorted, ref writtenPool, ref value);
             if (version == _freeVersion) break;
         }
     }
 
-    private void WriteRecords(ulong txn, List<ulong> pages, ref int written, ref byte[]? value)
+    private void WriteRecords(ulong txn, uint chunkFlag, List<ulong> pages, ref int written, ref byte[]? value)
     {
         Span<byte> key = stackalloc byte[FreeKeySize];
         BinaryPrimitives.WriteUInt64BigEndian(key, txn);
@@ -208,7 +224,7 @@ public sealed partial class WriteTransaction
         {
             var n = Math.Clamp(pages.Count - c * perChunk, 0, perChunk);
             for (var i = 0; i < n; i++) BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(i * 8), pages[c * perChunk + i]);
-            BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c);
+            BinaryPrimitives.WriteUInt32BigEndian(key[8..], (uint)c | chunkFlag);
             Put(_freeTree, key, value.AsSpan(0, n * 8));
         }
         written = chunks;

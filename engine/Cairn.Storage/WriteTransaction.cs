@@ -7,7 +7,8 @@ namespace Cairn.Storage;
 public sealed partial class WriteTransaction : Transaction
 {
     private readonly ulong _baseTxn;
-    private readonly ulong _oldestReader;   // pages freed by commits ≤ this may be reused
+    private readonly ulong _oldestReader;   // oldest snapshot any reader (or the last commit) can see
+    private readonly ulong _oldestDurable;  // min(_oldestReader, last durable commit): the bar for pages the durable state may hold
     private readonly TreeState _freeTree;
 
     // Descent path of the current operation: page and index at each level, root first.
@@ -21,10 +22,11 @@ public sealed partial class WriteTransaction : Transaction
     private int _sepLength;
     private readonly int[] _sizes;
 
-    internal WriteTransaction(Database db, MetaState meta, Mapping map, ulong oldestReader) : base(db, meta, map)
+    internal WriteTransaction(Database db, MetaState meta, Mapping map, ulong oldestReader, ulong oldestDurable) : base(db, meta, map)
     {
         _baseTxn = meta.TxnId;
         _oldestReader = oldestReader;
+        _oldestDurable = oldestDurable;
         Dirty = new Dictionary<ulong, byte[]>();
         _freeTree = new TreeState("(free pages)", [], meta.FreeTree);
         _pageCopy = new byte[PageSize];

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
+using Cairn.Crypto;
 using Cairn.Storage;
 
 namespace Cairn.Cli;
@@ -18,18 +19,30 @@ internal static class Program
             var verb = args.Length > 0 ? args[0] : "demo";
             return verb switch
             {
-                "demo" => Demo(Option(args, "--path") ?? "demo.cairn", int.Parse(Option(args, "--keys") ?? "200000", CultureInfo.InvariantCulture)),
-                "verify" when args.Length > 1 => VerifyFile(args[1]),
-                "stats" when args.Length > 1 => Stats(args[1]),
+                "demo" => Demo(Option(args, "--path") ?? "demo.cairn", int.Parse(Option(args, "--keys") ?? "200000", CultureInfo.InvariantCulture), KeyOptions(args, create: true)),
+                "verify" when args.Length > 1 => VerifyFile(args[1], KeyOptions(args, create: false)),
+                "stats" when args.Length > 1 => Stats(args[1], KeyOptions(args, create: false)),
                 "help" or "--help" or "-h" => Usage(0),
                 _ => Usage(2),
             };
         }
-        catch (StorageException e)
+        catch (Exception e) when (e is StorageException or IOException or FormatException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"cairn: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// Encrypted by default: the master key comes from --key-file (default ~/.cairn/master.key, created with mode 0600
+    /// when absent); --plain opens or creates an unencrypted database.
+    /// </summary>
+    private static StorageOptions KeyOptions(string[] args, bool create)
+    {
+        if (Array.IndexOf(args, "--plain") >= 0) return new StorageOptions { CreateIfMissing = create };
+        var path = Option(args, "--key-file") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cairn", "master.key");
+        var key = create ? KeyFileProvider.OpenOrCreate(path) : KeyFileProvider.Open(path);
+        return new StorageOptions { MasterKey = key, CreateIfMissing = create, Warning = w => Console.Error.WriteLine($"cairn: warning: {w}") };
     }
 
     private static string? Option(string[] args, string name)
@@ -41,17 +54,20 @@ internal static class Program
     private static int Usage(int code)
     {
         Console.Error.WriteLine("""
-            usage: cairn demo [--path FILE] [--keys N]   write N keys, read them back, verify, print figures
-                   cairn verify FILE                      check every page of a database file
-                   cairn stats FILE                       print a database file's figures
+            usage: cairn demo [--path FILE] [--keys N] [--key-file KEY | --plain]
+                                               write N keys, read them back, verify, print figures
+                   cairn verify FILE [--key-file KEY | --plain]   check every page of a database file
+                   cairn stats FILE [--key-file KEY | --plain]    print a database file's figures
+            Databases are encrypted (AES-256-GCM) with the master key in --key-file, by default
+            ~/.cairn/master.key (created with mode 0600 when absent).
             """);
         return code;
     }
 
-    private static int Demo(string path, int keys)
+    private static int Demo(string path, int keys, StorageOptions options)
     {
-        Console.WriteLine($"cairn demo: {keys:N0} keys into {Path.GetFullPath(path)}");
-        using var db = Database.Open(path);
+        using var db = Database.Open(path, options);
+        Console.WriteLine($"cairn demo: {keys:N0} keys into {Path.GetFullPath(path)} ({(db.IsEncrypted ? $"encrypted with {options.MasterKey!.KeyId}" : "not encrypted")})");
         Span<byte> key = stackalloc byte[16];
         var value = new byte[100];
         var sw = Stopwatch.StartNew();
@@ -100,16 +116,16 @@ internal static class Program
         BinaryPrimitives.WriteUInt64BigEndian(key[8..], (ulong)i);
     }
 
-    private static int VerifyFile(string path)
+    private static int VerifyFile(string path, StorageOptions options)
     {
-        using var db = Database.Open(path, new StorageOptions { CreateIfMissing = false });
+        using var db = Database.Open(path, options);
         Console.WriteLine("ok: " + db.Verify());
         return 0;
     }
 
-    private static int Stats(string path)
+    private static int Stats(string path, StorageOptions options)
     {
-        using var db = Database.Open(path, new StorageOptions { CreateIfMissing = false });
+        using var db = Database.Open(path, options);
         Console.WriteLine(db.GetStats());
         return 0;
     }

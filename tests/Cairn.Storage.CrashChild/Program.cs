@@ -36,7 +36,7 @@ internal static class Program
     private static int Run(string path, ulong seed, ulong lastTxn)
     {
         var stdout = Console.Out;
-        using var db = Database.Open(path);
+        using var db = Database.Open(path, Workload.OptionsFromEnvironment());
         ulong next;
         using (var tx = db.BeginRead()) next = Workload.ReadMarker(tx) + 1;
         stdout.WriteLine($"ready {next - 1}");

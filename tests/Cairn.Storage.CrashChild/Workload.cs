@@ -23,6 +23,15 @@ public sealed record WorkloadOp(WorkloadOpKind Kind, string Tree, byte[] Key, by
 /// </summary>
 public static class Workload
 {
+    /// <summary>The variable holding a hex master key; when set, the database is encrypted with it.</summary>
+    public const string KeyVariable = "CAIRN_CRASH_KEY";
+
+    /// <summary>Options for this run: encrypted when <see cref="KeyVariable"/> is set.</summary>
+    public static StorageOptions OptionsFromEnvironment() =>
+        Environment.GetEnvironmentVariable(KeyVariable) is { Length: 64 } hex
+            ? new StorageOptions { MasterKey = new Cairn.Crypto.StaticKeyProvider(Convert.FromHexString(hex), "crash-test key") }
+            : new StorageOptions();
+
     public const string MetaTree = "meta";
 
     public static readonly string[] Trees = ["alpha", "beta", "gamma"];

@@ -18,11 +18,15 @@ public sealed class CrashTests(ITestOutputHelper output)
     /// Kills at random moments; override the seed with CAIRN_CRASH_SEED, the count with CAIRN_CRASH_KILLS. The seed fixes
     /// the workload and the kill delays; where a kill lands inside a commit is up to the scheduler.
     /// </summary>
-    [Fact]
-    public void Killed_at_random_moments_the_file_reopens_at_a_committed_prefix()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]  // every page sealed with AES-256-GCM
+    public void Killed_at_random_moments_the_file_reopens_at_a_committed_prefix(bool encrypted)
     {
         var seed = EnvOr("CAIRN_CRASH_SEED", DefaultSeed);
-        var kills = (int)EnvOr("CAIRN_CRASH_KILLS", 50);
+        var kills = (int)EnvOr("CAIRN_CRASH_KILLS", encrypted ? 25UL : 50UL);
+        var keyHex = encrypted ? "5ec7e7" + new string('a', 58) : null;
+        var options = keyHex is null ? new StorageOptions() : new StorageOptions { MasterKey = new Cairn.Crypto.StaticKeyProvider(Convert.FromHexString(keyHex)) };
         var hangGuard = TimeSpan.FromSeconds(EnvOr("CAIRN_CRASH_SECONDS", 120)); // about 15-25 s on 2 cores
         using var dir = new TempDir();
         var path = dir.File("crash.cairn");
@@ -40,7 +44,7 @@ public sealed class CrashTests(ITestOutputHelper output)
             var delay = early ? rng.Next(0, 150) : rng.Next(50, 401);
             where += early ? $", killed {delay} ms after launch" : $", killed {delay} ms after open";
             ulong last, began;
-            using (var child = ChildProcess.Start(output, ["run", path, seed.ToString(CultureInfo.InvariantCulture)]))
+            using (var child = ChildProcess.Start(output, ["run", path, seed.ToString(CultureInfo.InvariantCulture)], key: keyHex))
             {
                 if (!early) child.WaitForLine("ready ", TimeSpan.FromSeconds(30), where);
                 Thread.Sleep(delay);
@@ -53,7 +57,7 @@ public sealed class CrashTests(ITestOutputHelper output)
             }
             killed++;
 
-            using var db = Database.Open(path);
+            using var db = Database.Open(path, options);
             try
             {
                 db.Verify();
@@ -208,7 +212,7 @@ public sealed class CrashTests(ITestOutputHelper output)
             _output = output;
         }
 
-        public static ChildProcess Start(ITestOutputHelper output, string[] args, string? failpoint = null)
+        public static ChildProcess Start(ITestOutputHelper output, string[] args, string? failpoint = null, string? key = null)
         {
             var dll = Path.Combine(AppContext.BaseDirectory, "Cairn.Storage.CrashChild.dll");
             Assert.True(File.Exists(dll), $"{dll} is missing: the test project must reference Cairn.Storage.CrashChild so it is copied to the output");
@@ -223,6 +227,7 @@ public sealed class CrashTests(ITestOutputHelper output)
             foreach (var a in args) psi.ArgumentList.Add(a);
             psi.Environment.Remove("CAIRN_FAILPOINT");
             if (failpoint is not null) psi.Environment["CAIRN_FAILPOINT"] = failpoint;
+            if (key is not null) psi.Environment[Workload.KeyVariable] = key;
             var p = new Process { StartInfo = psi };
             var child = new ChildProcess(p, output);
             p.OutputDataReceived += (_, e) =>

@@ -18,17 +18,22 @@ public sealed class ModelTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1, 4096)]
-    [InlineData(2, 4096)]
-    [InlineData(3, 8192)]
-    public void Random_operations_match_the_model(int seed, int pageSize)
+    [InlineData(1, 4096, false)]
+    [InlineData(2, 4096, false)]
+    [InlineData(3, 8192, false)]
+    [InlineData(4, 4096, true)]   // encrypted, with a page cache far smaller than the data (evictions all along)
+    public void Random_operations_match_the_model(int seed, int pageSize, bool encrypted)
     {
-        const int operations = 40_000; // three seeds: 120,000 operations
+        const int operations = 40_000; // four seeds: 160,000 operations
         using var dir = new TempDir();
         var path = dir.File("model.cairn");
         var rng = new Random(seed);
         var committed = Model.Empty;
         var options = new StorageOptions { PageSize = pageSize, SyncOnCommit = false };
+        if (encrypted)
+        {
+            options = options with { MasterKey = Cairn.Crypto.StaticKeyProvider.CreateRandom(), PageCacheBytes = 64L * pageSize };
+        }
         var db = Database.Open(path, options);
         var readers = new List<(ReadTransaction Tx, Model Model)>();
         var keys = MakeKeySpace(rng, db.MaxKeySize);
