@@ -26,6 +26,9 @@ public sealed partial class Database : IDisposable
     private bool _disposed;
 
     private readonly Stack<byte[]> _pageBuffers = new();   // dirty-page buffers kept between write transactions
+    private WriterScratch? _scratch;
+
+    internal WriterScratch Scratch => _scratch ??= new WriterScratch(PageSize);
 
     private Database(string path, IPageFile file, StorageOptions options, MetaState meta, int slot, MetaState other, PageCipher? cipher)
     {
@@ -562,7 +565,8 @@ public sealed partial class Database : IDisposable
     {
         lock (_pageBuffers)
         {
-            if (_pageBuffers.Count < 4096) _pageBuffers.Push(b);
+            // Keep up to 64 MiB of page buffers: a 10,000-put random transaction dirties about 9,000 pages.
+            if (_pageBuffers.Count < Math.Max(4096, (64 << 20) / PageSize)) _pageBuffers.Push(b);
         }
     }
 

@@ -6,8 +6,8 @@ namespace Cairn.Storage;
 /// </summary>
 public sealed partial class WriteTransaction
 {
-    private readonly List<ReadOnlyMemory<byte>> _gather = [];
-    private readonly List<ulong> _written = [];
+    private List<ReadOnlyMemory<byte>> _gather => _scratch.Gather;
+    private List<ulong> _written => _scratch.Written;
 
     /// <summary>Commits, durably when <see cref="StorageOptions.SyncOnCommit"/> is set (the default).</summary>
     public void Commit() => Commit(Db.Options.SyncOnCommit);

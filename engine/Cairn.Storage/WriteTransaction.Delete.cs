@@ -9,7 +9,7 @@ public sealed partial class WriteTransaction
         ThrowIfFinished();
         if (key.Length == 0 || key.Length > Db.MaxKeySize) ThrowKeySize(key.Length);
         if (tree.Root.Root == 0) return false;
-        if (!_freeLoaded) LoadFreeList();
+        EnsurePool(2 * (tree.Root.Depth + 1)); // the path and a sibling per level
         var leafLevel = Descend(tree, key, out var index, out var exact);
         if (!exact) return false;
         Version++;

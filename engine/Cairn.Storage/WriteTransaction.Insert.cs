@@ -13,8 +13,8 @@ public sealed partial class WriteTransaction
         if (value.Length > Database.MaxValueSize) ThrowValueSize(value.Length);
         if (tree.Deleted) throw new InvalidOperationException($"Tree '{tree.Name}' was deleted in this transaction; CreateTree it again first.");
         Version++;
-        // Loading the free list edits the free tree, which uses the path arrays: do it before this descent starts.
-        if (!_freeLoaded) LoadFreeList();
+        // Enough free pages for copying the path and splitting every level, loaded before this descent starts.
+        EnsurePool(2 * (tree.Root.Depth + 2));
 
         if (tree.Root.Root == 0)
         {

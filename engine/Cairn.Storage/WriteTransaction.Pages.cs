@@ -7,13 +7,14 @@ namespace Cairn.Storage;
 public sealed partial class WriteTransaction
 {
     // Pages free to use now, sorted descending so the lowest id pops from the end.
-    private readonly List<ulong> _pool = [];
+    private List<ulong> _pool => _scratch.Pool;
     // Pages this transaction stopped referencing that older readers may still see, split by whether the last
     // durable state may hold them (old) or they were written after it (young: only readers constrain their reuse).
-    private readonly List<ulong> _freed = [];
-    private readonly List<ulong> _freedYoung = [];
+    private List<ulong> _freed => _scratch.Freed;
+    private List<ulong> _freedYoung => _scratch.FreedYoung;
     private const uint YoungChunk = 0x8000_0000; // chunk-number bit marking a record of young pages
-    private bool _freeLoaded;
+    private bool _freeExhausted;   // no eligible free-list record is left for this transaction
+    private bool _freeBusy;        // inside a free-tree change made by the free list itself: do not load more
     private int _freeVersion;   // bumped whenever _pool or _freed changes (the free-list fixed point watches it)
 
     private bool IsDirty(ulong pgno) => Dirty!.ContainsKey(pgno);
@@ -23,7 +24,6 @@ public sealed partial class WriteTransaction
     /// <summary>A fresh page for this transaction (reused when the free list has one, else past the end of the file).</summary>
     private ulong AllocPage(out byte[] buffer)
     {
-        if (!_freeLoaded) LoadFreeList();
         ulong pgno;
         if (_pool.Count > 0)
         {
@@ -44,7 +44,6 @@ public sealed partial class WriteTransaction
     private ulong AllocRun(int pages, out byte[] buffer)
     {
         if (pages == 1) return AllocPage(out buffer);
-        if (!_freeLoaded) LoadFreeList();
         ulong pgno = 0;
         // _pool is descending: a run is `pages` consecutive entries each one less than the previous.
         var runEnd = -1;
@@ -144,14 +143,31 @@ public sealed partial class WriteTransaction
     private const int FreeKeySize = 12; // u64 txn id, u32 chunk, big-endian so records sort by transaction
 
     /// <summary>
-    /// Moves every free-list record that no reader can still need into the pool, deleting the records. Their pages were
-    /// freed by commits at or before the oldest snapshot in use, so nothing can reach them.
+    /// Tops the pool up to <paramref name="needed"/> pages, one free-list record at a time, before an operation
+    /// starts its descent (loading edits the free tree, which shares the path arrays). A record is eligible when no
+    /// reader can still see its pages: id ≤ the oldest snapshot in use, and for pages the last durable state may hold,
+    /// id ≤ the last durable commit too. Only what is needed is loaded, so a commit's cost follows the pages it
+    /// touches, not the length of the free list.
     /// </summary>
-    private void LoadFreeList()
+    private void EnsurePool(int needed)
     {
-        _freeLoaded = true;
-        if (_freeTree.Root.Root == 0) return;
-        var keys = new List<byte[]>();
+        if (_freeBusy) return;
+        _freeBusy = true;
+        try
+        {
+            while (_pool.Count < needed && !_freeExhausted && _freeTree.Root.Root != 0) LoadOneRecord();
+        }
+        finally
+        {
+            _freeBusy = false;
+        }
+    }
+
+    private byte[] _freeKey => _scratch.FreeKey;
+
+    private void LoadOneRecord()
+    {
+        var found = false;
         var c = RentCursor(_freeTree);
         for (var ok = c.First(); ok; ok = c.Next())
         {
@@ -167,14 +183,20 @@ public sealed partial class WriteTransaction
             {
                 var pg = BinaryPrimitives.ReadUInt64LittleEndian(value[i..]);
                 if (pg < 2 || pg >= Meta.PageCount) throw new CorruptDatabaseException((long)pg, "listed as free but lies outside the file");
-                _pool.Add(pg);
+                PoolInsert(pg);
             }
-            keys.Add(key.ToArray());
+            key.CopyTo(_freeKey);
+            found = true;
+            break;
         }
         ReturnCursor(c);
-        _pool.Sort(static (a, b) => b.CompareTo(a));
+        if (!found)
+        {
+            _freeExhausted = true;
+            return;
+        }
         _freeVersion++;
-        foreach (var k in keys) Delete(_freeTree, k);
+        Delete(_freeTree, _freeKey);
     }
 
     /// <summary>
@@ -187,7 +209,7 @@ public sealed partial class WriteTransaction
     /// </summary>
     private void SaveFreeList()
     {
-        if (!_freeLoaded) LoadFreeList();
+        _freeBusy = true; // writing the records must not load more of them
         var sorted = new List<ulong>();
         byte[]? value = null;
         int writtenFreed = 0, writtenYoung = 0, writtenPool = 0;
@@ -209,6 +231,7 @@ public sealed partial class WriteTransaction
             WriteRecords(0, 0, sorted, ref writtenPool, ref value);
             if (version == _freeVersion) break;
         }
+        _freeBusy = false;
     }
 
     private void WriteRecords(ulong txn, uint chunkFlag, List<ulong> pages, ref int written, ref byte[]? value)

@@ -12,8 +12,9 @@ public sealed partial class WriteTransaction : Transaction
     private readonly TreeState _freeTree;
 
     // Descent path of the current operation: page and index at each level, root first.
-    private readonly ulong[] _pathPg = new ulong[MaxDepth];
-    private readonly int[] _pathIx = new int[MaxDepth];
+    private readonly WriterScratch _scratch;
+    private readonly ulong[] _pathPg;
+    private readonly int[] _pathIx;
 
     // Scratch space for splits and merges (one page each), reused by every operation.
     private readonly byte[] _pageCopy;
@@ -27,12 +28,16 @@ public sealed partial class WriteTransaction : Transaction
         _baseTxn = meta.TxnId;
         _oldestReader = oldestReader;
         _oldestDurable = oldestDurable;
-        Dirty = new Dictionary<ulong, byte[]>();
+        _scratch = db.Scratch;
+        _scratch.Reset();
+        Dirty = _scratch.Dirty;
+        _pathPg = _scratch.PathPg;
+        _pathIx = _scratch.PathIx;
         _freeTree = new TreeState("(free pages)", [], meta.FreeTree);
-        _pageCopy = new byte[PageSize];
-        _raw = new byte[PageSize];
-        _sep = new byte[PageSize];
-        _sizes = new int[PageSize / 2];
+        _pageCopy = _scratch.PageCopy;
+        _raw = _scratch.Raw;
+        _sep = _scratch.Sep;
+        _sizes = _scratch.Sizes;
     }
 
     /// <inheritdoc/>
@@ -104,7 +109,39 @@ public sealed partial class WriteTransaction : Transaction
         Finished = true;
         foreach (var buf in Dirty!.Values) ReturnBuffer(buf);
         Dirty.Clear();
+        Dirty = null; // the dictionary belongs to the database's scratch, which the next writer reuses
         Map.Release();
         Db.EndWrite();
+    }
+}
+
+/// <summary>
+/// The writer's working memory, kept by the database between write transactions (there is one writer at a time), so
+/// a commit does not allocate its bookkeeping again.
+/// </summary>
+internal sealed class WriterScratch(int pageSize)
+{
+    public readonly Dictionary<ulong, byte[]> Dirty = [];
+    public readonly ulong[] PathPg = new ulong[Transaction.MaxDepth];
+    public readonly int[] PathIx = new int[Transaction.MaxDepth];
+    public readonly byte[] PageCopy = new byte[pageSize];
+    public readonly byte[] Raw = new byte[pageSize];
+    public readonly byte[] Sep = new byte[pageSize];
+    public readonly int[] Sizes = new int[pageSize / 2];
+    public readonly List<ulong> Pool = [];
+    public readonly List<ulong> Freed = [];
+    public readonly List<ulong> FreedYoung = [];
+    public readonly List<ReadOnlyMemory<byte>> Gather = [];
+    public readonly List<ulong> Written = [];
+    public readonly byte[] FreeKey = new byte[12];
+
+    public void Reset()
+    {
+        Dirty.Clear();
+        Pool.Clear();
+        Freed.Clear();
+        FreedYoung.Clear();
+        Gather.Clear();
+        Written.Clear();
     }
 }
