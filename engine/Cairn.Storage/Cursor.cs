@@ -4,13 +4,16 @@ namespace Cairn.Storage;
 /// A position in a tree: a stack of (page, index) from the root to a leaf entry. Moves both ways. In a write
 /// transaction a change to any tree makes the cursor stale: position it again (Seek, First, Last) before use.
 /// </summary>
-public sealed class Cursor : IDisposable
+public sealed unsafe class Cursor : IDisposable
 {
     private readonly ulong[] _pg = new ulong[Transaction.MaxDepth];
     private readonly int[] _ix = new int[Transaction.MaxDepth];
     private Transaction _tx = null!;
     private TreeState _tree = null!;
     private int _leaf = -1;          // level of the leaf in the stack; -1 = not positioned
+    private byte* _leafPage;         // the leaf at _pg[_leaf]: a mapped page, a page-cache buffer or a dirty page, all
+                                     // pinned and unchanged while the cursor is valid (a change bumps the version)
+    private int _leafCount;
     private int _version;
 
     internal Cursor() { }
@@ -31,7 +34,7 @@ public sealed class Cursor : IDisposable
         get
         {
             CheckValid();
-            return Node.LeafKey(_tx.GetNode(_pg[_leaf]), _ix[_leaf]);
+            return Node.LeafKey(Leaf, _ix[_leaf]);
         }
     }
 
@@ -41,8 +44,17 @@ public sealed class Cursor : IDisposable
         get
         {
             CheckValid();
-            return _tx.LeafValue(_tx.GetNode(_pg[_leaf]), _ix[_leaf]);
+            return _tx.LeafValue(Leaf, _ix[_leaf]);
         }
+    }
+
+    private ReadOnlySpan<byte> Leaf => new(_leafPage, _tx.PageSize);
+
+    private void SetLeaf(int level, ReadOnlySpan<byte> page)
+    {
+        _leaf = level;
+        _leafPage = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(page));
+        _leafCount = Node.Count(page);
     }
 
     /// <summary>Moves to the first entry; false when the tree is empty.</summary>
@@ -71,7 +83,7 @@ public sealed class Cursor : IDisposable
                 continue;
             }
             var j = Node.LeafSearch(p, key, out _);
-            _leaf = level;
+            SetLeaf(level, p);
             if (j < Node.Count(p))
             {
                 _ix[level] = j;
@@ -87,8 +99,7 @@ public sealed class Cursor : IDisposable
     public bool Next()
     {
         CheckValid();
-        var p = _tx.GetNode(_pg[_leaf]);
-        if (_ix[_leaf] + 1 < Node.Count(p))
+        if (_ix[_leaf] + 1 < _leafCount)
         {
             _ix[_leaf]++;
             return true;
@@ -156,7 +167,7 @@ public sealed class Cursor : IDisposable
                 throw new CorruptDatabaseException((long)pg, $"empty leaf inside tree '{_tree.Name}'");
             }
             _ix[level] = last ? count - 1 : 0;
-            _leaf = level;
+            SetLeaf(level, p);
             return true;
         }
         throw new CorruptDatabaseException((long)pg, $"tree '{_tree.Name}' is deeper than {Transaction.MaxDepth} levels (a cycle?)");

@@ -1,39 +1,35 @@
-using System.Buffers;
 using System.Security.Cryptography;
 
 namespace Cairn.Storage;
 
 /// <summary>
 /// Plaintext of encrypted pages, decrypted once from the mapping and kept within a byte budget (the autoscaler's
-/// lever). Lookup is one array read by page number, lock-free and allocation-free. Eviction is CLOCK. A buffer that
-/// leaves the cache may still be in use by a transaction that found it earlier, so it waits in limbo until every
-/// transaction that began before it left has ended (epochs), and is wiped before reuse.
+/// lever). A hit is one array read by page number: lock-free, allocation-free, no object between the table and the
+/// page. Eviction is CLOCK. A buffer that leaves the cache may still be in use by a transaction that found it
+/// earlier, so it waits in limbo until every transaction that began before it left has ended (epochs), and is wiped
+/// before reuse.
 /// </summary>
 internal sealed unsafe class PageCache : IDisposable
 {
-    private sealed class Entry(byte[] buffer, ulong pgno, int pages)
-    {
-        public readonly byte[] Buffer = buffer;
-        public readonly ulong Pgno = pgno;
-        public readonly int Pages = pages;
-        public int Index;          // position in _resident
-        public volatile bool Referenced = true;
-    }
-
     private readonly Database _db;
     private readonly PageCipher _cipher;
     private readonly int _pageSize;
     private long _budget;
 
-    private Entry?[] _table = new Entry?[1024];           // by page number; replaced (grown) under _gate
+    // By page number: the plaintext of the page or run starting there (its length is the run's page count times the
+    // page size, so a lookup checks the length it expects). Replaced by a larger array under _gate.
+    private byte[]?[] _table = new byte[]?[1024];
     private readonly Lock _gate = new();                  // guards everything below
-    private readonly List<Entry> _resident = [];
+    private byte[] _referenced = new byte[1024];          // CLOCK bit per page number (benignly racy)
+    private int[] _slot = new int[1024];                  // position of a resident page number in _resident
+    private readonly List<ulong> _resident = [];
     private int _hand;
     private long _bytes;
     private long _epoch = 1;
-    private readonly Queue<(long Epoch, byte[] Buffer, int Length)> _limbo = new();
+    private readonly Queue<(long Epoch, byte[] Buffer)> _limbo = new();
     private readonly Stack<byte[]> _spare = new();        // wiped single-page buffers, guarded by itself
     private long _limboBytes;
+    private int _limboCount;
 
     public PageCache(Database db, PageCipher cipher, long budget)
     {
@@ -52,7 +48,7 @@ internal sealed unsafe class PageCache : IDisposable
     public long Budget
     {
         get => Interlocked.Read(ref _budget);
-        set { Interlocked.Exchange(ref _budget, value); lock (_gate) EvictOverBudget(); }
+        set { Interlocked.Exchange(ref _budget, value); lock (_gate) EvictOverBudget(ulong.MaxValue); }
     }
 
     /// <summary>The plaintext of the page or run at <paramref name="pgno"/>, decrypting it on a miss.</summary>
@@ -61,11 +57,12 @@ internal sealed unsafe class PageCache : IDisposable
         var table = Volatile.Read(ref _table);
         if (pgno < (ulong)table.Length)
         {
-            var e = Volatile.Read(ref table[pgno]);
-            if (e is not null && e.Pages == pages)
+            var buffer = Volatile.Read(ref table[pgno]);
+            if (buffer is not null && buffer.Length == pages * _pageSize)
             {
-                if (!e.Referenced) e.Referenced = true;
-                return new ReadOnlySpan<byte>(e.Buffer, 0, pages * _pageSize);
+                var referenced = _referenced;
+                if (pgno < (ulong)referenced.Length && referenced[pgno] == 0) referenced[pgno] = 1;
+                return buffer;
             }
         }
         return Load(pgno, pages, mapBase);
@@ -76,18 +73,17 @@ internal sealed unsafe class PageCache : IDisposable
         var length = pages * _pageSize;
         var buffer = Rent(length);
         var sealedRun = new ReadOnlySpan<byte>(mapBase + (long)pgno * _pageSize, length);
-        if (!_cipher.TryOpen(sealedRun, buffer.AsSpan(0, length), pgno))
+        if (!_cipher.TryOpen(sealedRun, buffer, pgno))
         {
             Return(buffer);
             throw new CorruptDatabaseException((long)pgno, pages == 1
                 ? "authentication tag mismatch (the page is damaged, misplaced, from another file, or not a page of this size)"
                 : $"authentication tag mismatch on an overflow run of {pages} pages");
         }
-        var plain = buffer.AsSpan(0, length);
-        string? problem = Node.PageNumber(plain) != pgno ? $"holds page {Node.PageNumber(plain)}"
-            : Node.Kind(plain) == PageKind.Overflow ? (Node.RunPages(plain) != pages ? "overflow run length differs from its reference" : null)
+        string? problem = Node.PageNumber(buffer) != pgno ? $"holds page {Node.PageNumber(buffer)}"
+            : Node.Kind(buffer) == PageKind.Overflow ? (Node.RunPages(buffer) != pages ? "overflow run length differs from its reference" : null)
             : pages != 1 ? "is referenced as an overflow run but is a tree page"
-            : Node.CheckStructure(plain);
+            : Node.CheckStructure(buffer);
         if (problem is not null)
         {
             Return(buffer);
@@ -95,29 +91,39 @@ internal sealed unsafe class PageCache : IDisposable
         }
         lock (_gate)
         {
-            if (pgno >= (ulong)_table.Length)
-            {
-                var bigger = new Entry?[Math.Max((long)pgno + 1, _table.Length * 2L)];
-                Array.Copy(_table, bigger, _table.Length);
-                Volatile.Write(ref _table, bigger);
-            }
+            if (pgno >= (ulong)_table.Length) Grow(pgno);
             var existing = _table[pgno];
             if (existing is not null)
             {
-                if (existing.Pages == pages)
+                if (existing.Length == length)
                 {
                     Return(buffer); // another reader decrypted it first; ours was never seen
-                    return new ReadOnlySpan<byte>(existing.Buffer, 0, length);
+                    return existing;
                 }
-                Retire(existing);
+                Retire(pgno);
             }
-            var entry = new Entry(buffer, pgno, pages) { Index = _resident.Count };
-            _resident.Add(entry);
+            _slot[pgno] = _resident.Count;
+            _resident.Add(pgno);
+            _referenced[pgno] = 1;
             _bytes += length;
-            Volatile.Write(ref _table[pgno], entry);
-            EvictOverBudget(keep: entry);
-            return new ReadOnlySpan<byte>(buffer, 0, length);
+            Volatile.Write(ref _table[pgno], buffer);
+            EvictOverBudget(keep: pgno);
+            return buffer;
         }
+    }
+
+    private void Grow(ulong pgno)
+    {
+        var size = Math.Max((long)pgno + 1, _table.Length * 2L);
+        var table = new byte[]?[size];
+        Array.Copy(_table, table, _table.Length);
+        var referenced = new byte[size];
+        Array.Copy(_referenced, referenced, _referenced.Length);
+        var slot = new int[size];
+        Array.Copy(_slot, slot, _slot.Length);
+        _referenced = referenced;
+        _slot = slot;
+        Volatile.Write(ref _table, table);
     }
 
     /// <summary>Drops pages the writer is about to rewrite: their numbers were free, so no transaction can be reading them.</summary>
@@ -125,45 +131,46 @@ internal sealed unsafe class PageCache : IDisposable
     {
         lock (_gate)
         {
-            var table = _table;
             foreach (var pg in pgnos)
             {
-                if (pg < (ulong)table.Length && table[pg] is { } e) Retire(e);
+                if (pg < (ulong)_table.Length && _table[pg] is not null) Retire(pg);
             }
         }
     }
 
-    private void EvictOverBudget(Entry? keep = null)
+    private void EvictOverBudget(ulong keep)
     {
         var sweeps = 0;
-        while (_bytes > Interlocked.Read(ref _budget) && _resident.Count > (keep is null ? 0 : 1) && sweeps < 4 * _resident.Count + 8)
+        var floor = keep == ulong.MaxValue ? 0 : 1;
+        while (_bytes > Interlocked.Read(ref _budget) && _resident.Count > floor && sweeps < 4 * _resident.Count + 8)
         {
             sweeps++;
             if (_hand >= _resident.Count) _hand = 0;
-            var e = _resident[_hand];
-            if (e == keep || e.Referenced)
+            var pg = _resident[_hand];
+            if (pg == keep || _referenced[pg] != 0)
             {
-                e.Referenced = false;
+                _referenced[pg] = 0;
                 _hand++;
                 continue;
             }
-            Retire(e);
+            Retire(pg);
         }
         Recycle();
     }
 
-    /// <summary>Takes an entry out of the cache; its buffer waits until no transaction that might hold it is left.</summary>
-    private void Retire(Entry e)
+    /// <summary>Takes a page out of the cache; its buffer waits until no transaction that might hold it is left.</summary>
+    private void Retire(ulong pgno)
     {
-        Volatile.Write(ref _table[e.Pgno], null);
+        var buffer = _table[pgno]!;
+        Volatile.Write(ref _table[pgno], null);
+        var at = _slot[pgno];
         var last = _resident[^1];
-        _resident[e.Index] = last;
-        last.Index = e.Index;
+        _resident[at] = last;
+        _slot[last] = at;
         _resident.RemoveAt(_resident.Count - 1);
-        var length = e.Pages * _pageSize;
-        _bytes -= length;
-        _limboBytes += length;
-        _limbo.Enqueue((Interlocked.Increment(ref _epoch), e.Buffer, length));
+        _bytes -= buffer.Length;
+        _limboBytes += buffer.Length;
+        _limbo.Enqueue((Interlocked.Increment(ref _epoch), buffer));
         Volatile.Write(ref _limboCount, _limbo.Count);
     }
 
@@ -174,8 +181,6 @@ internal sealed unsafe class PageCache : IDisposable
         lock (_gate) Recycle();
     }
 
-    private int _limboCount;
-
     private void Recycle()
     {
         if (_limbo.Count == 0) return;
@@ -183,7 +188,7 @@ internal sealed unsafe class PageCache : IDisposable
         while (_limbo.TryPeek(out var item) && item.Epoch <= oldest)
         {
             _limbo.Dequeue();
-            _limboBytes -= item.Length;
+            _limboBytes -= item.Buffer.Length;
             Return(item.Buffer);
         }
         Volatile.Write(ref _limboCount, _limbo.Count);
@@ -199,23 +204,17 @@ internal sealed unsafe class PageCache : IDisposable
             }
             return GC.AllocateUninitializedArray<byte>(_pageSize, pinned: true);
         }
-        return ArrayPool<byte>.Shared.Rent(length);
+        return GC.AllocateUninitializedArray<byte>(length); // runs: exact length, so the table can tell them apart
     }
 
-    /// <summary>Wipes plaintext and keeps or gives back the buffer.</summary>
+    /// <summary>Wipes plaintext and keeps single-page buffers for reuse.</summary>
     private void Return(byte[] buffer)
     {
         CryptographicOperations.ZeroMemory(buffer);
-        if (buffer.Length == _pageSize)
+        if (buffer.Length != _pageSize) return;
+        lock (_spare)
         {
-            lock (_spare)
-            {
-                if (_spare.Count < 1024) _spare.Push(buffer);
-            }
-        }
-        else
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (_spare.Count < 1024) _spare.Push(buffer);
         }
     }
 
@@ -223,8 +222,8 @@ internal sealed unsafe class PageCache : IDisposable
     {
         lock (_gate)
         {
-            foreach (var e in _resident) CryptographicOperations.ZeroMemory(e.Buffer);
-            foreach (var (_, b, _) in _limbo) CryptographicOperations.ZeroMemory(b);
+            foreach (var pg in _resident) CryptographicOperations.ZeroMemory(_table[pg]);
+            foreach (var (_, b) in _limbo) CryptographicOperations.ZeroMemory(b);
             _resident.Clear();
             _limbo.Clear();
             Array.Clear(_table);
