@@ -1,0 +1,206 @@
+using System.Buffers.Binary;
+
+namespace Cairn.Kv;
+
+/// <summary>
+/// A change to the key space as it travels through the log: exactly one of the members is set. <see cref="Encode"/>
+/// and <see cref="Decode"/> give its bytes; applying the same bytes in the same order gives the same state everywhere.
+/// </summary>
+public sealed record KvCommand
+{
+    /// <summary>A put.</summary>
+    public PutRequest? Put { get; init; }
+
+    /// <summary>A delete.</summary>
+    public DeleteRangeRequest? Delete { get; init; }
+
+    /// <summary>A transaction.</summary>
+    public TxnRequest? Txn { get; init; }
+
+    /// <summary>A compaction up to this revision (0: not a compaction).</summary>
+    public long CompactRevision { get; init; }
+
+    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5;
+
+    /// <summary>The command's bytes.</summary>
+    public byte[] Encode()
+    {
+        var w = new Writer();
+        if (Put is not null) { w.Byte(TagPut); WritePut(w, Put); }
+        else if (Delete is not null) { w.Byte(TagDelete); WriteDelete(w, Delete); }
+        else if (Txn is not null) { w.Byte(TagTxn); WriteTxn(w, Txn, 0); }
+        else if (CompactRevision > 0) { w.Byte(TagCompact); w.Long(CompactRevision); }
+        else throw new InvalidOperationException("An empty command: set Put, Delete, Txn or CompactRevision.");
+        return w.ToArray();
+    }
+
+    /// <summary>Reads a command; <see cref="InvalidDataException"/> for bytes that are not one.</summary>
+    public static KvCommand Decode(ReadOnlySpan<byte> bytes)
+    {
+        var r = new Reader(bytes);
+        var tag = r.Byte();
+        var cmd = tag switch
+        {
+            TagPut => new KvCommand { Put = ReadPut(ref r) },
+            TagDelete => new KvCommand { Delete = ReadDelete(ref r) },
+            TagTxn => new KvCommand { Txn = ReadTxn(ref r, 0) },
+            TagCompact => new KvCommand { CompactRevision = Positive(r.Long()) },
+            _ => throw new InvalidDataException($"unknown command tag {tag}"),
+        };
+        if (!r.AtEnd) throw new InvalidDataException("trailing bytes after the command");
+        return cmd;
+    }
+
+    /// <summary>Flag bits outside <paramref name="known"/> are refused, so every command has exactly one encoding.</summary>
+    private static byte Flags(byte f, byte known) => (f & ~known) == 0 ? f : throw new InvalidDataException($"unknown flag bits {f:x2}");
+
+    private static long Positive(long v) => v > 0 ? v : throw new InvalidDataException("compaction revision must be positive");
+
+    private static void WritePut(Writer w, PutRequest p)
+    {
+        w.Bytes(p.Key); w.Bytes(p.Value); w.Long(p.Lease);
+        w.Byte((byte)((p.PrevKv ? 1 : 0) | (p.IgnoreValue ? 2 : 0) | (p.IgnoreLease ? 4 : 0)));
+    }
+
+    private static PutRequest ReadPut(ref Reader r)
+    {
+        var key = r.Bytes(); var value = r.Bytes(); var lease = r.Long(); var f = Flags(r.Byte(), 7);
+        return new PutRequest { Key = key, Value = value, Lease = lease, PrevKv = (f & 1) != 0, IgnoreValue = (f & 2) != 0, IgnoreLease = (f & 4) != 0 };
+    }
+
+    private static void WriteDelete(Writer w, DeleteRangeRequest d) { w.Bytes(d.Key); w.Bytes(d.RangeEnd); w.Byte(d.PrevKv ? (byte)1 : (byte)0); }
+
+    private static DeleteRangeRequest ReadDelete(ref Reader r)
+    {
+        var key = r.Bytes(); var end = r.Bytes(); var f = Flags(r.Byte(), 1);
+        return new DeleteRangeRequest { Key = key, RangeEnd = end, PrevKv = f != 0 };
+    }
+
+    private static void WriteRange(Writer w, RangeRequest q)
+    {
+        w.Bytes(q.Key); w.Bytes(q.RangeEnd); w.Long(q.Limit); w.Long(q.Revision);
+        w.Byte((byte)((q.CountOnly ? 1 : 0) | (q.KeysOnly ? 2 : 0)));
+        w.Long(q.MinModRevision); w.Long(q.MaxModRevision); w.Long(q.MinCreateRevision); w.Long(q.MaxCreateRevision);
+    }
+
+    private static RangeRequest ReadRange(ref Reader r)
+    {
+        var key = r.Bytes(); var end = r.Bytes(); var limit = r.Long(); var rev = r.Long(); var f = Flags(r.Byte(), 3);
+        return new RangeRequest
+        {
+            Key = key, RangeEnd = end, Limit = limit, Revision = rev, CountOnly = (f & 1) != 0, KeysOnly = (f & 2) != 0,
+            MinModRevision = r.Long(), MaxModRevision = r.Long(), MinCreateRevision = r.Long(), MaxCreateRevision = r.Long(),
+        };
+    }
+
+    private const int MaxNesting = 16;
+
+    private static void WriteTxn(Writer w, TxnRequest t, int depth)
+    {
+        if (depth > MaxNesting) throw new ArgumentException($"Transactions nest at most {MaxNesting} deep.");
+        w.Int(t.Compares.Count);
+        foreach (var c in t.Compares)
+        {
+            w.Bytes(c.Key); w.Bytes(c.RangeEnd); w.Byte((byte)c.Target); w.Byte((byte)c.Result); w.Bytes(c.Value); w.Long(c.Number);
+        }
+        WriteOps(w, t.Success, depth);
+        WriteOps(w, t.Failure, depth);
+    }
+
+    private static void WriteOps(Writer w, IReadOnlyList<TxnOp> ops, int depth)
+    {
+        w.Int(ops.Count);
+        foreach (var op in ops)
+        {
+            if (op.Range is not null) { w.Byte(TagRange); WriteRange(w, op.Range); }
+            else if (op.Put is not null) { w.Byte(TagPut); WritePut(w, op.Put); }
+            else if (op.Delete is not null) { w.Byte(TagDelete); WriteDelete(w, op.Delete); }
+            else if (op.Txn is not null) { w.Byte(TagTxn); WriteTxn(w, op.Txn, depth + 1); }
+            else throw new ArgumentException("A transaction operation sets none of Range, Put, Delete, Txn.");
+        }
+    }
+
+    private static TxnRequest ReadTxn(ref Reader r, int depth)
+    {
+        if (depth > MaxNesting) throw new InvalidDataException("transactions nested too deep");
+        var n = r.Count();
+        var compares = new List<Compare>(n);
+        for (var i = 0; i < n; i++)
+        {
+            var key = r.Bytes(); var end = r.Bytes(); var target = r.Byte(); var result = r.Byte(); var value = r.Bytes(); var number = r.Long();
+            if (target > (byte)CompareTarget.Lease || result > (byte)CompareResult.Greater) throw new InvalidDataException("unknown compare");
+            compares.Add(new Compare { Key = key, RangeEnd = end, Target = (CompareTarget)target, Result = (CompareResult)result, Value = value, Number = number });
+        }
+        var success = ReadOps(ref r, depth);
+        var failure = ReadOps(ref r, depth);
+        return new TxnRequest { Compares = compares, Success = success, Failure = failure };
+    }
+
+    private static List<TxnOp> ReadOps(ref Reader r, int depth)
+    {
+        var n = r.Count();
+        var ops = new List<TxnOp>(n);
+        for (var i = 0; i < n; i++)
+        {
+            var tag = r.Byte();
+            ops.Add(tag switch
+            {
+                TagRange => new TxnOp { Range = ReadRange(ref r) },
+                TagPut => new TxnOp { Put = ReadPut(ref r) },
+                TagDelete => new TxnOp { Delete = ReadDelete(ref r) },
+                TagTxn => new TxnOp { Txn = ReadTxn(ref r, depth + 1) },
+                _ => throw new InvalidDataException($"unknown operation tag {tag}"),
+            });
+        }
+        return ops;
+    }
+
+    private sealed class Writer
+    {
+        private byte[] _buf = new byte[256];
+        private int _len;
+
+        private Span<byte> Take(int n)
+        {
+            if (_len + n > _buf.Length) Array.Resize(ref _buf, Math.Max(_buf.Length * 2, _len + n));
+            var s = _buf.AsSpan(_len, n);
+            _len += n;
+            return s;
+        }
+
+        public void Byte(byte b) => Take(1)[0] = b;
+        public void Int(int v) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), v);
+        public void Long(long v) => BinaryPrimitives.WriteInt64LittleEndian(Take(8), v);
+        public void Bytes(byte[] b) { Int(b.Length); b.CopyTo(Take(b.Length)); }
+        public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
+    }
+
+    private ref struct Reader(ReadOnlySpan<byte> data)
+    {
+        private readonly ReadOnlySpan<byte> _data = data;
+        private int _at;
+
+        public readonly bool AtEnd => _at == _data.Length;
+
+        private ReadOnlySpan<byte> Take(int n)
+        {
+            if (n < 0 || _data.Length - _at < n) throw new InvalidDataException("command is truncated");
+            var s = _data.Slice(_at, n);
+            _at += n;
+            return s;
+        }
+
+        public byte Byte() => Take(1)[0];
+        public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+        public byte[] Bytes() => Take(Int()).ToArray();
+
+        /// <summary>An element count, bounded by the bytes left so a forged count cannot allocate without limit.</summary>
+        public int Count()
+        {
+            var n = Int();
+            if (n < 0 || n > _data.Length - _at) throw new InvalidDataException("element count exceeds the command");
+            return n;
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using Cairn.Storage;
+
+namespace Cairn.Kv;
+
+/// <summary>The outcome of applying one command: its response, or the error it deterministically failed with.</summary>
+/// <param name="Index">The log index applied.</param>
+/// <param name="Response">A <see cref="PutResponse"/>, <see cref="DeleteRangeResponse"/>, <see cref="TxnResponse"/> or <see cref="CompactResponse"/>; null on error.</param>
+/// <param name="Error">The error, when the command was refused (the store is unchanged by it).</param>
+public sealed record ApplyResult(ulong Index, object? Response, KvException? Error);
+
+/// <summary>
+/// The deterministic state machine Raft drives: <see cref="Apply"/> takes log entries in order and records the
+/// applied index in the same storage transaction as their changes, so a restart resumes right after the last one
+/// applied. The same log gives the same key space, revisions and <see cref="Hash"/> on every member.
+/// </summary>
+public sealed class KvStateMachine : IDisposable
+{
+    private readonly Database _db;
+    private readonly KvOptions _options;
+
+    private KvStateMachine(Database db, KvOptions options)
+    {
+        _db = db;
+        _options = options;
+    }
+
+    /// <summary>Opens (or creates) the store's file at <paramref name="path"/>.</summary>
+    public static KvStateMachine Open(string path, KvOptions? options = null)
+    {
+        options ??= new KvOptions();
+        options.Validate();
+        return new KvStateMachine(Database.Open(path, options.Storage), options);
+    }
+
+    /// <summary>The storage underneath (for stats, verify and the page-cache budget).</summary>
+    public Database Storage => _db;
+
+    /// <summary>The last log index applied.</summary>
+    public ulong AppliedIndex { get { using var tx = _db.BeginRead(); return new Mvcc(tx, _options).Applied; } }
+
+    /// <summary>The current revision.</summary>
+    public long Revision { get { using var tx = _db.BeginRead(); return new Mvcc(tx, _options).Revision; } }
+
+    /// <summary>Reads below this revision fail with <see cref="CompactedException"/>.</summary>
+    public long CompactRevision { get { using var tx = _db.BeginRead(); return new Mvcc(tx, _options).CompactRevision; } }
+
+    /// <summary>Applies one entry; see <see cref="ApplyBatch"/>.</summary>
+    public ApplyResult Apply(ulong index, ReadOnlySpan<byte> command, bool durable = true) =>
+        ApplyBatch([(index, command.ToArray())], durable)[0];
+
+    /// <summary>
+    /// Applies entries in order in one storage transaction (one sync for the batch). Entries at or below the applied
+    /// index are skipped (a replay after restart). An entry that is refused (too large, duplicate key, compacted...)
+    /// changes nothing and reports its error; the others still apply. Bytes that are not a command are refused too.
+    /// </summary>
+    public IReadOnlyList<ApplyResult> ApplyBatch(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool durable = true)
+    {
+        var results = new List<ApplyResult>(entries.Count);
+        using var tx = _db.BeginWrite();
+        var mvcc = new Mvcc(tx, _options);
+        var applied = mvcc.Applied;
+        var pending = new List<(ulong Index, KvCommand? Command, KvException? Error)>();
+        foreach (var (index, bytes) in entries)
+        {
+            if (index <= applied) continue;
+            if (index != applied + 1 && applied != 0) throw new ArgumentException($"Entry {index} does not follow the applied index {applied}; apply the log in order.");
+            applied = index;
+            try
+            {
+                pending.Add((index, KvCommand.Decode(bytes), null));
+            }
+            catch (InvalidDataException e)
+            {
+                pending.Add((index, null, new KvException($"entry {index} is not a key-value command: {e.Message}")));
+            }
+        }
+        if (pending.Count == 0) return results;
+
+        // Refused commands must leave no trace, and a storage transaction cannot undo part of itself: try the batch,
+        // and if any command fails, start again without the failing one.
+        var refused = new Dictionary<ulong, KvException>();
+        foreach (var p in pending) if (p.Error is not null) refused[p.Index] = p.Error;
+        tx.Dispose();
+        while (true)
+        {
+            using var attempt = _db.BeginWrite();
+            var m = new Mvcc(attempt, _options);
+            results.Clear();
+            ulong failedAt = 0;
+            foreach (var (index, command, _) in pending)
+            {
+                if (refused.TryGetValue(index, out var err))
+                {
+                    results.Add(new ApplyResult(index, null, err));
+                    continue;
+                }
+                try
+                {
+                    results.Add(new ApplyResult(index, Execute(m, command!), null));
+                    m.EndRequest();
+                }
+                catch (Exception e) when (e is KvException or ArgumentException)
+                {
+                    refused[index] = e as KvException ?? new KvException(e.Message);
+                    failedAt = index;
+                    break;
+                }
+            }
+            if (failedAt != 0) continue; // roll back this attempt, retry without the refused command
+            m.Finish(pending[^1].Index);
+            attempt.Commit(durable);
+            return results;
+        }
+    }
+
+    private static object Execute(Mvcc m, KvCommand c)
+    {
+        if (c.Put is not null) return m.Put(c.Put);
+        if (c.Delete is not null) return m.Delete(c.Delete);
+        if (c.Txn is not null) return m.Txn(c.Txn);
+        return m.Compact(c.CompactRevision);
+    }
+
+    /// <summary>A read of the latest applied state (serializable).</summary>
+    public RangeResponse Range(RangeRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        using var tx = _db.BeginRead();
+        return new Mvcc(tx, _options).Range(request);
+    }
+
+    /// <summary>A hash of the key space as of <paramref name="revision"/> (0: current), with the revisions it covers.</summary>
+    public (ulong Hash, long Revision, long CompactRevision) Hash(long revision = 0)
+    {
+        using var tx = _db.BeginRead();
+        var m = new Mvcc(tx, _options);
+        if (revision > m.Revision) throw new FutureRevisionException(revision, m.Revision);
+        if (revision != 0 && revision < m.CompactRevision) throw new CompactedException(revision, m.CompactRevision);
+        var at = revision == 0 ? m.Revision : revision;
+        return (m.Hash(at), at, m.CompactRevision);
+    }
+
+    /// <summary>Syncs and closes the file.</summary>
+    public void Dispose() => _db.Dispose();
+}

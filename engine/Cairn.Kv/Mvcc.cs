@@ -1,0 +1,351 @@
+using System.Buffers.Binary;
+using Cairn.Storage;
+
+namespace Cairn.Kv;
+
+/// <summary>
+/// The key space inside one storage transaction: reads (current and at past revisions) and, in a write transaction,
+/// the changes of one revision. All of etcd's semantics live here; <see cref="KvStateMachine"/> only opens
+/// transactions around it.
+/// </summary>
+internal sealed class Mvcc
+{
+    public const string IndexTree = "kv.index";
+    public const string HistoryTree = "kv.history";
+    public const string EventsTree = "kv.events";
+    public const string MetaTree = "kv.meta";
+    public static readonly byte[] RevisionKey = "rev"u8.ToArray();
+    public static readonly byte[] CompactKey = "compact"u8.ToArray();
+    public static readonly byte[] AppliedKey = "applied"u8.ToArray();
+
+    private readonly Transaction _tx;
+    private readonly KvOptions _options;
+    private readonly Tree _index, _history, _events, _meta;
+    private readonly bool _empty; // read transaction over a store that has never been written
+
+    // Write state of the revision being built.
+    private int _sub;
+    private HashSet<string>? _written;
+
+    public Mvcc(Transaction tx, KvOptions options)
+    {
+        _tx = tx;
+        _options = options;
+        if (tx is WriteTransaction w)
+        {
+            _index = w.CreateTree(IndexTree);
+            _history = w.CreateTree(HistoryTree);
+            _events = w.CreateTree(EventsTree);
+            _meta = w.CreateTree(MetaTree);
+        }
+        else if (tx.TryOpenTree(IndexTree, out _index))
+        {
+            _history = tx.OpenTree(HistoryTree);
+            _events = tx.OpenTree(EventsTree);
+            _meta = tx.OpenTree(MetaTree);
+        }
+        else
+        {
+            _empty = true;
+        }
+        Revision = ReadMeta(RevisionKey);
+        CompactRevision = ReadMeta(CompactKey);
+        Applied = (ulong)ReadMeta(AppliedKey);
+    }
+
+    /// <summary>The current revision (after the writes made so far in this transaction).</summary>
+    public long Revision { get; private set; }
+
+    public long CompactRevision { get; private set; }
+
+    public ulong Applied { get; private set; }
+
+    private long ReadMeta(byte[] key) =>
+        !_empty && _meta.TryGet(key, out var v) ? BinaryPrimitives.ReadInt64LittleEndian(v) : 0;
+
+    // ---------------- reads ----------------
+
+    public RangeResponse Range(RangeRequest q)
+    {
+        ValidateKey(q.Key, allowEmpty: false);
+        var rev = q.Revision;
+        if (rev < 0) throw new ArgumentException("Revision must not be negative.");
+        if (rev > Revision) throw new FutureRevisionException(rev, Revision);
+        if (rev > 0 && rev < CompactRevision) throw new CompactedException(rev, CompactRevision);
+        var kvs = new List<KeyValue>();
+        long count = 0;
+        var limit = q.Limit > 0 ? q.Limit : long.MaxValue;
+        if (!_empty)
+        {
+            if (rev == 0 || rev == Revision) RangeCurrent(q, kvs, ref count, limit);
+            else RangePast(q, rev, kvs, ref count, limit);
+        }
+        return new RangeResponse(new ResponseHeader(Revision), q.CountOnly ? [] : kvs, count > kvs.Count && !q.CountOnly, count);
+    }
+
+    private static bool Passes(RangeRequest q, KeyValue kv) =>
+        (q.MinModRevision == 0 || kv.ModRevision >= q.MinModRevision)
+        && (q.MaxModRevision == 0 || kv.ModRevision <= q.MaxModRevision)
+        && (q.MinCreateRevision == 0 || kv.CreateRevision >= q.MinCreateRevision)
+        && (q.MaxCreateRevision == 0 || kv.CreateRevision <= q.MaxCreateRevision);
+
+    private void RangeCurrent(RangeRequest q, List<KeyValue> kvs, ref long count, long limit)
+    {
+        if (q.RangeEnd.Length == 0)
+        {
+            if (_index.TryGet(q.Key, out var v))
+            {
+                var kv = KvEncoding.ReadIndex(q.Key, v, q.KeysOnly);
+                if (Passes(q, kv)) { count = 1; if (!q.CountOnly) kvs.Add(kv); }
+            }
+            return;
+        }
+        var end = IsFromKey(q.RangeEnd) ? [] : q.RangeEnd;
+        foreach (var e in _index.Range(q.Key, end))
+        {
+            var kv = KvEncoding.ReadIndex(e.Key, e.Value, q.KeysOnly);
+            if (!Passes(q, kv)) continue;
+            count++;
+            if (!q.CountOnly && kvs.Count < limit) kvs.Add(kv);
+        }
+    }
+
+    /// <summary>Each key's newest history entry at or below <paramref name="rev"/>, in key order.</summary>
+    private void RangePast(RangeRequest q, long rev, List<KeyValue> kvs, ref long count, long limit)
+    {
+        using var c = _history.CreateCursor();
+        var single = q.RangeEnd.Length == 0;
+        var fromKey = IsFromKey(q.RangeEnd);
+        var ok = c.Seek(KvEncoding.HistoryPrefix(q.Key));
+        while (ok)
+        {
+            var (key, _) = KvEncoding.ParseHistoryKey(c.Key);
+            if (single ? !key.AsSpan().SequenceEqual(q.Key) : !fromKey && key.AsSpan().SequenceCompareTo(q.RangeEnd) >= 0) break;
+            // Newest entry of this key at or below rev: the one just before (key, rev + 1).
+            if (c.Seek(KvEncoding.HistoryKey(key, rev + 1)) ? c.Prev() : c.Last())
+            {
+                var (k2, r2) = KvEncoding.ParseHistoryKey(c.Key);
+                if (k2.AsSpan().SequenceEqual(key) && r2 <= rev && KvEncoding.ReadHistory(key, r2, c.Value, q.KeysOnly) is { } kv && Passes(q, kv))
+                {
+                    count++;
+                    if (!q.CountOnly && kvs.Count < limit) kvs.Add(kv);
+                }
+            }
+            if (single) break;
+            ok = c.Seek(KvEncoding.HistoryPrefix(key, terminator: 2)); // past every revision of this key
+        }
+    }
+
+    private static bool IsFromKey(byte[] rangeEnd) => rangeEnd.Length == 1 && rangeEnd[0] == 0;
+
+    private KeyValue? Current(ReadOnlySpan<byte> key) =>
+        _index.TryGet(key, out var v) ? KvEncoding.ReadIndex(key, v, keysOnly: false) : null;
+
+    // ---------------- writes ----------------
+
+    private void BeginWrite(ReadOnlySpan<byte> key)
+    {
+        _written ??= [];
+        if (!_written.Add(Convert.ToHexString(key)))
+        {
+            throw new DuplicateKeyException($"key {Convert.ToHexString(key)} is written twice in one transaction; write each key once.");
+        }
+        if (_sub == 0) Revision++;
+    }
+
+    public PutResponse Put(PutRequest p)
+    {
+        ValidateKey(p.Key, allowEmpty: false);
+        if (p.Value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {p.Value.Length} bytes; the limit is {_options.MaxValueBytes} (KvOptions.MaxValueBytes).");
+        var prev = Current(p.Key);
+        if ((p.IgnoreValue || p.IgnoreLease) && prev is null)
+        {
+            throw new KeyNotFoundForUpdateException($"key {Convert.ToHexString(p.Key)} does not exist; IgnoreValue and IgnoreLease update an existing key only.");
+        }
+        BeginWrite(p.Key);
+        var rev = Revision;
+        var create = prev?.CreateRevision ?? rev;
+        var version = (prev?.Version ?? 0) + 1;
+        var value = p.IgnoreValue ? prev!.Value : p.Value;
+        var lease = p.IgnoreLease ? prev!.Lease : p.Lease;
+        _index.Put(p.Key, KvEncoding.IndexValue(create, rev, version, lease, value));
+        _history.Put(KvEncoding.HistoryKey(p.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindPut, create, version, lease, value));
+        _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindPut, p.Key));
+        return new PutResponse(new ResponseHeader(Revision), p.PrevKv ? prev : null);
+    }
+
+    public DeleteRangeResponse Delete(DeleteRangeRequest d)
+    {
+        ValidateKey(d.Key, allowEmpty: false);
+        var victims = new List<KeyValue>();
+        if (d.RangeEnd.Length == 0)
+        {
+            if (Current(d.Key) is { } kv) victims.Add(kv);
+        }
+        else
+        {
+            foreach (var e in _index.Range(d.Key, IsFromKey(d.RangeEnd) ? [] : d.RangeEnd)) victims.Add(KvEncoding.ReadIndex(e.Key, e.Value, keysOnly: false));
+        }
+        foreach (var kv in victims)
+        {
+            BeginWrite(kv.Key);
+            var rev = Revision;
+            _index.Delete(kv.Key);
+            _history.Put(KvEncoding.HistoryKey(kv.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindDelete, 0, 0, 0, default));
+            _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindDelete, kv.Key));
+        }
+        return new DeleteRangeResponse(new ResponseHeader(Revision), victims.Count, d.PrevKv ? victims : []);
+    }
+
+    public TxnResponse Txn(TxnRequest t)
+    {
+        var ok = true;
+        foreach (var c in t.Compares)
+        {
+            if (!Holds(c)) { ok = false; break; }
+        }
+        var ops = ok ? t.Success : t.Failure;
+        var responses = new List<TxnOpResponse>(ops.Count);
+        foreach (var op in ops)
+        {
+            if (op.Range is not null) responses.Add(new TxnOpResponse(Range: Range(op.Range)));
+            else if (op.Put is not null) responses.Add(new TxnOpResponse(Put: Put(op.Put)));
+            else if (op.Delete is not null) responses.Add(new TxnOpResponse(Delete: Delete(op.Delete)));
+            else if (op.Txn is not null) responses.Add(new TxnOpResponse(Txn: Txn(op.Txn)));
+            else throw new ArgumentException("A transaction operation sets none of Range, Put, Delete, Txn.");
+        }
+        // Responses carry the revision after the whole transaction, as etcd's do.
+        return new TxnResponse(new ResponseHeader(Revision), ok, responses);
+    }
+
+    /// <summary>A compare holds when it holds for the key, or for every key of its range (a missing key has zeros).</summary>
+    private bool Holds(Compare c)
+    {
+        ValidateKey(c.Key, allowEmpty: false);
+        if (c.RangeEnd.Length == 0) return Holds(c, Current(c.Key));
+        foreach (var e in _index.Range(c.Key, IsFromKey(c.RangeEnd) ? [] : c.RangeEnd))
+        {
+            if (!Holds(c, KvEncoding.ReadIndex(e.Key, e.Value, keysOnly: false))) return false;
+        }
+        return true;
+    }
+
+    private static bool Holds(Compare c, KeyValue? kv)
+    {
+        int cmp;
+        if (c.Target == CompareTarget.Value)
+        {
+            if (kv is null) return false;
+            cmp = kv.Value.AsSpan().SequenceCompareTo(c.Value);
+        }
+        else
+        {
+            var mine = c.Target switch
+            {
+                CompareTarget.Version => kv?.Version ?? 0,
+                CompareTarget.Create => kv?.CreateRevision ?? 0,
+                CompareTarget.Mod => kv?.ModRevision ?? 0,
+                _ => kv?.Lease ?? 0,
+            };
+            cmp = mine.CompareTo(c.Number);
+        }
+        return c.Result switch
+        {
+            CompareResult.Equal => cmp == 0,
+            CompareResult.NotEqual => cmp != 0,
+            CompareResult.Less => cmp < 0,
+            _ => cmp > 0,
+        };
+    }
+
+    /// <summary>
+    /// Forgets history below <paramref name="rev"/>: every change older than it goes, except each key's newest entry at
+    /// or below it when that is a put (reads at rev and later still need it). Events below rev go too.
+    /// </summary>
+    public CompactResponse Compact(long rev)
+    {
+        if (rev > Revision) throw new FutureRevisionException(rev, Revision);
+        if (rev <= CompactRevision) throw new CompactedException(rev, CompactRevision);
+        long removed = 0;
+        var events = new List<(byte[] EventKey, long Rev, byte[] Key)>();
+        foreach (var e in _events.Range(KvEncoding.EventKey(0, 0), KvEncoding.EventKey(rev, 0)))
+        {
+            events.Add((e.Key.ToArray(), BinaryPrimitives.ReadInt64BigEndian(e.Key), e.Value[1..].ToArray()));
+        }
+        // Every key changed below rev: keep only its newest entry at or below rev, and only if it is a put. Entries an
+        // earlier compaction kept are among those scanned, so a key deleted since loses them too.
+        var doomed = new List<byte[]>();
+        var seen = new HashSet<string>();
+        using (var c = _history.CreateCursor())
+        {
+            foreach (var (_, _, key) in events)
+            {
+                if (!seen.Add(Convert.ToHexString(key))) continue;
+                var entries = new List<(byte[] HistoryKey, bool Put)>();
+                for (var ok = c.Seek(KvEncoding.HistoryPrefix(key)); ok; ok = c.Next())
+                {
+                    var (k, r) = KvEncoding.ParseHistoryKey(c.Key);
+                    if (!k.AsSpan().SequenceEqual(key) || r > rev) break;
+                    entries.Add((c.Key.ToArray(), c.Value[0] == KvEncoding.KindPut));
+                }
+                for (var i = 0; i < entries.Count; i++)
+                {
+                    if (i < entries.Count - 1 || !entries[i].Put) doomed.Add(entries[i].HistoryKey);
+                }
+            }
+        }
+        foreach (var hk in doomed)
+        {
+            if (_history.Delete(hk)) removed++;
+        }
+        foreach (var (ek, _, _) in events) _events.Delete(ek);
+        CompactRevision = rev;
+        _meta.Put(CompactKey, KvEncoding.U64(rev));
+        return new CompactResponse(new ResponseHeader(Revision), removed);
+    }
+
+    /// <summary>Ends the revision being built: the next write starts the next one.</summary>
+    public void EndRequest()
+    {
+        _sub = 0;
+        _written?.Clear();
+    }
+
+    public void Finish(ulong applied)
+    {
+        _meta.Put(RevisionKey, KvEncoding.U64(Revision));
+        if (applied > 0)
+        {
+            Applied = applied;
+            _meta.Put(AppliedKey, KvEncoding.U64((long)applied));
+        }
+    }
+
+    /// <summary>A hash of every key-value as of <paramref name="rev"/> (history entries at or below it), equal on every member that applied the same log.</summary>
+    public ulong Hash(long rev)
+    {
+        var h = new System.IO.Hashing.XxHash64();
+        Span<byte> buf = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(buf, CompactRevision);
+        h.Append(buf);
+        if (_empty) return h.GetCurrentHashAsUInt64();
+        foreach (var e in _history.All())
+        {
+            if (BinaryPrimitives.ReadInt64BigEndian(e.Key[^8..]) > rev) continue;
+            BinaryPrimitives.WriteInt32LittleEndian(buf, e.Key.Length);
+            h.Append(buf[..4]);
+            h.Append(e.Key);
+            BinaryPrimitives.WriteInt32LittleEndian(buf, e.Value.Length);
+            h.Append(buf[..4]);
+            h.Append(e.Value);
+        }
+        return h.GetCurrentHashAsUInt64();
+    }
+
+    private void ValidateKey(byte[] key, bool allowEmpty)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (key.Length == 0 && !allowEmpty) throw new ArgumentException("The key is empty; keys are 1 byte or more.");
+        if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} (KvOptions.MaxKeyBytes).");
+    }
+}

@@ -1,0 +1,173 @@
+using System.Collections.Immutable;
+
+namespace Cairn.Kv.Tests;
+
+/// <summary>Bytewise key order.</summary>
+public sealed class ByteOrder : IComparer<byte[]>
+{
+    public static readonly ByteOrder Instance = new();
+
+    public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
+}
+
+/// <summary>
+/// etcd's semantics in a few lines: one immutable snapshot of the key space per revision. Slow and obviously right;
+/// the store is checked against it.
+/// </summary>
+public sealed class ReferenceModel
+{
+    private readonly List<ImmutableSortedDictionary<byte[], KeyValue>> _byRevision = [ImmutableSortedDictionary.Create<byte[], KeyValue>(ByteOrder.Instance)];
+
+    public long Revision => _byRevision.Count - 1;
+
+    public long Compacted { get; private set; }
+
+    public int MaxKey { get; init; } = 2000;
+
+    public int MaxValue { get; init; } = 1536 * 1024;
+
+    private ImmutableSortedDictionary<byte[], KeyValue> Current => _byRevision[^1];
+
+    /// <summary>Applies a command; returns the expected response or throws the expected exception type, changing nothing then.</summary>
+    public object Apply(KvCommand c)
+    {
+        if (c.CompactRevision > 0)
+        {
+            if (c.CompactRevision > Revision) throw new FutureRevisionException(c.CompactRevision, Revision);
+            if (c.CompactRevision <= Compacted) throw new CompactedException(c.CompactRevision, Compacted);
+            Compacted = c.CompactRevision;
+            return new CompactResponse(new ResponseHeader(Revision), 0);
+        }
+        var work = new Work(this);
+        var response = c.Put is not null ? work.Put(c.Put) : c.Delete is not null ? work.Delete(c.Delete) : (object)work.Txn(c.Txn!);
+        if (work.Wrote) _byRevision.Add(work.State);
+        return Fix(response, Revision);
+    }
+
+    private static object Fix(object response, long revision) => response switch
+    {
+        PutResponse p => p with { Header = new ResponseHeader(revision) },
+        DeleteRangeResponse d => d with { Header = new ResponseHeader(revision) },
+        TxnResponse t => t with { Header = new ResponseHeader(revision) },
+        _ => response,
+    };
+
+    public RangeResponse Range(RangeRequest q) => Range(q, Current, Revision);
+
+    private RangeResponse Range(RangeRequest q, ImmutableSortedDictionary<byte[], KeyValue> current, long currentRevision)
+    {
+        var rev = q.Revision == 0 ? currentRevision : q.Revision;
+        if (rev > currentRevision) throw new FutureRevisionException(rev, currentRevision);
+        if (q.Revision != 0 && rev < Compacted) throw new CompactedException(rev, Compacted);
+        var state = rev == currentRevision ? current : _byRevision[(int)rev];
+        var matches = InRange(state, q.Key, q.RangeEnd).Where(kv =>
+            (q.MinModRevision == 0 || kv.ModRevision >= q.MinModRevision) && (q.MaxModRevision == 0 || kv.ModRevision <= q.MaxModRevision)
+            && (q.MinCreateRevision == 0 || kv.CreateRevision >= q.MinCreateRevision) && (q.MaxCreateRevision == 0 || kv.CreateRevision <= q.MaxCreateRevision)).ToList();
+        var limit = q.Limit > 0 ? (int)Math.Min(q.Limit, int.MaxValue) : int.MaxValue;
+        var kvs = q.CountOnly ? [] : matches.Take(limit).Select(kv => q.KeysOnly ? kv with { Value = [] } : kv).ToList();
+        return new RangeResponse(new ResponseHeader(currentRevision), kvs, !q.CountOnly && matches.Count > kvs.Count, matches.Count);
+    }
+
+    private static IEnumerable<KeyValue> InRange(ImmutableSortedDictionary<byte[], KeyValue> state, byte[] key, byte[] end)
+    {
+        if (end.Length == 0) return state.TryGetValue(key, out var kv) ? [kv] : [];
+        var fromKey = end is [0];
+        return state.Where(p => ByteOrder.Instance.Compare(p.Key, key) >= 0 && (fromKey || ByteOrder.Instance.Compare(p.Key, end) < 0)).Select(p => p.Value);
+    }
+
+    private sealed class Work(ReferenceModel model)
+    {
+        public ImmutableSortedDictionary<byte[], KeyValue> State = model.Current;
+        public bool Wrote;
+        private readonly HashSet<string> _written = [];
+        private long Rev => model.Revision + 1;
+
+        private void Write(byte[] key)
+        {
+            if (!_written.Add(Convert.ToHexString(key))) throw new DuplicateKeyException("duplicate");
+            Wrote = true;
+        }
+
+        private void CheckKey(byte[] key)
+        {
+            if (key.Length == 0) throw new ArgumentException("empty key");
+            if (key.Length > model.MaxKey) throw new TooLargeException("key");
+        }
+
+        public PutResponse Put(PutRequest p)
+        {
+            CheckKey(p.Key);
+            if (p.Value.Length > model.MaxValue) throw new TooLargeException("value");
+            State.TryGetValue(p.Key, out var prev);
+            if ((p.IgnoreValue || p.IgnoreLease) && prev is null) throw new KeyNotFoundForUpdateException("missing");
+            Write(p.Key);
+            State = State.SetItem(p.Key, new KeyValue(p.Key, p.IgnoreValue ? prev!.Value : p.Value, prev?.CreateRevision ?? Rev, Rev, (prev?.Version ?? 0) + 1, p.IgnoreLease ? prev!.Lease : p.Lease));
+            return new PutResponse(default, p.PrevKv ? prev : null);
+        }
+
+        public DeleteRangeResponse Delete(DeleteRangeRequest d)
+        {
+            CheckKey(d.Key);
+            var victims = InRange(State, d.Key, d.RangeEnd).ToList();
+            foreach (var kv in victims)
+            {
+                Write(kv.Key);
+                State = State.Remove(kv.Key);
+            }
+            return new DeleteRangeResponse(default, victims.Count, d.PrevKv ? victims : []);
+        }
+
+        public TxnResponse Txn(TxnRequest t)
+        {
+            var ok = t.Compares.All(Holds);
+            var responses = new List<TxnOpResponse>();
+            foreach (var op in ok ? t.Success : t.Failure)
+            {
+                if (op.Range is not null) responses.Add(new TxnOpResponse(Range: model.Range(op.Range, State, Wrote ? Rev : model.Revision)));
+                else if (op.Put is not null) responses.Add(new TxnOpResponse(Put: Put(op.Put)));
+                else if (op.Delete is not null) responses.Add(new TxnOpResponse(Delete: Delete(op.Delete)));
+                else responses.Add(new TxnOpResponse(Txn: Txn(op.Txn!)));
+            }
+            return new TxnResponse(default, ok, responses);
+        }
+
+        private bool Holds(Compare c)
+        {
+            CheckKey(c.Key);
+            if (c.RangeEnd.Length == 0)
+            {
+                State.TryGetValue(c.Key, out var kv);
+                return Holds(c, kv);
+            }
+            return InRange(State, c.Key, c.RangeEnd).All(kv => Holds(c, kv));
+        }
+
+        private static bool Holds(Compare c, KeyValue? kv)
+        {
+            int cmp;
+            if (c.Target == CompareTarget.Value)
+            {
+                if (kv is null) return false;
+                cmp = kv.Value.AsSpan().SequenceCompareTo(c.Value);
+            }
+            else
+            {
+                long mine = c.Target switch
+                {
+                    CompareTarget.Version => kv?.Version ?? 0,
+                    CompareTarget.Create => kv?.CreateRevision ?? 0,
+                    CompareTarget.Mod => kv?.ModRevision ?? 0,
+                    _ => kv?.Lease ?? 0,
+                };
+                cmp = mine.CompareTo(c.Number);
+            }
+            return c.Result switch
+            {
+                CompareResult.Equal => cmp == 0,
+                CompareResult.NotEqual => cmp != 0,
+                CompareResult.Less => cmp < 0,
+                _ => cmp > 0,
+            };
+        }
+    }
+}
