@@ -37,3 +37,13 @@ public sealed class DuplicateKeyException(string message) : KvException(message)
 
 /// <summary>A put with IgnoreValue or IgnoreLease named a key that does not exist.</summary>
 public sealed class KeyNotFoundForUpdateException(string message) : KvException(message);
+
+/// <summary>A put or revoke named a lease that does not exist (never granted, revoked, or expired).</summary>
+public sealed class LeaseNotFoundException(long id) : KvException($"lease {id} not found; grant a lease first (it may have expired or been revoked)")
+{
+    /// <summary>The lease asked for.</summary>
+    public long Id { get; } = id;
+}
+
+/// <summary>A grant named a lease id already in use.</summary>
+public sealed class LeaseExistsException(long id) : KvException($"lease {id} already exists; grant with another id");

@@ -20,7 +20,13 @@ public sealed record KvCommand
     /// <summary>A compaction up to this revision (0: not a compaction).</summary>
     public long CompactRevision { get; init; }
 
-    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5;
+    /// <summary>Grants this lease (id and TTL in seconds).</summary>
+    public (long Id, long Ttl)? LeaseGrant { get; init; }
+
+    /// <summary>Revokes (or expires) this lease, deleting its keys at one revision (0: not a revoke).</summary>
+    public long LeaseRevoke { get; init; }
+
+    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5, TagGrant = 6, TagRevoke = 7;
 
     /// <summary>The command's bytes.</summary>
     public byte[] Encode()
@@ -30,7 +36,9 @@ public sealed record KvCommand
         else if (Delete is not null) { w.Byte(TagDelete); WriteDelete(w, Delete); }
         else if (Txn is not null) { w.Byte(TagTxn); WriteTxn(w, Txn, 0); }
         else if (CompactRevision > 0) { w.Byte(TagCompact); w.Long(CompactRevision); }
-        else throw new InvalidOperationException("An empty command: set Put, Delete, Txn or CompactRevision.");
+        else if (LeaseGrant is { } g) { w.Byte(TagGrant); w.Long(g.Id); w.Long(g.Ttl); }
+        else if (LeaseRevoke != 0) { w.Byte(TagRevoke); w.Long(LeaseRevoke); }
+        else throw new InvalidOperationException("An empty command: set Put, Delete, Txn, CompactRevision, LeaseGrant or LeaseRevoke.");
         return w.ToArray();
     }
 
@@ -45,6 +53,8 @@ public sealed record KvCommand
             TagDelete => new KvCommand { Delete = ReadDelete(ref r) },
             TagTxn => new KvCommand { Txn = ReadTxn(ref r, 0) },
             TagCompact => new KvCommand { CompactRevision = Positive(r.Long()) },
+            TagGrant => new KvCommand { LeaseGrant = (Positive(r.Long()), r.Long()) },
+            TagRevoke => new KvCommand { LeaseRevoke = Positive(r.Long()) },
             _ => throw new InvalidDataException($"unknown command tag {tag}"),
         };
         if (!r.AtEnd) throw new InvalidDataException("trailing bytes after the command");
@@ -54,7 +64,7 @@ public sealed record KvCommand
     /// <summary>Flag bits outside <paramref name="known"/> are refused, so every command has exactly one encoding.</summary>
     private static byte Flags(byte f, byte known) => (f & ~known) == 0 ? f : throw new InvalidDataException($"unknown flag bits {f:x2}");
 
-    private static long Positive(long v) => v > 0 ? v : throw new InvalidDataException("compaction revision must be positive");
+    private static long Positive(long v) => v > 0 ? v : throw new InvalidDataException("revision or lease id must be positive");
 
     private static void WritePut(Writer w, PutRequest p)
     {

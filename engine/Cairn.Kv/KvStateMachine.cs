@@ -118,6 +118,8 @@ public sealed class KvStateMachine : IDisposable
         if (c.Put is not null) return m.Put(c.Put);
         if (c.Delete is not null) return m.Delete(c.Delete);
         if (c.Txn is not null) return m.Txn(c.Txn);
+        if (c.LeaseGrant is { } g) return m.Grant(g.Id, g.Ttl);
+        if (c.LeaseRevoke != 0) return m.Revoke(c.LeaseRevoke);
         return m.Compact(c.CompactRevision);
     }
 
@@ -127,6 +129,20 @@ public sealed class KvStateMachine : IDisposable
         ArgumentNullException.ThrowIfNull(request);
         using var tx = _db.BeginRead();
         return new Mvcc(tx, _options).Range(request);
+    }
+
+    /// <summary>The lease <paramref name="id"/> with its granted TTL (and keys when asked), or null.</summary>
+    public LeaseInfo? Lease(long id, bool withKeys = true)
+    {
+        using var tx = _db.BeginRead();
+        return new Mvcc(tx, _options).Lease(id, withKeys);
+    }
+
+    /// <summary>Every granted lease.</summary>
+    public IReadOnlyList<LeaseInfo> Leases()
+    {
+        using var tx = _db.BeginRead();
+        return new Mvcc(tx, _options).Leases();
     }
 
     /// <summary>A hash of the key space as of <paramref name="revision"/> (0: current), with the revisions it covers.</summary>

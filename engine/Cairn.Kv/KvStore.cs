@@ -9,18 +9,98 @@ public sealed class KvStore : IDisposable
     private readonly KvStateMachine _machine;
     private readonly Lock _write = new();
     private ulong _next;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<long, DateTimeOffset> _deadlines = []; // guarded by _write
+    private readonly ITimer _expiry;
+    private bool _disposed; // guarded by _write
 
-    private KvStore(KvStateMachine machine)
+    private KvStore(KvStateMachine machine, TimeProvider time)
     {
         _machine = machine;
         _next = machine.AppliedIndex + 1;
+        _time = time;
+        // Like a new etcd leader, a reopened store gives every lease its full TTL again.
+        var now = time.GetUtcNow();
+        foreach (var lease in machine.Leases()) _deadlines[lease.Id] = now + TimeSpan.FromSeconds(lease.Ttl);
+        _expiry = time.CreateTimer(_ => ExpireLeases(), null, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500));
     }
 
-    /// <summary>Opens (or creates) the store in <paramref name="directory"/> (file <c>kv.cairn</c>).</summary>
-    public static KvStore Open(string directory, KvOptions? options = null)
+    /// <summary>Opens (or creates) the store in <paramref name="directory"/> (file <c>kv.cairn</c>); lease expiry follows <paramref name="time"/>.</summary>
+    public static KvStore Open(string directory, KvOptions? options = null, TimeProvider? time = null)
     {
         Directory.CreateDirectory(directory);
-        return new KvStore(KvStateMachine.Open(Path.Combine(directory, "kv.cairn"), options));
+        return new KvStore(KvStateMachine.Open(Path.Combine(directory, "kv.cairn"), options), time ?? TimeProvider.System);
+    }
+
+    /// <summary>Grants a lease of <paramref name="ttlSeconds"/>; <paramref name="id"/> 0 picks a free id.</summary>
+    public LeaseGrantResponse GrantLease(long ttlSeconds, long id = 0)
+    {
+        lock (_write)
+        {
+            while (id == 0)
+            {
+                var candidate = Random.Shared.NextInt64(1, long.MaxValue);
+                if (!_deadlines.ContainsKey(candidate)) id = candidate;
+            }
+            var r = (LeaseGrantResponse)WriteLocked(new KvCommand { LeaseGrant = (id, ttlSeconds) });
+            _deadlines[id] = _time.GetUtcNow() + TimeSpan.FromSeconds(ttlSeconds);
+            return r;
+        }
+    }
+
+    /// <summary>Revokes a lease, deleting its keys at one revision.</summary>
+    public LeaseRevokeResponse RevokeLease(long id)
+    {
+        lock (_write)
+        {
+            var r = (LeaseRevokeResponse)WriteLocked(new KvCommand { LeaseRevoke = id });
+            _deadlines.Remove(id);
+            return r;
+        }
+    }
+
+    /// <summary>Renews a lease for its full TTL; returns the TTL.</summary>
+    public long KeepAlive(long id)
+    {
+        var lease = _machine.Lease(id, withKeys: false) ?? throw new LeaseNotFoundException(id);
+        lock (_write) _deadlines[id] = _time.GetUtcNow() + TimeSpan.FromSeconds(lease.Ttl);
+        return lease.Ttl;
+    }
+
+    /// <summary>A lease's granted TTL, remaining seconds and keys; null when it does not exist.</summary>
+    public (LeaseInfo Lease, long RemainingSeconds)? TimeToLive(long id)
+    {
+        var lease = _machine.Lease(id, withKeys: true);
+        if (lease is null) return null;
+        DateTimeOffset deadline;
+        lock (_write) deadline = _deadlines.TryGetValue(id, out var d) ? d : _time.GetUtcNow();
+        var remaining = (long)Math.Ceiling(Math.Max(0, (deadline - _time.GetUtcNow()).TotalSeconds));
+        return (lease, remaining);
+    }
+
+    /// <summary>Every granted lease.</summary>
+    public IReadOnlyList<LeaseInfo> Leases() => _machine.Leases();
+
+    /// <summary>
+    /// Revokes every lease past its deadline, each through the log as a revoke command (expiry is decided here, by
+    /// the store's clock — in a cluster, by the leader's — never by applying). Runs every 500 ms; returns how many expired.
+    /// </summary>
+    public int ExpireLeases()
+    {
+        var expired = 0;
+        lock (_write)
+        {
+            if (_disposed) return 0;
+            var now = _time.GetUtcNow();
+            foreach (var (id, deadline) in _deadlines.ToList())
+            {
+                if (deadline > now) continue;
+                _deadlines.Remove(id);
+                var r = _machine.Apply(_next++, new KvCommand { LeaseRevoke = id }.Encode());
+                if (r.Error is null) expired++;
+            }
+        }
+        return expired;
     }
 
     /// <summary>The state machine underneath.</summary>
@@ -59,16 +139,26 @@ public sealed class KvStore : IDisposable
 
     private object Write(KvCommand command)
     {
-        var bytes = command.Encode();
-        lock (_write)
-        {
-            var result = _machine.Apply(_next, bytes);
-            _next++;
-            if (result.Error is not null) throw result.Error;
-            return result.Response!;
-        }
+        lock (_write) return WriteLocked(command);
     }
 
-    /// <summary>Closes the store.</summary>
-    public void Dispose() => _machine.Dispose();
+    private object WriteLocked(KvCommand command)
+    {
+        var result = _machine.Apply(_next, command.Encode());
+        _next++;
+        if (result.Error is not null) throw result.Error;
+        return result.Response!;
+    }
+
+    /// <summary>Stops lease expiry and closes the store.</summary>
+    public void Dispose()
+    {
+        _expiry.Dispose();
+        lock (_write)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _machine.Dispose();
+        }
+    }
 }

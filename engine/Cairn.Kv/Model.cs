@@ -211,3 +211,20 @@ public sealed record TxnResponse(ResponseHeader Header, bool Succeeded, IReadOnl
 /// <param name="Header">Revision when compacted.</param>
 /// <param name="Removed">History entries removed.</param>
 public sealed record CompactResponse(ResponseHeader Header, long Removed);
+
+/// <summary>A granted lease.</summary>
+/// <param name="Id">Lease id.</param>
+/// <param name="Ttl">Granted time to live, in seconds.</param>
+/// <param name="Keys">Keys attached to it, in key order.</param>
+public sealed record LeaseInfo(long Id, long Ttl, IReadOnlyList<byte[]> Keys);
+
+/// <summary>What a lease grant did.</summary>
+/// <param name="Header">Revision (unchanged by a grant).</param>
+/// <param name="Id">The lease id.</param>
+/// <param name="Ttl">Its time to live, in seconds.</param>
+public sealed record LeaseGrantResponse(ResponseHeader Header, long Id, long Ttl);
+
+/// <summary>What a lease revoke did.</summary>
+/// <param name="Header">Revision after deleting the lease's keys.</param>
+/// <param name="Deleted">Keys deleted with it.</param>
+public sealed record LeaseRevokeResponse(ResponseHeader Header, long Deleted);

@@ -14,13 +14,15 @@ internal sealed class Mvcc
     public const string HistoryTree = "kv.history";
     public const string EventsTree = "kv.events";
     public const string MetaTree = "kv.meta";
+    public const string LeaseTree = "kv.lease";           // lease id (i64 BE) → ttl (i64)
+    public const string LeaseKeysTree = "kv.leasekeys";   // lease id (i64 BE) ‖ key → empty
     public static readonly byte[] RevisionKey = "rev"u8.ToArray();
     public static readonly byte[] CompactKey = "compact"u8.ToArray();
     public static readonly byte[] AppliedKey = "applied"u8.ToArray();
 
     private readonly Transaction _tx;
     private readonly KvOptions _options;
-    private readonly Tree _index, _history, _events, _meta;
+    private readonly Tree _index, _history, _events, _meta, _leases, _leaseKeys;
     private readonly bool _empty; // read transaction over a store that has never been written
 
     // Write state of the revision being built.
@@ -37,12 +39,16 @@ internal sealed class Mvcc
             _history = w.CreateTree(HistoryTree);
             _events = w.CreateTree(EventsTree);
             _meta = w.CreateTree(MetaTree);
+            _leases = w.CreateTree(LeaseTree);
+            _leaseKeys = w.CreateTree(LeaseKeysTree);
         }
         else if (tx.TryOpenTree(IndexTree, out _index))
         {
             _history = tx.OpenTree(HistoryTree);
             _events = tx.OpenTree(EventsTree);
             _meta = tx.OpenTree(MetaTree);
+            _leases = tx.OpenTree(LeaseTree);
+            _leaseKeys = tx.OpenTree(LeaseKeysTree);
         }
         else
         {
@@ -162,12 +168,15 @@ internal sealed class Mvcc
         {
             throw new KeyNotFoundForUpdateException($"key {Convert.ToHexString(p.Key)} does not exist; IgnoreValue and IgnoreLease update an existing key only.");
         }
+        var lease = p.IgnoreLease ? prev!.Lease : p.Lease;
+        if (lease != 0 && !_leases.ContainsKey(LeaseKey(lease))) throw new LeaseNotFoundException(lease);
         BeginWrite(p.Key);
         var rev = Revision;
         var create = prev?.CreateRevision ?? rev;
         var version = (prev?.Version ?? 0) + 1;
         var value = p.IgnoreValue ? prev!.Value : p.Value;
-        var lease = p.IgnoreLease ? prev!.Lease : p.Lease;
+        if (prev is not null && prev.Lease != 0 && prev.Lease != lease) _leaseKeys.Delete(LeaseKeyOf(prev.Lease, p.Key));
+        if (lease != 0) _leaseKeys.Put(LeaseKeyOf(lease, p.Key), default);
         _index.Put(p.Key, KvEncoding.IndexValue(create, rev, version, lease, value));
         _history.Put(KvEncoding.HistoryKey(p.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindPut, create, version, lease, value));
         _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindPut, p.Key));
@@ -191,6 +200,7 @@ internal sealed class Mvcc
             BeginWrite(kv.Key);
             var rev = Revision;
             _index.Delete(kv.Key);
+            if (kv.Lease != 0) _leaseKeys.Delete(LeaseKeyOf(kv.Lease, kv.Key));
             _history.Put(KvEncoding.HistoryKey(kv.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindDelete, 0, 0, 0, default));
             _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindDelete, kv.Key));
         }
@@ -302,6 +312,66 @@ internal sealed class Mvcc
         CompactRevision = rev;
         _meta.Put(CompactKey, KvEncoding.U64(rev));
         return new CompactResponse(new ResponseHeader(Revision), removed);
+    }
+
+    // ---------------- leases ----------------
+
+    private static byte[] LeaseKey(long id)
+    {
+        var b = new byte[8];
+        BinaryPrimitives.WriteInt64BigEndian(b, id);
+        return b;
+    }
+
+    private static byte[] LeaseKeyOf(long id, ReadOnlySpan<byte> key)
+    {
+        var b = new byte[8 + key.Length];
+        BinaryPrimitives.WriteInt64BigEndian(b, id);
+        key.CopyTo(b.AsSpan(8));
+        return b;
+    }
+
+    public LeaseGrantResponse Grant(long id, long ttl)
+    {
+        if (id <= 0) throw new ArgumentException($"Lease id {id} is not positive.");
+        if (ttl <= 0) throw new ArgumentException($"Lease TTL {ttl} s is not positive.");
+        if (_leases.ContainsKey(LeaseKey(id))) throw new LeaseExistsException(id);
+        _leases.Put(LeaseKey(id), KvEncoding.U64(ttl));
+        return new LeaseGrantResponse(new ResponseHeader(Revision), id, ttl);
+    }
+
+    /// <summary>Deletes the lease and every key attached to it, all at one revision.</summary>
+    public LeaseRevokeResponse Revoke(long id)
+    {
+        if (!_leases.ContainsKey(LeaseKey(id))) throw new LeaseNotFoundException(id);
+        var keys = LeaseKeys(id);
+        long deleted = 0;
+        foreach (var key in keys) deleted += Delete(new DeleteRangeRequest { Key = key }).Deleted;
+        _leases.Delete(LeaseKey(id));
+        return new LeaseRevokeResponse(new ResponseHeader(Revision), deleted);
+    }
+
+    public List<byte[]> LeaseKeys(long id)
+    {
+        var keys = new List<byte[]>();
+        if (_empty) return keys;
+        var prefix = LeaseKey(id);
+        foreach (var e in _leaseKeys.Prefix(prefix)) keys.Add(e.Key[8..].ToArray());
+        return keys;
+    }
+
+    public LeaseInfo? Lease(long id, bool withKeys)
+    {
+        if (_empty || !_leases.TryGet(LeaseKey(id), out var v)) return null;
+        return new LeaseInfo(id, BinaryPrimitives.ReadInt64LittleEndian(v), withKeys ? LeaseKeys(id) : []);
+    }
+
+    public List<LeaseInfo> Leases()
+    {
+        var all = new List<LeaseInfo>();
+        if (_empty) return all;
+        foreach (var e in _leases.All()) all.Add(new LeaseInfo(BinaryPrimitives.ReadInt64BigEndian(e.Key), BinaryPrimitives.ReadInt64LittleEndian(e.Value), []));
+        return all;
     }
 
     /// <summary>Ends the revision being built: the next write starts the next one.</summary>

@@ -100,9 +100,11 @@ public sealed class ModelTests(ITestOutputHelper output)
 
         public KvCommand Command(long revision, long compacted) => rng.Next(100) switch
         {
-            < 45 => new KvCommand { Put = Put() },
-            < 65 => new KvCommand { Delete = Delete() },
-            < 95 => new KvCommand { Txn = Txn(revision, compacted) },
+            < 42 => new KvCommand { Put = Put() },
+            < 60 => new KvCommand { Delete = Delete() },
+            < 90 => new KvCommand { Txn = Txn(revision, compacted) },
+            < 94 => new KvCommand { LeaseGrant = (rng.Next(1, 5), rng.Next(1, 100)) },
+            < 97 => new KvCommand { LeaseRevoke = rng.Next(1, 5) },
             _ => new KvCommand { CompactRevision = Math.Max(1, compacted + rng.Next(-2, 20)) },
         };
     }
@@ -211,6 +213,12 @@ public sealed class ModelTests(ITestOutputHelper output)
                     var (er, ar) = (e.Responses[i], a.Responses[i]);
                     AssertSame((object?)er.Range ?? (object?)er.Put ?? (object?)er.Delete ?? er.Txn!, (object?)ar.Range ?? (object?)ar.Put ?? (object?)ar.Delete ?? ar.Txn!, $"{where}: txn op {i}", top: false);
                 }
+                break;
+            case (LeaseGrantResponse e, LeaseGrantResponse a):
+                Assert.True(e == a, $"{where}: grant {a} vs {e}");
+                break;
+            case (LeaseRevokeResponse e, LeaseRevokeResponse a):
+                Assert.True(e == a, $"{where}: revoke {a} vs {e}");
                 break;
             case (CompactResponse e, CompactResponse a):
                 Assert.True(e.Header == a.Header, $"{where}: compact header {a.Header} vs {e.Header}");

@@ -28,6 +28,8 @@ public sealed class ReferenceModel
 
     private ImmutableSortedDictionary<byte[], KeyValue> Current => _byRevision[^1];
 
+    private readonly Dictionary<long, long> _leases = [];
+
     /// <summary>Applies a command; returns the expected response or throws the expected exception type, changing nothing then.</summary>
     public object Apply(KvCommand c)
     {
@@ -37,6 +39,19 @@ public sealed class ReferenceModel
             if (c.CompactRevision <= Compacted) throw new CompactedException(c.CompactRevision, Compacted);
             Compacted = c.CompactRevision;
             return new CompactResponse(new ResponseHeader(Revision), 0);
+        }
+        if (c.LeaseGrant is { } g)
+        {
+            if (_leases.ContainsKey(g.Id)) throw new LeaseExistsException(g.Id);
+            _leases[g.Id] = g.Ttl;
+            return new LeaseGrantResponse(new ResponseHeader(Revision), g.Id, g.Ttl);
+        }
+        if (c.LeaseRevoke != 0)
+        {
+            if (!_leases.Remove(c.LeaseRevoke)) throw new LeaseNotFoundException(c.LeaseRevoke);
+            var victims = Current.Values.Where(kv => kv.Lease == c.LeaseRevoke).ToList();
+            if (victims.Count > 0) _byRevision.Add(Current.RemoveRange(victims.Select(v => v.Key)));
+            return new LeaseRevokeResponse(new ResponseHeader(Revision), victims.Count);
         }
         var work = new Work(this);
         var response = c.Put is not null ? work.Put(c.Put) : c.Delete is not null ? work.Delete(c.Delete) : (object)work.Txn(c.Txn!);
@@ -100,6 +115,8 @@ public sealed class ReferenceModel
             if (p.Value.Length > model.MaxValue) throw new TooLargeException("value");
             State.TryGetValue(p.Key, out var prev);
             if ((p.IgnoreValue || p.IgnoreLease) && prev is null) throw new KeyNotFoundForUpdateException("missing");
+            var lease = p.IgnoreLease ? prev!.Lease : p.Lease;
+            if (lease != 0 && !model._leases.ContainsKey(lease)) throw new LeaseNotFoundException(lease);
             Write(p.Key);
             State = State.SetItem(p.Key, new KeyValue(p.Key, p.IgnoreValue ? prev!.Value : p.Value, prev?.CreateRevision ?? Rev, Rev, (prev?.Version ?? 0) + 1, p.IgnoreLease ? prev!.Lease : p.Lease));
             return new PutResponse(default, p.PrevKv ? prev : null);

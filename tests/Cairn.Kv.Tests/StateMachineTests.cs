@@ -190,3 +190,78 @@ public sealed class StateMachineTests : IDisposable
         }
     }
 }
+
+public sealed class LeaseTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "cairn-kv-tests", Guid.NewGuid().ToString("N"));
+
+    public LeaseTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
+
+    [Fact]
+    public void A_lease_expires_by_the_clock_through_the_log_and_keep_alive_renews_it()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        using (var store = KvStore.Open(_dir, time: time))
+        {
+            var lease = store.GrantLease(10).Id;
+            store.Put(new PutRequest { Key = B("session/a"), Value = B("1"), Lease = lease });
+            store.Put(new PutRequest { Key = B("session/b"), Value = B("2"), Lease = lease });
+            store.Put(B("other"), B("3"));
+            Assert.Throws<LeaseNotFoundException>(() => store.Put(new PutRequest { Key = B("x"), Lease = lease + 1 }));
+            var ttl = store.TimeToLive(lease)!.Value;
+            Assert.Equal(10, ttl.Lease.Ttl);
+            Assert.Equal(["session/a", "session/b"], ttl.Lease.Keys.Select(k => Encoding.UTF8.GetString(k)));
+
+            time.Advance(TimeSpan.FromSeconds(8));
+            Assert.Equal(0, store.ExpireLeases());
+            Assert.Equal(2, store.TimeToLive(lease)!.Value.RemainingSeconds);
+            Assert.Equal(10, store.KeepAlive(lease));
+            time.Advance(TimeSpan.FromSeconds(8));
+            Assert.Equal(0, store.ExpireLeases());
+            var before = store.Revision;
+            // The store's own timer (on the fake clock) finds the lease expired and revokes it through the log.
+            time.Advance(TimeSpan.FromSeconds(3));
+            Assert.Equal(0, store.ExpireLeases());
+            // Both keys went at one revision; the other key stayed.
+            Assert.Equal(before + 1, store.Revision);
+            Assert.Null(store.Get(B("session/a")));
+            Assert.Null(store.Get(B("session/b")));
+            Assert.NotNull(store.Get(B("other")));
+            Assert.Null(store.TimeToLive(lease));
+            Assert.Throws<LeaseNotFoundException>(() => store.KeepAlive(lease));
+            Assert.Empty(store.Leases());
+        }
+    }
+
+    [Fact]
+    public void Revoke_deletes_the_keys_and_a_reopened_store_gives_leases_their_full_ttl()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        long keep, drop;
+        using (var store = KvStore.Open(_dir, time: time))
+        {
+            keep = store.GrantLease(60).Id;
+            drop = store.GrantLease(60).Id;
+            Assert.Throws<LeaseExistsException>(() => store.GrantLease(5, keep));
+            store.Put(new PutRequest { Key = B("k1"), Lease = keep });
+            store.Put(new PutRequest { Key = B("k2"), Lease = drop });
+            // Moving a key to another lease detaches it from the first.
+            store.Put(new PutRequest { Key = B("k3"), Lease = drop });
+            store.Put(new PutRequest { Key = B("k3"), Lease = keep, Value = B("moved") });
+            Assert.Equal(1, store.RevokeLease(drop).Deleted);
+            Assert.Equal(2, store.TimeToLive(keep)!.Value.Lease.Keys.Count);
+            Assert.Throws<LeaseNotFoundException>(() => store.RevokeLease(drop));
+            time.Advance(TimeSpan.FromSeconds(50));
+        }
+        using (var store = KvStore.Open(_dir, time: time))
+        {
+            Assert.Equal(60, store.TimeToLive(keep)!.Value.RemainingSeconds);
+            Assert.Single(store.Leases());
+            Assert.Equal("moved", Encoding.UTF8.GetString(store.Get(B("k3"))!.Value));
+        }
+    }
+}
