@@ -11,6 +11,12 @@ public sealed record KvOptions
     /// <summary>Largest value accepted, in bytes (etcd's default request limit).</summary>
     public int MaxValueBytes { get; init; } = 1536 * 1024;
 
+    /// <summary>Responses a live watcher may have waiting before it falls back to catching up from the store.</summary>
+    public int WatchQueueCapacity { get; init; } = 128;
+
+    /// <summary>How often idle watchers that asked for progress notifications get one (etcd's default: 10 minutes).</summary>
+    public TimeSpan WatchProgressInterval { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Storage settings (page size 16 KiB: history keys carry the user key escaped plus a revision).</summary>
     public StorageOptions Storage { get; init; } = new() { PageSize = 16384 };
 
@@ -18,6 +24,7 @@ public sealed record KvOptions
     public void Validate()
     {
         Storage.Validate();
+        if (WatchQueueCapacity < 1) throw new ArgumentException($"WatchQueueCapacity {WatchQueueCapacity} must be at least 1.", nameof(WatchQueueCapacity));
         var storageKey = Math.Max(1024, Storage.PageSize / 4 - 32);
         if (MaxKeyBytes < 1 || 2 * MaxKeyBytes + 10 > storageKey)
         {

@@ -18,10 +18,28 @@ public sealed class KvStateMachine : IDisposable
     private readonly Database _db;
     private readonly KvOptions _options;
 
+    private readonly Lock _apply = new();
+
     private KvStateMachine(Database db, KvOptions options)
     {
         _db = db;
         _options = options;
+        Watches = new WatchHub(this, Revision, options.WatchQueueCapacity);
+    }
+
+    /// <summary>Watchers of this store's changes.</summary>
+    public WatchHub Watches { get; }
+
+    /// <summary>Starts a watch (see <see cref="WatchHub.Watch"/>).</summary>
+    public Watcher Watch(WatchRequest request) => Watches.Watch(request);
+
+    /// <summary>Committed changes from <paramref name="from"/> on (at most about <paramref name="max"/>), the store's revision, and the compaction revision when <paramref name="from"/> is below it (0 otherwise).</summary>
+    internal (List<WatchEvent> Events, long Revision, long Compacted) ReadEvents(long from, int max)
+    {
+        using var tx = _db.BeginRead();
+        var m = new Mvcc(tx, _options);
+        if (from < m.CompactRevision) return ([], m.Revision, m.CompactRevision);
+        return (m.ReadEvents(from, max), m.Revision, 0);
     }
 
     /// <summary>Opens (or creates) the store's file at <paramref name="path"/>.</summary>
@@ -31,6 +49,9 @@ public sealed class KvStateMachine : IDisposable
         options.Validate();
         return new KvStateMachine(Database.Open(path, options.Storage), options);
     }
+
+    /// <summary>The options it was opened with.</summary>
+    public KvOptions Options => _options;
 
     /// <summary>The storage underneath (for stats, verify and the page-cache budget).</summary>
     public Database Storage => _db;
@@ -54,6 +75,11 @@ public sealed class KvStateMachine : IDisposable
     /// changes nothing and reports its error; the others still apply. Bytes that are not a command are refused too.
     /// </summary>
     public IReadOnlyList<ApplyResult> ApplyBatch(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool durable = true)
+    {
+        lock (_apply) return ApplyBatchLocked(entries, durable);
+    }
+
+    private List<ApplyResult> ApplyBatchLocked(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool durable)
     {
         var results = new List<ApplyResult>(entries.Count);
         using var tx = _db.BeginWrite();
@@ -109,6 +135,7 @@ public sealed class KvStateMachine : IDisposable
             if (failedAt != 0) continue; // roll back this attempt, retry without the refused command
             m.Finish(pending[^1].Index);
             attempt.Commit(durable);
+            if (m.Events.Count > 0) Watches.Publish(m.Events, m.Revision);
             return results;
         }
     }

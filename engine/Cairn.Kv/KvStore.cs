@@ -23,7 +23,11 @@ public sealed class KvStore : IDisposable
         var now = time.GetUtcNow();
         foreach (var lease in machine.Leases()) _deadlines[lease.Id] = now + TimeSpan.FromSeconds(lease.Ttl);
         _expiry = time.CreateTimer(_ => ExpireLeases(), null, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500));
+        var every = machine.Options.WatchProgressInterval;
+        _progress = time.CreateTimer(_ => machine.Watches.NotifyProgress(), null, every, every);
     }
+
+    private readonly ITimer _progress;
 
     /// <summary>Opens (or creates) the store in <paramref name="directory"/> (file <c>kv.cairn</c>); lease expiry follows <paramref name="time"/>.</summary>
     public static KvStore Open(string directory, KvOptions? options = null, TimeProvider? time = null)
@@ -134,6 +138,13 @@ public sealed class KvStore : IDisposable
         return r.Kvs.Count > 0 ? r.Kvs[0] : null;
     }
 
+    /// <summary>Watches a key, range or prefix from a start revision: past changes replayed from the store, then live ones.</summary>
+    public async IAsyncEnumerable<WatchResponse> Watch(WatchRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var watcher = _machine.Watch(request);
+        await foreach (var r in watcher.ReadAllAsync(cancellationToken).ConfigureAwait(false)) yield return r;
+    }
+
     /// <summary>A hash of the key space as of <paramref name="revision"/> (0: current).</summary>
     public (ulong Hash, long Revision, long CompactRevision) Hash(long revision = 0) => _machine.Hash(revision);
 
@@ -154,6 +165,7 @@ public sealed class KvStore : IDisposable
     public void Dispose()
     {
         _expiry.Dispose();
+        _progress.Dispose();
         lock (_write)
         {
             if (_disposed) return;

@@ -27,6 +27,9 @@ internal sealed class Mvcc
 
     // Write state of the revision being built.
     private int _sub;
+
+    /// <summary>Changes made by this write transaction, for watchers once it commits.</summary>
+    public List<WatchEvent> Events { get; } = [];
     private HashSet<string>? _written;
 
     public Mvcc(Transaction tx, KvOptions options)
@@ -180,6 +183,7 @@ internal sealed class Mvcc
         _index.Put(p.Key, KvEncoding.IndexValue(create, rev, version, lease, value));
         _history.Put(KvEncoding.HistoryKey(p.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindPut, create, version, lease, value));
         _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindPut, p.Key));
+        Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(p.Key, value, create, rev, version, lease), prev));
         return new PutResponse(new ResponseHeader(Revision), p.PrevKv ? prev : null);
     }
 
@@ -203,6 +207,7 @@ internal sealed class Mvcc
             if (kv.Lease != 0) _leaseKeys.Delete(LeaseKeyOf(kv.Lease, kv.Key));
             _history.Put(KvEncoding.HistoryKey(kv.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindDelete, 0, 0, 0, default));
             _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindDelete, kv.Key));
+            Events.Add(new WatchEvent(WatchEventType.Delete, new KeyValue(kv.Key, [], 0, rev, 0, 0), kv));
         }
         return new DeleteRangeResponse(new ResponseHeader(Revision), victims.Count, d.PrevKv ? victims : []);
     }
@@ -312,6 +317,38 @@ internal sealed class Mvcc
         CompactRevision = rev;
         _meta.Put(CompactKey, KvEncoding.U64(rev));
         return new CompactResponse(new ResponseHeader(Revision), removed);
+    }
+
+    /// <summary>Up to <paramref name="max"/> committed changes from revision <paramref name="from"/> on, with values and previous values, from the store.</summary>
+    public List<WatchEvent> ReadEvents(long from, int max)
+    {
+        var list = new List<WatchEvent>();
+        if (_empty) return list;
+        using var c = _history.CreateCursor();
+        foreach (var e in _events.Range(KvEncoding.EventKey(from, 0), default))
+        {
+            if (list.Count >= max && BinaryPrimitives.ReadInt64BigEndian(e.Key) != list[^1].Kv.ModRevision) break;
+            var rev = BinaryPrimitives.ReadInt64BigEndian(e.Key);
+            var kind = e.Value[0];
+            var key = e.Value[1..].ToArray();
+            KeyValue? prev = null;
+            // The key's newest entry before rev is its previous value.
+            if (c.Seek(KvEncoding.HistoryKey(key, rev)) ? c.Prev() : c.Last())
+            {
+                var (k, r) = KvEncoding.ParseHistoryKey(c.Key);
+                if (k.AsSpan().SequenceEqual(key)) prev = KvEncoding.ReadHistory(key, r, c.Value, keysOnly: false);
+            }
+            if (kind == KvEncoding.KindPut)
+            {
+                if (!_history.TryGet(KvEncoding.HistoryKey(key, rev), out var hv)) throw new InvalidDataException($"history entry for an event at revision {rev} is missing");
+                list.Add(new WatchEvent(WatchEventType.Put, KvEncoding.ReadHistory(key, rev, hv, keysOnly: false)!, prev));
+            }
+            else
+            {
+                list.Add(new WatchEvent(WatchEventType.Delete, new KeyValue(key, [], 0, rev, 0, 0), prev));
+            }
+        }
+        return list;
     }
 
     // ---------------- leases ----------------

@@ -22,6 +22,9 @@ public sealed class ReferenceModel
 
     public long Compacted { get; private set; }
 
+    /// <summary>The key space as of <paramref name="rev"/>.</summary>
+    public ImmutableSortedDictionary<byte[], KeyValue> Snapshot(long rev) => _byRevision[(int)rev];
+
     public int MaxKey { get; init; } = 2000;
 
     public int MaxValue { get; init; } = 1536 * 1024;
@@ -186,5 +189,26 @@ public sealed class ReferenceModel
                 _ => cmp > 0,
             };
         }
+    }
+}
+
+public static class ReferenceModelEvents
+{
+    /// <summary>The changes revision <paramref name="rev"/> made, as watch events without previous values, in key order.</summary>
+    public static List<WatchEvent> EventsAt(this ReferenceModel model, long rev)
+    {
+        var before = model.Snapshot(rev - 1);
+        var after = model.Snapshot(rev);
+        var events = new List<WatchEvent>();
+        foreach (var (key, kv) in after)
+        {
+            if (kv.ModRevision == rev) events.Add(new WatchEvent(WatchEventType.Put, kv, null));
+        }
+        foreach (var (key, _) in before)
+        {
+            if (!after.ContainsKey(key)) events.Add(new WatchEvent(WatchEventType.Delete, new KeyValue(key, [], 0, rev, 0, 0), null));
+        }
+        events.Sort((a, b) => ByteOrder.Instance.Compare(a.Kv.Key, b.Kv.Key));
+        return events;
     }
 }

@@ -1,0 +1,294 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+
+namespace Cairn.Kv;
+
+/// <summary>What happened to a key.</summary>
+public enum WatchEventType
+{
+    /// <summary>The key was put.</summary>
+    Put,
+    /// <summary>The key was deleted (<see cref="WatchEvent.Kv"/> holds the key and the deleting revision).</summary>
+    Delete,
+}
+
+/// <summary>One change, as etcd reports it.</summary>
+/// <param name="Type">Put or delete.</param>
+/// <param name="Kv">The key-value after the change (for a delete: key and mod revision only).</param>
+/// <param name="PrevKv">The key-value before, when the watch asked for it and it is known.</param>
+public sealed record WatchEvent(WatchEventType Type, KeyValue Kv, KeyValue? PrevKv);
+
+/// <summary>A watch on a key, a range or a prefix (same conventions as <see cref="RangeRequest"/>).</summary>
+public sealed record WatchRequest
+{
+    /// <summary>The key (or first key of the range).</summary>
+    public required byte[] Key { get; init; }
+
+    /// <summary>End of the range, exclusive; empty for one key; a single 0 byte for every key ≥ Key.</summary>
+    public byte[] RangeEnd { get; init; } = [];
+
+    /// <summary>First revision to report (0: the next change). Past revisions are replayed from the store.</summary>
+    public long StartRevision { get; init; }
+
+    /// <summary>Include the previous key-value in each event.</summary>
+    public bool PrevKv { get; init; }
+
+    /// <summary>Leave out puts.</summary>
+    public bool NoPut { get; init; }
+
+    /// <summary>Leave out deletes.</summary>
+    public bool NoDelete { get; init; }
+
+    /// <summary>Receive progress notifications (empty responses carrying the current revision) when idle.</summary>
+    public bool ProgressNotify { get; init; }
+
+    internal bool Matches(ReadOnlySpan<byte> key)
+    {
+        if (RangeEnd.Length == 0) return key.SequenceEqual(Key);
+        if (key.SequenceCompareTo(Key) < 0) return false;
+        return RangeEnd is [0] || key.SequenceCompareTo(RangeEnd) < 0;
+    }
+}
+
+/// <summary>A batch of events (in revision order), a progress notification (no events), or the end of the watch.</summary>
+/// <param name="Header">The store's revision: every change up to it has been reported.</param>
+/// <param name="Events">The events, in revision order.</param>
+/// <param name="Canceled">The watch ended (see <see cref="CompactRevision"/>).</param>
+/// <param name="CompactRevision">When canceled because the start revision was compacted: the compaction revision.</param>
+public sealed record WatchResponse(ResponseHeader Header, IReadOnlyList<WatchEvent> Events, bool Canceled = false, long CompactRevision = 0);
+
+/// <summary>
+/// Delivers committed changes to watchers. A watcher is either synced (fed live by <see cref="Publish"/> through a
+/// bounded queue) or catching up (fed from the store). A watcher whose queue is full drops to catching up instead of
+/// blocking the writer or growing without bound, and its reader replays from the store until it is level again.
+/// Every watcher sees each event once, in revision order, across the switch (it tracks the next revision it owes).
+/// </summary>
+public sealed class WatchHub
+{
+    private readonly KvStateMachine _machine;
+    private readonly Lock _lock = new();
+    private readonly List<Watcher> _synced = [];
+    private long _published;
+
+    internal WatchHub(KvStateMachine machine, long revision, int queueCapacity)
+    {
+        _machine = machine;
+        _published = revision;
+        QueueCapacity = queueCapacity;
+    }
+
+    /// <summary>Responses a synced watcher may have queued before it falls back to catching up.</summary>
+    public int QueueCapacity { get; }
+
+    /// <summary>Watchers now.</summary>
+    public int Count { get { lock (_lock) return _all; } }
+
+    private int _all;
+
+    internal void Publish(List<WatchEvent> events, long revision)
+    {
+        lock (_lock)
+        {
+            _published = revision;
+            for (var i = _synced.Count - 1; i >= 0; i--)
+            {
+                var w = _synced[i];
+                if (!w.Offer(events, revision))
+                {
+                    _synced.RemoveAt(i); // slow: catch up from the store
+                }
+            }
+        }
+    }
+
+    /// <summary>Sends a progress notification to every synced watcher that asked for them.</summary>
+    public void NotifyProgress()
+    {
+        lock (_lock)
+        {
+            foreach (var w in _synced)
+            {
+                if (w.Request.ProgressNotify) w.OfferProgress(_published);
+            }
+        }
+    }
+
+    /// <summary>Starts a watch; read it with <see cref="Watcher.ReadAllAsync"/>.</summary>
+    public Watcher Watch(WatchRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Key.Length == 0) throw new ArgumentException("The key is empty; watch [0] with range end [0] for every key.");
+        lock (_lock)
+        {
+            _all++;
+            var start = request.StartRevision > 0 ? request.StartRevision : _published + 1;
+            return new Watcher(this, request, start);
+        }
+    }
+
+    /// <summary>Under the lock: level with the store? Then join the live feed.</summary>
+    internal bool TryJoin(Watcher w, long next)
+    {
+        lock (_lock)
+        {
+            if (next <= _published) return false;
+            _synced.Add(w);
+            return true;
+        }
+    }
+
+    internal void Leave(Watcher w)
+    {
+        lock (_lock)
+        {
+            _synced.Remove(w);
+            _all--;
+        }
+    }
+
+    internal KvStateMachine Machine => _machine;
+
+    /// <summary>The latest revision whose events have been handed to watchers.</summary>
+    public long PublishedRevision { get { lock (_lock) return _published; } }
+
+    /// <summary>The published revision if <paramref name="w"/> is synced with nothing queued, else null.</summary>
+    internal long? IdleRevision(Watcher w)
+    {
+        lock (_lock) return _synced.Contains(w) && w.QueueIsEmpty ? _published : null;
+    }
+
+    internal bool IsSynced(Watcher w)
+    {
+        lock (_lock) return _synced.Contains(w);
+    }
+}
+
+/// <summary>One watch. Dispose it (or cancel the enumeration) to stop.</summary>
+public sealed class Watcher : IDisposable
+{
+    private readonly WatchHub _hub;
+    private readonly Channel<WatchResponse> _queue;
+    private long _next;          // the next revision owed to the reader; guarded by the hub's lock while synced
+    private bool _disposed;
+
+    internal Watcher(WatchHub hub, WatchRequest request, long start)
+    {
+        _hub = hub;
+        Request = request;
+        _next = start;
+        _queue = Channel.CreateBounded<WatchResponse>(new BoundedChannelOptions(hub.QueueCapacity) { SingleReader = true, SingleWriter = false, FullMode = BoundedChannelFullMode.Wait });
+    }
+
+    /// <summary>What is watched.</summary>
+    public WatchRequest Request { get; }
+
+    /// <summary>Asks for a progress notification (delivered in order with the events).</summary>
+    public void RequestProgress() => _progressRequested = true;
+
+    private volatile bool _progressRequested;
+
+    /// <summary>Called by the hub under its lock; false when the queue is full (the watcher then catches up).</summary>
+    internal bool Offer(List<WatchEvent> events, long revision)
+    {
+        List<WatchEvent>? mine = null;
+        foreach (var e in events)
+        {
+            if (e.Kv.ModRevision < _next || !Wants(e)) continue;
+            (mine ??= []).Add(Request.PrevKv ? e : e with { PrevKv = null });
+        }
+        if (mine is null)
+        {
+            _next = Math.Max(_next, revision + 1);
+            return true;
+        }
+        if (!_queue.Writer.TryWrite(new WatchResponse(new ResponseHeader(revision), mine))) return false;
+        _next = revision + 1;
+        return true;
+    }
+
+    internal bool QueueIsEmpty => _queue.Reader.Count == 0;
+
+    internal void OfferProgress(long revision) => _queue.Writer.TryWrite(new WatchResponse(new ResponseHeader(revision), []));
+
+    private bool Wants(WatchEvent e) =>
+        Request.Matches(e.Kv.Key) && !(e.Type == WatchEventType.Put && Request.NoPut) && !(e.Type == WatchEventType.Delete && Request.NoDelete);
+
+    /// <summary>The responses, in revision order, until canceled (compaction) or disposed.</summary>
+    public async IAsyncEnumerable<WatchResponse> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            while (!_disposed)
+            {
+                // Catching up: replay from the store until level with what the hub has published, then join it.
+                while (true)
+                {
+                    var (events, revision, compacted) = _hub.Machine.ReadEvents(_next, 1000);
+                    if (compacted > 0)
+                    {
+                        yield return new WatchResponse(new ResponseHeader(revision), [], Canceled: true, CompactRevision: compacted);
+                        yield break;
+                    }
+                    var mine = new List<WatchEvent>();
+                    var last = _next - 1;
+                    foreach (var e in events)
+                    {
+                        last = e.Kv.ModRevision;
+                        if (Wants(e)) mine.Add(Request.PrevKv ? e : e with { PrevKv = null });
+                    }
+                    // A batch that filled up may have stopped early (it always ends at a whole revision).
+                    var more = events.Count >= 1000;
+                    var readTo = more ? last : revision;
+                    if (mine.Count > 0) yield return new WatchResponse(new ResponseHeader(readTo), mine);
+                    _next = Math.Max(_next, readTo + 1);
+                    if (!more && _hub.TryJoin(this, _next)) break;
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+                // Synced: live responses from the queue, until the hub drops us for being slow.
+                while (true)
+                {
+                    var reader = _queue.Reader;
+                    // A requested progress notification goes out only with nothing queued ahead of it, at the
+                    // revision published at that moment: every event up to it has then been delivered.
+                    if (_progressRequested && _hub.IdleRevision(this) is { } idle)
+                    {
+                        _progressRequested = false;
+                        yield return new WatchResponse(new ResponseHeader(idle), []);
+                    }
+                    if (reader.TryRead(out var r))
+                    {
+                        yield return r;
+                        continue;
+                    }
+                    if (!IsSynced()) break;
+                    using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    wake.CancelAfter(TimeSpan.FromMilliseconds(200)); // re-check whether we were dropped
+                    try
+                    {
+                        await reader.WaitToReadAsync(wake.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                    {
+                    }
+                }
+                // Dropped while the queue was full: what is still queued is owed first, then catch up from _next.
+                while (_queue.Reader.TryRead(out var r)) yield return r;
+            }
+        }
+        finally
+        {
+            Dispose();
+        }
+    }
+
+    private bool IsSynced() => _hub.IsSynced(this);
+
+    /// <summary>Stops the watch.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _hub.Leave(this);
+    }
+}
