@@ -47,3 +47,6 @@ public sealed class LeaseNotFoundException(long id) : KvException($"lease {id} n
 
 /// <summary>A grant named a lease id already in use.</summary>
 public sealed class LeaseExistsException(long id) : KvException($"lease {id} already exists; grant with another id");
+
+/// <summary>The NOSPACE alarm is raised: writes that add data are refused until space is freed and the alarm disarmed.</summary>
+public sealed class NoSpaceException(string message) : KvException(message);

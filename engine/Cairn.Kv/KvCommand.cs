@@ -26,7 +26,10 @@ public sealed record KvCommand
     /// <summary>Revokes (or expires) this lease, deleting its keys at one revision (0: not a revoke).</summary>
     public long LeaseRevoke { get; init; }
 
-    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5, TagGrant = 6, TagRevoke = 7;
+    /// <summary>Raises (true) or disarms (false) the NOSPACE alarm; null: not an alarm command.</summary>
+    public bool? NoSpaceAlarm { get; init; }
+
+    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5, TagGrant = 6, TagRevoke = 7, TagAlarm = 8;
 
     /// <summary>The command's bytes.</summary>
     public byte[] Encode()
@@ -38,6 +41,7 @@ public sealed record KvCommand
         else if (CompactRevision > 0) { w.Byte(TagCompact); w.Long(CompactRevision); }
         else if (LeaseGrant is { } g) { w.Byte(TagGrant); w.Long(g.Id); w.Long(g.Ttl); }
         else if (LeaseRevoke != 0) { w.Byte(TagRevoke); w.Long(LeaseRevoke); }
+        else if (NoSpaceAlarm is { } alarm) { w.Byte(TagAlarm); w.Byte(alarm ? (byte)1 : (byte)0); }
         else throw new InvalidOperationException("An empty command: set Put, Delete, Txn, CompactRevision, LeaseGrant or LeaseRevoke.");
         return w.ToArray();
     }
@@ -55,6 +59,7 @@ public sealed record KvCommand
             TagCompact => new KvCommand { CompactRevision = Positive(r.Long()) },
             TagGrant => new KvCommand { LeaseGrant = (Positive(r.Long()), r.Long()) },
             TagRevoke => new KvCommand { LeaseRevoke = Positive(r.Long()) },
+            TagAlarm => new KvCommand { NoSpaceAlarm = Flags(r.Byte(), 1) == 1 },
             _ => throw new InvalidDataException($"unknown command tag {tag}"),
         };
         if (!r.AtEnd) throw new InvalidDataException("trailing bytes after the command");

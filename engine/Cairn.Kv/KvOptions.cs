@@ -11,6 +11,9 @@ public sealed record KvOptions
     /// <summary>Largest value accepted, in bytes (etcd's default request limit).</summary>
     public int MaxValueBytes { get; init; } = 1536 * 1024;
 
+    /// <summary>Storage quota in bytes (0: none). A write that would take the database past it raises the NOSPACE alarm and is refused.</summary>
+    public long QuotaBytes { get; init; } = 2L << 30;
+
     /// <summary>Responses a live watcher may have waiting before it falls back to catching up from the store.</summary>
     public int WatchQueueCapacity { get; init; } = 128;
 

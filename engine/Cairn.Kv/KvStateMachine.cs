@@ -15,16 +15,33 @@ public sealed record ApplyResult(ulong Index, object? Response, KvException? Err
 /// </summary>
 public sealed class KvStateMachine : IDisposable
 {
-    private readonly Database _db;
+    private Database _db;                    // replaced by Defragment under the write side of _swap
+    private readonly string _path;
     private readonly KvOptions _options;
+    private readonly ReaderWriterLockSlim _swap = new(LockRecursionPolicy.SupportsRecursion);
 
     private readonly Lock _apply = new();
 
-    private KvStateMachine(Database db, KvOptions options)
+    private KvStateMachine(string path, Database db, KvOptions options)
     {
+        _path = path;
         _db = db;
         _options = options;
         Watches = new WatchHub(this, Revision, options.WatchQueueCapacity);
+    }
+
+    private T Read<T>(Func<Mvcc, T> read)
+    {
+        _swap.EnterReadLock();
+        try
+        {
+            using var tx = _db.BeginRead();
+            return read(new Mvcc(tx, _options));
+        }
+        finally
+        {
+            _swap.ExitReadLock();
+        }
     }
 
     /// <summary>Watchers of this store's changes.</summary>
@@ -34,20 +51,15 @@ public sealed class KvStateMachine : IDisposable
     public Watcher Watch(WatchRequest request) => Watches.Watch(request);
 
     /// <summary>Committed changes from <paramref name="from"/> on (at most about <paramref name="max"/>), the store's revision, and the compaction revision when <paramref name="from"/> is below it (0 otherwise).</summary>
-    internal (List<WatchEvent> Events, long Revision, long Compacted) ReadEvents(long from, int max)
-    {
-        using var tx = _db.BeginRead();
-        var m = new Mvcc(tx, _options);
-        if (from < m.CompactRevision) return ([], m.Revision, m.CompactRevision);
-        return (m.ReadEvents(from, max), m.Revision, 0);
-    }
+    internal (List<WatchEvent> Events, long Revision, long Compacted) ReadEvents(long from, int max) =>
+        Read(m => from < m.CompactRevision ? (new List<WatchEvent>(), m.Revision, m.CompactRevision) : (m.ReadEvents(from, max), m.Revision, 0L));
 
     /// <summary>Opens (or creates) the store's file at <paramref name="path"/>.</summary>
     public static KvStateMachine Open(string path, KvOptions? options = null)
     {
         options ??= new KvOptions();
         options.Validate();
-        return new KvStateMachine(Database.Open(path, options.Storage), options);
+        return new KvStateMachine(path, Database.Open(path, options.Storage), options);
     }
 
     /// <summary>The options it was opened with.</summary>
@@ -57,13 +69,16 @@ public sealed class KvStateMachine : IDisposable
     public Database Storage => _db;
 
     /// <summary>The last log index applied.</summary>
-    public ulong AppliedIndex { get { using var tx = _db.BeginRead(); return new Mvcc(tx, _options).Applied; } }
+    public ulong AppliedIndex => Read(m => m.Applied);
 
     /// <summary>The current revision.</summary>
-    public long Revision { get { using var tx = _db.BeginRead(); return new Mvcc(tx, _options).Revision; } }
+    public long Revision => Read(m => m.Revision);
+
+    /// <summary>Whether the NOSPACE alarm is raised.</summary>
+    public bool NoSpaceAlarm => Read(m => m.NoSpace);
 
     /// <summary>Reads below this revision fail with <see cref="CompactedException"/>.</summary>
-    public long CompactRevision { get { using var tx = _db.BeginRead(); return new Mvcc(tx, _options).CompactRevision; } }
+    public long CompactRevision => Read(m => m.CompactRevision);
 
     /// <summary>Applies one entry; see <see cref="ApplyBatch"/>.</summary>
     public ApplyResult Apply(ulong index, ReadOnlySpan<byte> command, bool durable = true) =>
@@ -147,6 +162,11 @@ public sealed class KvStateMachine : IDisposable
         if (c.Txn is not null) return m.Txn(c.Txn);
         if (c.LeaseGrant is { } g) return m.Grant(g.Id, g.Ttl);
         if (c.LeaseRevoke != 0) return m.Revoke(c.LeaseRevoke);
+        if (c.NoSpaceAlarm is { } alarm)
+        {
+            m.SetAlarm(alarm);
+            return new ResponseHeader(m.Revision);
+        }
         return m.Compact(c.CompactRevision);
     }
 
@@ -154,35 +174,81 @@ public sealed class KvStateMachine : IDisposable
     public RangeResponse Range(RangeRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        using var tx = _db.BeginRead();
-        return new Mvcc(tx, _options).Range(request);
+        return Read(m => m.Range(request));
     }
 
     /// <summary>The lease <paramref name="id"/> with its granted TTL (and keys when asked), or null.</summary>
-    public LeaseInfo? Lease(long id, bool withKeys = true)
-    {
-        using var tx = _db.BeginRead();
-        return new Mvcc(tx, _options).Lease(id, withKeys);
-    }
+    public LeaseInfo? Lease(long id, bool withKeys = true) => Read(m => m.Lease(id, withKeys));
 
     /// <summary>Every granted lease.</summary>
-    public IReadOnlyList<LeaseInfo> Leases()
-    {
-        using var tx = _db.BeginRead();
-        return new Mvcc(tx, _options).Leases();
-    }
+    public IReadOnlyList<LeaseInfo> Leases() => Read(m => m.Leases());
 
     /// <summary>A hash of the key space as of <paramref name="revision"/> (0: current), with the revisions it covers.</summary>
-    public (ulong Hash, long Revision, long CompactRevision) Hash(long revision = 0)
+    public (ulong Hash, long Revision, long CompactRevision) Hash(long revision = 0) => Read(m =>
     {
-        using var tx = _db.BeginRead();
-        var m = new Mvcc(tx, _options);
         if (revision > m.Revision) throw new FutureRevisionException(revision, m.Revision);
         if (revision != 0 && revision < m.CompactRevision) throw new CompactedException(revision, m.CompactRevision);
         var at = revision == 0 ? m.Revision : revision;
         return (m.Hash(at), at, m.CompactRevision);
+    });
+
+    /// <summary>
+    /// Rewrites the store into a fresh file holding only live pages, then swaps it in (reads wait for the moment of the
+    /// swap; nothing is lost: the copy is synced before the rename). Returns the file sizes before and after.
+    /// </summary>
+    public DefragmentResult Defragment()
+    {
+        lock (_apply)
+        {
+            _swap.EnterWriteLock();
+            try
+            {
+                var before = new FileInfo(_path).Length;
+                var temp = _path + ".defrag";
+                File.Delete(temp);
+                using (var fresh = Database.Open(temp, _options.Storage))
+                using (var from = _db.BeginRead())
+                {
+                    foreach (var name in from.GetTreeNames())
+                    {
+                        var batch = fresh.BeginWrite();
+                        var n = 0;
+                        try
+                        {
+                            var to = batch.CreateTree(name);
+                            foreach (var e in from.OpenTree(name).All())
+                            {
+                                to.Put(e.Key, e.Value);
+                                if (++n % 10_000 != 0) continue;
+                                batch.Commit(durable: false);
+                                batch = fresh.BeginWrite();
+                                to = batch.CreateTree(name);
+                            }
+                            batch.Commit(durable: false);
+                        }
+                        finally
+                        {
+                            batch.Dispose();
+                        }
+                    }
+                    fresh.Sync();
+                }
+                _db.Dispose();
+                File.Move(temp, _path, overwrite: true);
+                _db = Database.Open(_path, _options.Storage);
+                return new DefragmentResult(before, new FileInfo(_path).Length);
+            }
+            finally
+            {
+                _swap.ExitWriteLock();
+            }
+        }
     }
 
     /// <summary>Syncs and closes the file.</summary>
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        _db.Dispose();
+        _swap.Dispose();
+    }
 }

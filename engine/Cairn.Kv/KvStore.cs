@@ -155,10 +155,47 @@ public sealed class KvStore : IDisposable
 
     private object WriteLocked(KvCommand command)
     {
-        var result = _machine.Apply(_next, command.Encode());
+        var bytes = command.Encode();
+        var quota = _machine.Options.QuotaBytes;
+        if (quota > 0 && AddsData(command) && !_machine.NoSpaceAlarm && _machine.Storage.DataSize + 2L * bytes.Length > quota)
+        {
+            // The space check is made here, where the write is proposed; the alarm itself goes through the log, so
+            // every member refuses the same writes.
+            _machine.Apply(_next++, new KvCommand { NoSpaceAlarm = true }.Encode());
+        }
+        var result = _machine.Apply(_next, bytes);
         _next++;
         if (result.Error is not null) throw result.Error;
         return result.Response!;
+    }
+
+    private static bool AddsData(KvCommand c) => c.Put is not null || c.LeaseGrant is not null || (c.Txn is not null && TxnPuts(c.Txn));
+
+    private static bool TxnPuts(TxnRequest t) =>
+        t.Success.Concat(t.Failure).Any(op => op.Put is not null || (op.Txn is not null && TxnPuts(op.Txn)));
+
+    /// <summary>Whether the NOSPACE alarm is raised.</summary>
+    public bool NoSpaceAlarm => _machine.NoSpaceAlarm;
+
+    /// <summary>Disarms the NOSPACE alarm; refused (with the figures) while the database is still over its quota.</summary>
+    public void DisarmAlarm()
+    {
+        lock (_write)
+        {
+            var size = _machine.Storage.DataSize;
+            var quota = _machine.Options.QuotaBytes;
+            if (quota > 0 && size >= quota)
+            {
+                throw new NoSpaceException($"the database holds {size} bytes against a quota of {quota}: compact and defragment first (or raise the quota), then disarm.");
+            }
+            WriteLocked(new KvCommand { NoSpaceAlarm = false });
+        }
+    }
+
+    /// <summary>Rewrites the file to reclaim the space compaction freed; returns the sizes before and after.</summary>
+    public DefragmentResult Defragment()
+    {
+        lock (_write) return _machine.Defragment();
     }
 
     /// <summary>Stops lease expiry and closes the store.</summary>

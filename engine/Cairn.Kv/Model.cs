@@ -228,3 +228,8 @@ public sealed record LeaseGrantResponse(ResponseHeader Header, long Id, long Ttl
 /// <param name="Header">Revision after deleting the lease's keys.</param>
 /// <param name="Deleted">Keys deleted with it.</param>
 public sealed record LeaseRevokeResponse(ResponseHeader Header, long Deleted);
+
+/// <summary>What a defragmentation did.</summary>
+/// <param name="BytesBefore">File size before.</param>
+/// <param name="BytesAfter">File size after.</param>
+public sealed record DefragmentResult(long BytesBefore, long BytesAfter);

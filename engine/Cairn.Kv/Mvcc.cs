@@ -19,6 +19,7 @@ internal sealed class Mvcc
     public static readonly byte[] RevisionKey = "rev"u8.ToArray();
     public static readonly byte[] CompactKey = "compact"u8.ToArray();
     public static readonly byte[] AppliedKey = "applied"u8.ToArray();
+    public static readonly byte[] AlarmKey = "alarm.nospace"u8.ToArray();
 
     private readonly Transaction _tx;
     private readonly KvOptions _options;
@@ -60,6 +61,21 @@ internal sealed class Mvcc
         Revision = ReadMeta(RevisionKey);
         CompactRevision = ReadMeta(CompactKey);
         Applied = (ulong)ReadMeta(AppliedKey);
+        NoSpace = ReadMeta(AlarmKey) != 0;
+    }
+
+    /// <summary>The replicated NOSPACE alarm: while raised, writes that add data are refused.</summary>
+    public bool NoSpace { get; private set; }
+
+    public void SetAlarm(bool raised)
+    {
+        NoSpace = raised;
+        _meta.Put(AlarmKey, KvEncoding.U64(raised ? 1 : 0));
+    }
+
+    private void RefuseIfNoSpace()
+    {
+        if (NoSpace) throw new NoSpaceException("database space exceeded (NOSPACE alarm): deletes, compaction and defragmentation still work; free space, then disarm the alarm.");
     }
 
     /// <summary>The current revision (after the writes made so far in this transaction).</summary>
@@ -171,6 +187,7 @@ internal sealed class Mvcc
         {
             throw new KeyNotFoundForUpdateException($"key {Convert.ToHexString(p.Key)} does not exist; IgnoreValue and IgnoreLease update an existing key only.");
         }
+        RefuseIfNoSpace();
         var lease = p.IgnoreLease ? prev!.Lease : p.Lease;
         if (lease != 0 && !_leases.ContainsKey(LeaseKey(lease))) throw new LeaseNotFoundException(lease);
         BeginWrite(p.Key);
@@ -373,6 +390,7 @@ internal sealed class Mvcc
         if (id <= 0) throw new ArgumentException($"Lease id {id} is not positive.");
         if (ttl <= 0) throw new ArgumentException($"Lease TTL {ttl} s is not positive.");
         if (_leases.ContainsKey(LeaseKey(id))) throw new LeaseExistsException(id);
+        RefuseIfNoSpace();
         _leases.Put(LeaseKey(id), KvEncoding.U64(ttl));
         return new LeaseGrantResponse(new ResponseHeader(Revision), id, ttl);
     }

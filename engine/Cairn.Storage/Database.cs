@@ -78,6 +78,9 @@ public sealed partial class Database : IDisposable
     /// <summary>True when every page is sealed with AES-256-GCM.</summary>
     public bool IsEncrypted => Cipher is not null;
 
+    /// <summary>Bytes below the high-water mark of the latest commit: pages in use plus free pages waiting for reuse.</summary>
+    public long DataSize { get { lock (_lock) return (long)_current.PageCount * PageSize; } }
+
     /// <summary>Plaintext bytes the page cache holds now (0 when not encrypted).</summary>
     public long PageCacheBytes => Cache?.Bytes ?? 0;
 
