@@ -148,9 +148,79 @@ public sealed class KvStore : IDisposable
     /// <summary>A hash of the key space as of <paramref name="revision"/> (0: current).</summary>
     public (ulong Hash, long Revision, long CompactRevision) Hash(long revision = 0) => _machine.Hash(revision);
 
+    private sealed class PendingWrite(KvCommand command)
+    {
+        public readonly KvCommand Command = command;
+        public readonly byte[] Bytes = command.Encode();
+        public object? Response;
+        public Exception? Error;
+        public bool Done;
+    }
+
+    private readonly List<PendingWrite> _queue = [];
+
+    /// <summary>
+    /// Group commit: a writer queues its command, then whoever holds the write lock applies everything queued as one
+    /// batch — one storage transaction and one sync for all of them — and hands each caller its result.
+    /// </summary>
     private object Write(KvCommand command)
     {
-        lock (_write) return WriteLocked(command);
+        var mine = new PendingWrite(command);
+        lock (_queue) _queue.Add(mine);
+        lock (_write)
+        {
+            if (!mine.Done) Flush();
+        }
+        if (mine.Error is not null) throw mine.Error;
+        return mine.Response!;
+    }
+
+    private void Flush()
+    {
+        List<PendingWrite> batch;
+        lock (_queue)
+        {
+            batch = [.. _queue];
+            _queue.Clear();
+        }
+        if (batch.Count == 0) return;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var quota = _machine.Options.QuotaBytes;
+        var cost = 0L;
+        var adds = false;
+        foreach (var p in batch)
+        {
+            cost += 2L * p.Bytes.Length;
+            adds |= AddsData(p.Command);
+        }
+        if (quota > 0 && adds && !_machine.NoSpaceAlarm && _machine.Storage.DataSize + cost > quota)
+        {
+            _machine.Apply(_next++, new KvCommand { NoSpaceAlarm = true }.Encode());
+        }
+        var entries = new List<(ulong, byte[])>(batch.Count);
+        foreach (var p in batch) entries.Add((_next++, p.Bytes));
+        IReadOnlyList<ApplyResult> results;
+        try
+        {
+            results = _machine.ApplyBatch(entries);
+        }
+        catch (Exception e)
+        {
+            // The storage failed (disk full, I/O error): nothing of the batch was committed; every caller learns why.
+            _next -= (ulong)batch.Count;
+            foreach (var p in batch)
+            {
+                p.Error = e;
+                p.Done = true;
+            }
+            return;
+        }
+        for (var i = 0; i < batch.Count; i++)
+        {
+            batch[i].Response = results[i].Response;
+            batch[i].Error = results[i].Error;
+            batch[i].Done = true;
+        }
     }
 
     private object WriteLocked(KvCommand command)
