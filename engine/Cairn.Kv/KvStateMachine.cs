@@ -81,25 +81,25 @@ public sealed class KvStateMachine : IDisposable
     public long CompactRevision => Read(m => m.CompactRevision);
 
     /// <summary>Applies one entry; see <see cref="ApplyBatch"/>.</summary>
-    public ApplyResult Apply(ulong index, ReadOnlySpan<byte> command, bool durable = true) =>
-        ApplyBatch([(index, command.ToArray())], durable)[0];
+    public ApplyResult Apply(ulong index, ReadOnlySpan<byte> command, bool? durable = null) =>
+        ApplyBatch([(index, command.ToArray())], durable) is [var r] ? r : throw new ArgumentException($"Entry {index} is at or below the applied index {AppliedIndex}: already applied.");
 
     /// <summary>
     /// Applies entries in order in one storage transaction (one sync for the batch). Entries at or below the applied
     /// index are skipped (a replay after restart). An entry that is refused (too large, duplicate key, compacted...)
     /// changes nothing and reports its error; the others still apply. Bytes that are not a command are refused too.
     /// </summary>
-    public IReadOnlyList<ApplyResult> ApplyBatch(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool durable = true)
+    /// <param name="entries">Log entries in index order.</param>
+    /// <param name="durable">Sync before returning; null: as <see cref="StorageOptions.SyncOnCommit"/> says.</param>
+    public IReadOnlyList<ApplyResult> ApplyBatch(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool? durable = null)
     {
-        lock (_apply) return ApplyBatchLocked(entries, durable);
+        lock (_apply) return ApplyBatchLocked(entries, durable ?? _options.Storage.SyncOnCommit);
     }
 
     private List<ApplyResult> ApplyBatchLocked(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool durable)
     {
         var results = new List<ApplyResult>(entries.Count);
-        using var tx = _db.BeginWrite();
-        var mvcc = new Mvcc(tx, _options);
-        var applied = mvcc.Applied;
+        var applied = AppliedIndex;
         var pending = new List<(ulong Index, KvCommand? Command, KvException? Error)>();
         foreach (var (index, bytes) in entries)
         {
@@ -121,7 +121,6 @@ public sealed class KvStateMachine : IDisposable
         // and if any command fails, start again without the failing one.
         var refused = new Dictionary<ulong, KvException>();
         foreach (var p in pending) if (p.Error is not null) refused[p.Index] = p.Error;
-        tx.Dispose();
         while (true)
         {
             using var attempt = _db.BeginWrite();

@@ -100,6 +100,7 @@ public sealed class KvStore : IDisposable
             {
                 if (deadline > now) continue;
                 _deadlines.Remove(id);
+                _next = _machine.AppliedIndex + 1;
                 var r = _machine.Apply(_next++, new KvCommand { LeaseRevoke = id }.Encode());
                 if (r.Error is null) expired++;
             }
@@ -185,6 +186,7 @@ public sealed class KvStore : IDisposable
         }
         if (batch.Count == 0) return;
         ObjectDisposedException.ThrowIf(_disposed, this);
+        _next = _machine.AppliedIndex + 1; // the machine may also be driven directly (tests, tools): follow it
         var quota = _machine.Options.QuotaBytes;
         var cost = 0L;
         var adds = false;
@@ -215,6 +217,7 @@ public sealed class KvStore : IDisposable
             }
             return;
         }
+        if (results.Count != batch.Count) throw new InvalidOperationException($"applied {results.Count} of {batch.Count} commands (a bug: please report it)");
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Response = results[i].Response;
@@ -225,6 +228,7 @@ public sealed class KvStore : IDisposable
 
     private object WriteLocked(KvCommand command)
     {
+        _next = _machine.AppliedIndex + 1;
         var bytes = command.Encode();
         var quota = _machine.Options.QuotaBytes;
         if (quota > 0 && AddsData(command) && !_machine.NoSpaceAlarm && _machine.Storage.DataSize + 2L * bytes.Length > quota)

@@ -16,15 +16,13 @@ internal sealed class Mvcc
     public const string MetaTree = "kv.meta";
     public const string LeaseTree = "kv.lease";           // lease id (i64 BE) → ttl (i64)
     public const string LeaseKeysTree = "kv.leasekeys";   // lease id (i64 BE) ‖ key → empty
-    public static readonly byte[] RevisionKey = "rev"u8.ToArray();
-    public static readonly byte[] CompactKey = "compact"u8.ToArray();
-    public static readonly byte[] AppliedKey = "applied"u8.ToArray();
-    public static readonly byte[] AlarmKey = "alarm.nospace"u8.ToArray();
+    public static readonly byte[] StateKey = "state"u8.ToArray(); // revision, compact revision, applied index, NOSPACE alarm
 
     private readonly Transaction _tx;
     private readonly KvOptions _options;
-    private readonly Tree _index, _history, _events, _meta, _leases, _leaseKeys;
     private readonly bool _empty; // read transaction over a store that has never been written
+    private Tree? _indexTree, _historyTree, _eventsTree, _leasesTree, _leaseKeysTree;
+    private Tree _meta;
 
     // Write state of the revision being built.
     private int _sub;
@@ -37,46 +35,32 @@ internal sealed class Mvcc
     {
         _tx = tx;
         _options = options;
-        if (tx is WriteTransaction w)
+        if (tx is WriteTransaction w) _meta = w.CreateTree(MetaTree);
+        else if (!tx.TryOpenTree(MetaTree, out _meta)) _empty = true;
+        if (!_empty && _meta.TryGet(StateKey, out var v))
         {
-            _index = w.CreateTree(IndexTree);
-            _history = w.CreateTree(HistoryTree);
-            _events = w.CreateTree(EventsTree);
-            _meta = w.CreateTree(MetaTree);
-            _leases = w.CreateTree(LeaseTree);
-            _leaseKeys = w.CreateTree(LeaseKeysTree);
+            Revision = BinaryPrimitives.ReadInt64LittleEndian(v);
+            CompactRevision = BinaryPrimitives.ReadInt64LittleEndian(v[8..]);
+            Applied = BinaryPrimitives.ReadUInt64LittleEndian(v[16..]);
+            NoSpace = v[24] != 0;
         }
-        else if (tx.TryOpenTree(IndexTree, out _index))
-        {
-            _history = tx.OpenTree(HistoryTree);
-            _events = tx.OpenTree(EventsTree);
-            _meta = tx.OpenTree(MetaTree);
-            _leases = tx.OpenTree(LeaseTree);
-            _leaseKeys = tx.OpenTree(LeaseKeysTree);
-        }
-        else
-        {
-            _empty = true;
-        }
-        Revision = ReadMeta(RevisionKey);
-        CompactRevision = ReadMeta(CompactKey);
-        Applied = (ulong)ReadMeta(AppliedKey);
-        NoSpace = ReadMeta(AlarmKey) != 0;
     }
 
-    /// <summary>The replicated NOSPACE alarm: while raised, writes that add data are refused.</summary>
-    public bool NoSpace { get; private set; }
-
-    public void SetAlarm(bool raised)
+    /// <summary>Trees are opened on first use: a point read touches only the ones it needs.</summary>
+    private Tree Open(ref Tree? slot, string name)
     {
-        NoSpace = raised;
-        _meta.Put(AlarmKey, KvEncoding.U64(raised ? 1 : 0));
+        if (slot is { } t) return t;
+        if (_empty) throw new InvalidOperationException("the store is empty"); // callers check _empty first
+        t = _tx is WriteTransaction w ? w.CreateTree(name) : _tx.OpenTree(name);
+        slot = t;
+        return t;
     }
 
-    private void RefuseIfNoSpace()
-    {
-        if (NoSpace) throw new NoSpaceException("database space exceeded (NOSPACE alarm): deletes, compaction and defragmentation still work; free space, then disarm the alarm.");
-    }
+    private Tree _index => Open(ref _indexTree, IndexTree);
+    private Tree _history => Open(ref _historyTree, HistoryTree);
+    private Tree _events => Open(ref _eventsTree, EventsTree);
+    private Tree _leases => Open(ref _leasesTree, LeaseTree);
+    private Tree _leaseKeys => Open(ref _leaseKeysTree, LeaseKeysTree);
 
     /// <summary>The current revision (after the writes made so far in this transaction).</summary>
     public long Revision { get; private set; }
@@ -85,8 +69,15 @@ internal sealed class Mvcc
 
     public ulong Applied { get; private set; }
 
-    private long ReadMeta(byte[] key) =>
-        !_empty && _meta.TryGet(key, out var v) ? BinaryPrimitives.ReadInt64LittleEndian(v) : 0;
+    /// <summary>The replicated NOSPACE alarm: while raised, writes that add data are refused.</summary>
+    public bool NoSpace { get; private set; }
+
+    public void SetAlarm(bool raised) => NoSpace = raised;
+
+    private void RefuseIfNoSpace()
+    {
+        if (NoSpace) throw new NoSpaceException("database space exceeded (NOSPACE alarm): deletes, compaction and defragmentation still work; free space, then disarm the alarm.");
+    }
 
     // ---------------- reads ----------------
 
@@ -128,10 +119,13 @@ internal sealed class Mvcc
         var end = IsFromKey(q.RangeEnd) ? [] : q.RangeEnd;
         foreach (var e in _index.Range(q.Key, end))
         {
-            var kv = KvEncoding.ReadIndex(e.Key, e.Value, q.KeysOnly);
-            if (!Passes(q, kv)) continue;
+            // Filters and counting read the counters in place; only returned keys become objects.
+            var create = BinaryPrimitives.ReadInt64LittleEndian(e.Value);
+            var mod = BinaryPrimitives.ReadInt64LittleEndian(e.Value[8..]);
+            if ((q.MinModRevision != 0 && mod < q.MinModRevision) || (q.MaxModRevision != 0 && mod > q.MaxModRevision)
+                || (q.MinCreateRevision != 0 && create < q.MinCreateRevision) || (q.MaxCreateRevision != 0 && create > q.MaxCreateRevision)) continue;
             count++;
-            if (!q.CountOnly && kvs.Count < limit) kvs.Add(kv);
+            if (!q.CountOnly && kvs.Count < limit) kvs.Add(KvEncoding.ReadIndex(e.Key, e.Value, q.KeysOnly));
         }
     }
 
@@ -332,7 +326,6 @@ internal sealed class Mvcc
         }
         foreach (var (ek, _, _) in events) _events.Delete(ek);
         CompactRevision = rev;
-        _meta.Put(CompactKey, KvEncoding.U64(rev));
         return new CompactResponse(new ResponseHeader(Revision), removed);
     }
 
@@ -438,12 +431,15 @@ internal sealed class Mvcc
 
     public void Finish(ulong applied)
     {
-        _meta.Put(RevisionKey, KvEncoding.U64(Revision));
-        if (applied > 0)
-        {
-            Applied = applied;
-            _meta.Put(AppliedKey, KvEncoding.U64((long)applied));
-        }
+        if (applied > 0) Applied = applied;
+        // Every tree exists once anything was written, so readers can open them without asking.
+        _ = _index; _ = _history; _ = _events; _ = _leases; _ = _leaseKeys;
+        Span<byte> state = stackalloc byte[25];
+        BinaryPrimitives.WriteInt64LittleEndian(state, Revision);
+        BinaryPrimitives.WriteInt64LittleEndian(state[8..], CompactRevision);
+        BinaryPrimitives.WriteUInt64LittleEndian(state[16..], Applied);
+        state[24] = NoSpace ? (byte)1 : (byte)0;
+        _meta.Put(StateKey, state);
     }
 
     /// <summary>A hash of every key-value as of <paramref name="rev"/> (history entries at or below it), equal on every member that applied the same log.</summary>
