@@ -149,31 +149,69 @@ public sealed class KvStore : IDisposable
     /// <summary>A hash of the key space as of <paramref name="revision"/> (0: current).</summary>
     public (ulong Hash, long Revision, long CompactRevision) Hash(long revision = 0) => _machine.Hash(revision);
 
-    private sealed class PendingWrite(KvCommand command)
+    private sealed class PendingWrite(KvCommand command) : IDisposable
     {
         public readonly KvCommand Command = command;
         public readonly byte[] Bytes = command.Encode();
+        public readonly ManualResetEventSlim Signal = new(); // set when done, or when this writer is to lead
         public object? Response;
         public Exception? Error;
-        public bool Done;
+        public volatile bool Done;
+
+        public void Dispose() => Signal.Dispose();
     }
 
-    private readonly List<PendingWrite> _queue = [];
+    private readonly List<PendingWrite> _queue = [];   // guarded by itself
+
+    /// <summary>Test hook: runs in a leader before it applies the queue.</summary>
+    internal Action? LeaderHook { get; set; }
+
+    /// <summary>Writes queued and not yet taken by a leader.</summary>
+    internal int QueuedWrites { get { lock (_queue) return _queue.Count; } }
+    private bool _leading;                             // a leader is applying or about to; guarded by _queue
 
     /// <summary>
-    /// Group commit: a writer queues its command, then whoever holds the write lock applies everything queued as one
-    /// batch — one storage transaction and one sync for all of them — and hands each caller its result.
+    /// Group commit: a writer queues its command. If no one is leading it leads: it applies everything queued as one
+    /// batch — one storage transaction and one sync for all of them — hands each waiting writer its result, and
+    /// passes the lead to the first writer that queued meanwhile. Writers that do not lead just wait for their result.
     /// </summary>
     private object Write(KvCommand command)
     {
-        var mine = new PendingWrite(command);
-        lock (_queue) _queue.Add(mine);
-        lock (_write)
+        using var mine = new PendingWrite(command);
+        bool lead;
+        lock (_queue)
         {
-            if (!mine.Done) Flush();
+            _queue.Add(mine);
+            lead = !_leading;
+            _leading = true;
+        }
+        if (!lead) mine.Signal.Wait();
+        if (!mine.Done)
+        {
+            try
+            {
+                LeaderHook?.Invoke();
+                lock (_write) Flush();
+            }
+            finally
+            {
+                lock (_queue)
+                {
+                    if (_queue.Count > 0) _queue[0].Signal.Set(); // the next leader
+                    else _leading = false;
+                }
+            }
         }
         if (mine.Error is not null) throw mine.Error;
         return mine.Response!;
+    }
+
+    private static void Complete(PendingWrite p, object? response, Exception? error)
+    {
+        p.Response = response;
+        p.Error = error;
+        p.Done = true;
+        p.Signal.Set();
     }
 
     private void Flush()
@@ -185,44 +223,36 @@ public sealed class KvStore : IDisposable
             _queue.Clear();
         }
         if (batch.Count == 0) return;
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _next = _machine.AppliedIndex + 1; // the machine may also be driven directly (tests, tools): follow it
-        var quota = _machine.Options.QuotaBytes;
-        var cost = 0L;
-        var adds = false;
-        foreach (var p in batch)
-        {
-            cost += 2L * p.Bytes.Length;
-            adds |= AddsData(p.Command);
-        }
-        if (quota > 0 && adds && !_machine.NoSpaceAlarm && _machine.Storage.DataSize + cost > quota)
-        {
-            _machine.Apply(_next++, new KvCommand { NoSpaceAlarm = true }.Encode());
-        }
-        var entries = new List<(ulong, byte[])>(batch.Count);
-        foreach (var p in batch) entries.Add((_next++, p.Bytes));
-        IReadOnlyList<ApplyResult> results;
         try
         {
-            results = _machine.ApplyBatch(entries);
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _next = _machine.AppliedIndex + 1; // the machine may also be driven directly (tests, tools): follow it
+            var quota = _machine.Options.QuotaBytes;
+            var cost = 0L;
+            var adds = false;
+            foreach (var p in batch)
+            {
+                cost += 2L * p.Bytes.Length;
+                adds |= AddsData(p.Command);
+            }
+            if (quota > 0 && adds && !_machine.NoSpaceAlarm && _machine.Storage.DataSize + cost > quota)
+            {
+                _machine.Apply(_next++, new KvCommand { NoSpaceAlarm = true }.Encode());
+            }
+            var entries = new List<(ulong, byte[])>(batch.Count);
+            foreach (var p in batch) entries.Add((_next++, p.Bytes));
+            var results = _machine.ApplyBatch(entries);
+            if (results.Count != batch.Count) throw new InvalidOperationException($"applied {results.Count} of {batch.Count} commands (a bug: please report it)");
+            for (var i = 0; i < batch.Count; i++) Complete(batch[i], results[i].Response, results[i].Error);
         }
         catch (Exception e)
         {
-            // The storage failed (disk full, I/O error): nothing of the batch was committed; every caller learns why.
-            _next -= (ulong)batch.Count;
+            // The storage failed (disk full, I/O error) or the store is closed: nothing of the batch was committed,
+            // and every writer in it learns why.
             foreach (var p in batch)
             {
-                p.Error = e;
-                p.Done = true;
+                if (!p.Done) Complete(p, null, e);
             }
-            return;
-        }
-        if (results.Count != batch.Count) throw new InvalidOperationException($"applied {results.Count} of {batch.Count} commands (a bug: please report it)");
-        for (var i = 0; i < batch.Count; i++)
-        {
-            batch[i].Response = results[i].Response;
-            batch[i].Error = results[i].Error;
-            batch[i].Done = true;
         }
     }
 

@@ -161,6 +161,36 @@ public sealed class StateMachineTests : IDisposable
     }
 
     [Fact]
+    public async Task Concurrent_writers_share_one_commit_and_one_sync()
+    {
+        using var store = KvStore.Open(_dir);
+        using var release = new ManualResetEventSlim();
+        var first = true;
+        // The first leader waits until fifteen more writers have queued behind it.
+        store.LeaderHook = () =>
+        {
+            if (!first) return;
+            first = false;
+            release.Wait(TimeSpan.FromSeconds(30));
+        };
+        var before = store.Machine.Storage.LastCommittedTransaction;
+        // Real threads: blocked writers must not starve the thread pool.
+        var leader = new Thread(() => store.Put(B("first"), B("1")));
+        leader.Start();
+        while (store.QueuedWrites < 1) await Task.Delay(1);
+        var followers = Enumerable.Range(0, 15).Select(i => new Thread(() => store.Put(B($"f{i:D2}"), B("x")))).ToList();
+        foreach (var t in followers) t.Start();
+        while (store.QueuedWrites < 16) await Task.Delay(1);
+        release.Set();
+        leader.Join();
+        foreach (var t in followers) t.Join();
+        Assert.Equal(16, store.Revision);
+        // One storage commit for all sixteen puts.
+        Assert.Equal(before + 1, store.Machine.Storage.LastCommittedTransaction);
+        Assert.Equal(16, store.Range(new RangeRequest { Key = [0], RangeEnd = [0], CountOnly = true }).Count);
+    }
+
+    [Fact]
     public void Garbage_commands_decode_to_a_clean_error_never_a_crash()
     {
         var rng = new Random(42);
