@@ -15,10 +15,33 @@ public sealed record ApplyResult(ulong Index, object? Response, KvException? Err
 /// </summary>
 public sealed class KvStateMachine : IDisposable
 {
-    private Database _db;                    // replaced by Defragment under the write side of _swap
+    private Database _db;                    // replaced by Defragment while no reader is open (see the gate)
     private readonly string _path;
     private readonly KvOptions _options;
-    private readonly ReaderWriterLockSlim _swap = new(LockRecursionPolicy.SupportsRecursion);
+
+    // The gate between readers and Defragment: readers count themselves in; Defragment closes the gate and waits for
+    // the count to drain before it swaps the file. Not thread-affine, so a reader may end on another thread.
+    private readonly object _gate = new();
+    private int _readers;
+    private bool _swapping;
+
+    internal Database EnterRead()
+    {
+        lock (_gate)
+        {
+            while (_swapping) Monitor.Wait(_gate);
+            _readers++;
+            return _db;
+        }
+    }
+
+    internal void ExitRead()
+    {
+        lock (_gate)
+        {
+            if (--_readers == 0) Monitor.PulseAll(_gate);
+        }
+    }
 
     private readonly Lock _apply = new();
 
@@ -32,15 +55,15 @@ public sealed class KvStateMachine : IDisposable
 
     private T Read<T>(Func<Mvcc, T> read)
     {
-        _swap.EnterReadLock();
+        var db = EnterRead();
         try
         {
-            using var tx = _db.BeginRead();
+            using var tx = db.BeginRead();
             return read(new Mvcc(tx, _options));
         }
         finally
         {
-            _swap.ExitReadLock();
+            ExitRead();
         }
     }
 
@@ -169,6 +192,12 @@ public sealed class KvStateMachine : IDisposable
         return m.Compact(c.CompactRevision);
     }
 
+    /// <summary>
+    /// A read view of the latest applied state for many lookups: <see cref="KvReadView.TryGet"/> returns spans into
+    /// the store and allocates nothing. Dispose it promptly (it holds its snapshot, and defragmentation waits for it).
+    /// </summary>
+    public KvReadView BeginRead() => new(this, _options);
+
     /// <summary>A read of the latest applied state (serializable).</summary>
     public RangeResponse Range(RangeRequest request)
     {
@@ -199,7 +228,11 @@ public sealed class KvStateMachine : IDisposable
     {
         lock (_apply)
         {
-            _swap.EnterWriteLock();
+            lock (_gate)
+            {
+                _swapping = true;
+                while (_readers > 0) Monitor.Wait(_gate);
+            }
             try
             {
                 var before = new FileInfo(_path).Length;
@@ -239,7 +272,11 @@ public sealed class KvStateMachine : IDisposable
             }
             finally
             {
-                _swap.ExitWriteLock();
+                lock (_gate)
+                {
+                    _swapping = false;
+                    Monitor.PulseAll(_gate);
+                }
             }
         }
     }
@@ -248,6 +285,5 @@ public sealed class KvStateMachine : IDisposable
     public void Dispose()
     {
         _db.Dispose();
-        _swap.Dispose();
     }
 }

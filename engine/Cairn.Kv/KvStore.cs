@@ -132,6 +132,9 @@ public sealed class KvStore : IDisposable
     /// <summary>Reads a key or a range.</summary>
     public RangeResponse Range(RangeRequest request) => _machine.Range(request);
 
+    /// <summary>A snapshot for many allocation-free lookups (see <see cref="KvReadView"/>).</summary>
+    public KvReadView BeginRead() => _machine.BeginRead();
+
     /// <summary>The current key-value under <paramref name="key"/>, or null.</summary>
     public KeyValue? Get(byte[] key)
     {

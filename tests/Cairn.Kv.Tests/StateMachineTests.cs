@@ -295,3 +295,48 @@ public sealed class LeaseTests : IDisposable
         }
     }
 }
+
+public sealed class ReadViewTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "cairn-kv-tests", Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public void A_read_view_is_a_snapshot_and_its_gets_allocate_nothing()
+    {
+        using var store = KvStore.Open(_dir, new KvOptions { Storage = new StorageOptions { PageSize = 16384, SyncOnCommit = false } });
+        var keys = Enumerable.Range(0, 2_000).Select(i => Encoding.ASCII.GetBytes($"key/{i:D5}")).ToArray();
+        foreach (var k in keys) store.Put(k, k);
+        using (var view = store.BeginRead())
+        {
+            Assert.Equal(2_000, view.Revision);
+            store.Put(keys[0], Encoding.ASCII.GetBytes("changed"));
+            long sum = 0;
+            long allocated = 0;
+            for (var pass = 0; pass < 2; pass++)
+            {
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                foreach (var k in keys)
+                {
+                    Assert.True(view.TryGet(k, out var e));
+                    sum += e.Value.Length + e.Version;
+                }
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            }
+            Assert.Equal(0, allocated);
+            Assert.True(view.TryGet(keys[0], out var first));
+            Assert.True(first.Value.SequenceEqual(keys[0]), "the view must not see the later put");
+            Assert.Equal(1, first.ModRevision);
+            Assert.False(view.TryGet("missing"u8, out _));
+            Assert.True(sum > 0);
+        }
+        Assert.Equal("changed", Encoding.ASCII.GetString(store.Get(keys[0])!.Value));
+        store.Defragment(); // no view open: the swap does not wait
+        using var after = store.BeginRead();
+        Assert.True(after.TryGet(keys[1], out var e1) && e1.Value.SequenceEqual(keys[1]));
+    }
+}

@@ -1,0 +1,93 @@
+using System.Buffers.Binary;
+using Cairn.Storage;
+
+namespace Cairn.Kv;
+
+/// <summary>A key's current state, as spans valid until its <see cref="KvReadView"/> is disposed.</summary>
+public readonly ref struct KvEntry
+{
+    internal KvEntry(ReadOnlySpan<byte> key, ReadOnlySpan<byte> stored)
+    {
+        Key = key;
+        Value = stored[KvEncoding.IndexHeader..];
+        CreateRevision = BinaryPrimitives.ReadInt64LittleEndian(stored);
+        ModRevision = BinaryPrimitives.ReadInt64LittleEndian(stored[8..]);
+        Version = BinaryPrimitives.ReadInt64LittleEndian(stored[16..]);
+        Lease = BinaryPrimitives.ReadInt64LittleEndian(stored[24..]);
+    }
+
+    /// <summary>The key.</summary>
+    public ReadOnlySpan<byte> Key { get; }
+
+    /// <summary>The value.</summary>
+    public ReadOnlySpan<byte> Value { get; }
+
+    /// <summary>Revision that created this incarnation of the key.</summary>
+    public long CreateRevision { get; }
+
+    /// <summary>Revision of the last change.</summary>
+    public long ModRevision { get; }
+
+    /// <summary>Puts since creation.</summary>
+    public long Version { get; }
+
+    /// <summary>Attached lease (0: none).</summary>
+    public long Lease { get; }
+}
+
+/// <summary>
+/// One consistent snapshot of the key space for many reads without allocation: point lookups return spans into the
+/// store's pages. Not for use from several threads at once; dispose it when done.
+/// </summary>
+public sealed class KvReadView : IDisposable
+{
+    private readonly KvStateMachine _machine;
+    private readonly ReadTransaction _tx;
+    private readonly Tree _index;
+    private readonly bool _empty;
+    private bool _disposed;
+
+    internal KvReadView(KvStateMachine machine, KvOptions options)
+    {
+        _machine = machine;
+        var db = machine.EnterRead();
+        try
+        {
+            _tx = db.BeginRead();
+            var m = new Mvcc(_tx, options);
+            Revision = m.Revision;
+            _empty = !_tx.TryOpenTree(Mvcc.IndexTree, out _index);
+        }
+        catch
+        {
+            _tx?.Dispose();
+            machine.ExitRead();
+            throw;
+        }
+    }
+
+    /// <summary>The revision this view reads.</summary>
+    public long Revision { get; }
+
+    /// <summary>Looks up <paramref name="key"/>; allocates nothing.</summary>
+    public bool TryGet(ReadOnlySpan<byte> key, out KvEntry entry)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_empty && _index.TryGet(key, out var stored))
+        {
+            entry = new KvEntry(key, stored);
+            return true;
+        }
+        entry = default;
+        return false;
+    }
+
+    /// <summary>Ends the view.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _tx.Dispose();
+        _machine.ExitRead();
+    }
+}
