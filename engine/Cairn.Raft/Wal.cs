@@ -1,0 +1,229 @@
+using System.Buffers.Binary;
+using Cairn.Crypto;
+
+namespace Cairn.Raft;
+
+/// <summary>Settings of a write-ahead log; <see cref="Validate"/> refuses unsafe values.</summary>
+public sealed record WalOptions
+{
+    /// <summary>Size each segment is preallocated to; a segment is closed and a new one started when full.</summary>
+    public long SegmentBytes { get; init; } = 64L << 20;
+
+    /// <summary>Largest record accepted (an entry's data plus framing).</summary>
+    public int MaxRecordBytes { get; init; } = 16 << 20;
+
+    /// <summary>When set, every record is sealed with AES-256-GCM under a per-segment data key wrapped by this master key.</summary>
+    public IKeyProvider? MasterKey { get; init; }
+
+    /// <summary>
+    /// On damage before the tail, truncate the log there (losing what follows) instead of refusing to start. An explicit
+    /// operator decision: entries after the damage are gone from this member.
+    /// </summary>
+    public bool TruncateAtDamage { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the fix.</summary>
+    public void Validate()
+    {
+        if (SegmentBytes < 64 * 1024) throw new ArgumentException($"SegmentBytes {SegmentBytes} is below 64 KiB.", nameof(SegmentBytes));
+        if (MaxRecordBytes < 1024 || MaxRecordBytes > SegmentBytes - Wal.HeaderSize - Wal.FrameOverhead)
+        {
+            throw new ArgumentException($"MaxRecordBytes {MaxRecordBytes} must be from 1 KiB to a segment less its header ({SegmentBytes - Wal.HeaderSize - Wal.FrameOverhead}).", nameof(MaxRecordBytes));
+        }
+    }
+}
+
+/// <summary>The log is damaged before its tail: the message names the segment and offset.</summary>
+public sealed class WalCorruptException(string segment, long offset, string detail)
+    : Exception($"write-ahead log damaged in {segment} at offset {offset}: {detail}. Restore this member from a snapshot or replica, or start with WalOptions.TruncateAtDamage to drop everything from there on.")
+{
+    /// <summary>The damaged segment file.</summary>
+    public string Segment { get; } = segment;
+
+    /// <summary>Byte offset of the damaged record.</summary>
+    public long Offset { get; } = offset;
+}
+
+/// <summary>The master key given does not open the log, or the log is encrypted and none was given.</summary>
+public sealed class WalKeyException(string message) : Exception(message);
+
+/// <summary>
+/// A segmented write-ahead log for the Raft state: entries, hard state and the snapshot position. Each
+/// <see cref="Save"/> appends its records and syncs once (group commit). Record framing and recovery are in
+/// docs/raft.md: a torn last record is cut off and the log starts; damage before the tail is reported by segment and
+/// offset and the log refuses to open. After recovery new records always go to a new segment, so an encrypted
+/// segment never reuses a (key, nonce) pair.
+/// </summary>
+public sealed partial class Wal : IDisposable
+{
+    internal const int HeaderSize = 128;
+    internal const int FrameOverhead = 4 + 1 + 16; // length, type, checksum or tag
+    private static ReadOnlySpan<byte> Magic => "CAIRNWAL"u8;
+    private const byte TypeEntry = 1, TypeHardState = 2, TypeSnapshot = 3;
+
+    private readonly string _dir;
+    private readonly WalOptions _options;
+    private readonly List<Entry> _entries = [];
+    private Segment? _tail;
+    private ulong _nextSeq;
+
+    private Wal(string dir, WalOptions options)
+    {
+        _dir = dir;
+        _options = options;
+    }
+
+    /// <summary>The recovered hard state, updated by <see cref="Save"/>.</summary>
+    public HardState HardState { get; private set; }
+
+    /// <summary>Index and term of the last snapshot (the log starts after it).</summary>
+    public (ulong Index, ulong Term) Snapshot { get; private set; }
+
+    /// <summary>The entries after the snapshot, in index order.</summary>
+    public IReadOnlyList<Entry> Entries => _entries;
+
+    /// <summary>Index of the last entry (the snapshot's when there are none).</summary>
+    public ulong LastIndex => _entries.Count > 0 ? _entries[^1].Index : Snapshot.Index;
+
+    /// <summary>Segment files now in the directory, oldest first.</summary>
+    public IReadOnlyList<string> Segments => [.. SegmentFiles(_dir)];
+
+    /// <summary>What recovery did: whether it cut off a torn last record, and where.</summary>
+    public string? RecoveryNote { get; private set; }
+
+    /// <summary>Opens the log in <paramref name="directory"/> (created if missing) and recovers its state.</summary>
+    public static Wal Open(string directory, WalOptions? options = null)
+    {
+        options ??= new WalOptions();
+        options.Validate();
+        Directory.CreateDirectory(directory);
+        var wal = new Wal(directory, options);
+        wal.Recover();
+        return wal;
+    }
+
+    private static IEnumerable<string> SegmentFiles(string dir) =>
+        Directory.GetFiles(dir, "*.wal").Order(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Appends <paramref name="entries"/> (an entry at an index already in the log replaces it and everything after
+    /// it, as Raft's conflict resolution requires) and the hard state, then syncs once.
+    /// </summary>
+    public void Save(HardState? hardState, IReadOnlyList<Entry> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        var tail = _tail ??= NewSegment();
+        foreach (var e in entries)
+        {
+            if (e.Index <= Snapshot.Index) throw new ArgumentException($"Entry {e.Index} is at or below the snapshot {Snapshot.Index}.");
+            if (e.Index > LastIndex + 1) throw new ArgumentException($"Entry {e.Index} leaves a gap after {LastIndex}.");
+            var payload = new byte[16 + e.Data.Length];
+            BinaryPrimitives.WriteUInt64LittleEndian(payload, e.Index);
+            BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8), e.Term);
+            e.Data.CopyTo(payload.AsSpan(16));
+            tail = Append(tail, TypeEntry, payload);
+            Apply(e);
+        }
+        if (hardState is { } hs)
+        {
+            var payload = new byte[24];
+            BinaryPrimitives.WriteUInt64LittleEndian(payload, hs.Term);
+            BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8), hs.Vote);
+            BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(16), hs.Commit);
+            tail = Append(tail, TypeHardState, payload);
+            HardState = hs;
+        }
+        tail.Flush();
+        _tail = tail;
+    }
+
+    /// <summary>Records that a snapshot covers the log up to <paramref name="index"/>; earlier entries are dropped and their segments may go.</summary>
+    public void SaveSnapshot(ulong index, ulong term)
+    {
+        var payload = new byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, index);
+        BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8), term);
+        var tail = Append(_tail ??= NewSegment(), TypeSnapshot, payload);
+        tail.Flush();
+        _tail = tail;
+        ApplySnapshot(index, term);
+    }
+
+    /// <summary>Deletes every closed segment whose records all lie at or before the snapshot. Returns how many.</summary>
+    public int ReleaseSegments()
+    {
+        var removed = 0;
+        foreach (var file in SegmentFiles(_dir))
+        {
+            if (_tail is not null && file == _tail.Path) break;
+            if (SegmentMaxIndex(file) > Snapshot.Index) break;
+            File.Delete(file);
+            removed++;
+        }
+        return removed;
+    }
+
+    private ulong SegmentMaxIndex(string file)
+    {
+        ulong max = 0;
+        ReadSegment(file, isLast: false, (type, payload) =>
+        {
+            if (type == TypeEntry) max = Math.Max(max, BinaryPrimitives.ReadUInt64LittleEndian(payload));
+        });
+        return max;
+    }
+
+    private void Apply(Entry e)
+    {
+        // A later entry at an index already present replaces it and everything after (the leader's log wins).
+        while (_entries.Count > 0 && _entries[^1].Index >= e.Index) _entries.RemoveAt(_entries.Count - 1);
+        if (e.Index > Snapshot.Index) _entries.Add(e);
+    }
+
+    private void ApplySnapshot(ulong index, ulong term)
+    {
+        Snapshot = (index, term);
+        _entries.RemoveAll(e => e.Index <= index);
+    }
+
+    private void Recover()
+    {
+        var files = SegmentFiles(_dir).ToList();
+        for (var i = 0; i < files.Count; i++)
+        {
+            var isLast = i == files.Count - 1;
+            var cut = ReadSegment(files[i], isLast, (type, payload) =>
+            {
+                switch (type)
+                {
+                    case TypeEntry:
+                        Apply(new Entry(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray()));
+                        break;
+                    case TypeHardState:
+                        HardState = new HardState(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]));
+                        break;
+                    case TypeSnapshot:
+                        ApplySnapshot(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]));
+                        break;
+                }
+            });
+            _nextSeq = ParseSeq(files[i]) + 1;
+            if (cut is { } at)
+            {
+                // Cut the segment where the good records end; with TruncateAtDamage, later segments go too.
+                using (var fs = new FileStream(files[i], FileMode.Open, FileAccess.Write, FileShare.None)) fs.SetLength(at);
+                for (var j = i + 1; j < files.Count; j++) File.Delete(files[j]);
+                break;
+            }
+        }
+        // New records always go to a new segment (never after a possibly torn tail).
+    }
+
+    private static ulong ParseSeq(string file) => Convert.ToUInt64(System.IO.Path.GetFileNameWithoutExtension(file), 16);
+
+    /// <summary>Closes the open segment (everything saved is already synced).</summary>
+    public void Dispose()
+    {
+        _tail?.Dispose();
+        _tail = null;
+    }
+}

@@ -1,0 +1,166 @@
+using System.Text;
+using Cairn.Crypto;
+
+namespace Cairn.Raft.Tests;
+
+public sealed class WalTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "cairn-wal-tests", Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private static readonly IKeyProvider Key = new StaticKeyProvider(Enumerable.Range(0, 32).Select(i => (byte)(i * 3)).ToArray());
+
+    public static TheoryData<bool> Encryption => new() { false, true };
+
+    private static WalOptions Options(bool encrypted, long segment = 64 * 1024) => new() { SegmentBytes = segment, MaxRecordBytes = 16 * 1024, MasterKey = encrypted ? Key : null };
+
+    private static Entry E(ulong index, ulong term, string data = "") => new(index, term, Encoding.UTF8.GetBytes(data.Length > 0 ? data : $"entry {index}@{term}"));
+
+    private static void AssertLog(Wal wal, List<Entry> expected)
+    {
+        Assert.Equal(expected.Count, wal.Entries.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(expected[i].Index, wal.Entries[i].Index);
+            Assert.Equal(expected[i].Term, wal.Entries[i].Term);
+            Assert.Equal(expected[i].Data, wal.Entries[i].Data);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void Entries_and_hard_state_survive_reopen_and_a_conflicting_suffix_replaces_the_tail(bool encrypted)
+    {
+        var expected = new List<Entry>();
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            var batch = Enumerable.Range(1, 10).Select(i => E((ulong)i, 1)).ToList();
+            wal.Save(new HardState(1, 2, 5), batch);
+            expected.AddRange(batch);
+            // A new leader overwrites from index 8 in term 2.
+            var conflict = new[] { E(8, 2), E(9, 2) };
+            wal.Save(new HardState(2, 3, 7), conflict);
+            expected.RemoveRange(7, 3);
+            expected.AddRange(conflict);
+        }
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            Assert.Equal(new HardState(2, 3, 7), wal.HardState);
+            AssertLog(wal, expected);
+            wal.Save(null, [E(10, 2)]);
+            expected.Add(E(10, 2));
+        }
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            AssertLog(wal, expected);
+            Assert.Equal(2, wal.Segments.Count); // after a restart new records go to a new segment
+        }
+        if (encrypted)
+        {
+            foreach (var f in Directory.GetFiles(_dir, "*.wal")) Assert.Equal(-1, File.ReadAllBytes(f).AsSpan().IndexOf("entry 3"u8));
+            Assert.Throws<WalKeyException>(() => Wal.Open(_dir, new WalOptions { SegmentBytes = 64 * 1024, MaxRecordBytes = 16 * 1024, MasterKey = StaticKeyProvider.CreateRandom() }));
+            Assert.Throws<WalKeyException>(() => Wal.Open(_dir, new WalOptions { SegmentBytes = 64 * 1024, MaxRecordBytes = 16 * 1024 }));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void Segments_rotate_and_those_behind_a_snapshot_are_released(bool encrypted)
+    {
+        var expected = new List<Entry>();
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            for (ulong i = 1; i <= 400; i++)
+            {
+                var e = new Entry(i, 1, new byte[700]);
+                wal.Save(new HardState(1, 1, i), [e]);
+                expected.Add(e);
+            }
+            Assert.True(wal.Segments.Count >= 4, $"{wal.Segments.Count} segments");
+        }
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            AssertLog(wal, expected);
+            wal.SaveSnapshot(300, 1);
+            var before = wal.Segments.Count;
+            Assert.True(wal.ReleaseSegments() > 0);
+            Assert.True(wal.Segments.Count < before);
+            AssertLog(wal, expected.Skip(300).ToList());
+        }
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            Assert.Equal((300UL, 1UL), wal.Snapshot);
+            AssertLog(wal, expected.Skip(300).ToList());
+            Assert.Equal(400UL, wal.LastIndex);
+        }
+    }
+
+    /// <summary>A crash in the middle of the last write: cut the file at every byte offset of the last record.</summary>
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void A_torn_last_record_is_cut_off_at_every_byte_offset(bool encrypted)
+    {
+        var source = Path.Combine(_dir, "source");
+        using (var wal = Wal.Open(source, Options(encrypted)))
+        {
+            wal.Save(new HardState(1, 1, 1), [E(1, 1), E(2, 1)]);
+            wal.Save(new HardState(1, 1, 2), [E(3, 1, new string('x', 100))]);
+        }
+        var segment = Directory.GetFiles(source, "*.wal").Single();
+        var bytes = File.ReadAllBytes(segment);
+        // Walk the frames to find where the data ends (a plaintext checksum ends in zero bytes).
+        var end = 128;
+        while (BitConverter.ToInt32(bytes, end) is var len && (len != 0 || bytes[end + 4] != 0)) end += 21 + len;
+        // The last Save wrote entry 3 then the hard state: the torn region is from the start of entry 3's record.
+        var lastStart = end - (21 + 16 + 100) - (21 + 24);
+        for (var cut = lastStart; cut < end; cut++)
+        {
+            var dir = Path.Combine(_dir, $"cut{cut}");
+            Directory.CreateDirectory(dir);
+            var torn = bytes[..cut];
+            var zeroed = (byte[])bytes.Clone();
+            zeroed.AsSpan(cut).Clear();
+            File.WriteAllBytes(Path.Combine(dir, Path.GetFileName(segment)), cut % 2 == 0 ? torn : zeroed);
+            using (var wal = Wal.Open(dir, Options(encrypted)))
+            {
+                // A cut exactly between records leaves a clean, shorter log; anywhere else a torn record is cut off.
+                var boundary = cut == lastStart || cut == lastStart + 21 + 16 + 100;
+                Assert.True(boundary == (wal.RecoveryNote is null), $"cut at {cut}: note '{wal.RecoveryNote}'");
+                Assert.True(wal.LastIndex is 2 or 3, $"cut at {cut}: last index {wal.LastIndex}");
+                Assert.Equal(1UL, wal.HardState.Commit); // the last Save's hard state record is always the torn one
+                Assert.Equal(cut >= lastStart + 21 + 16 + 100 ? 3UL : 2UL, wal.LastIndex);
+                wal.Save(new HardState(1, 1, 2), [E(wal.LastIndex + 1, 1)]);
+            }
+            using (var again = Wal.Open(dir, Options(encrypted)))
+            {
+                Assert.Null(again.RecoveryNote);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void Damage_before_the_tail_refuses_to_open_naming_the_place(bool encrypted)
+    {
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            for (ulong i = 1; i <= 20; i++) wal.Save(new HardState(1, 1, i), [E(i, 1)]);
+        }
+        var segment = Directory.GetFiles(_dir, "*.wal").Single();
+        var bytes = File.ReadAllBytes(segment);
+        var at = 128 + 200; // inside an early record
+        bytes[at] ^= 0x40;
+        File.WriteAllBytes(segment, bytes);
+        var e = Assert.Throws<WalCorruptException>(() => Wal.Open(_dir, Options(encrypted)));
+        Assert.Equal(Path.GetFileName(segment), e.Segment);
+        Assert.True(e.Offset > 128 && e.Offset <= at, $"offset {e.Offset}");
+        Assert.Contains("TruncateAtDamage", e.Message);
+        using var truncated = Wal.Open(_dir, Options(encrypted) with { TruncateAtDamage = true });
+        Assert.True(truncated.LastIndex < 20);
+        Assert.Contains("damage", truncated.RecoveryNote);
+    }
+}
