@@ -1,0 +1,231 @@
+namespace Cairn.Raft;
+
+/// <summary>Elections and replication: how the core reacts to time, messages and proposals.</summary>
+public sealed partial class RaftNode
+{
+    /// <summary>Advances time by one tick: followers and candidates may stand for election, a leader sends heartbeats.</summary>
+    public void Tick()
+    {
+        if (Role == Role.Leader)
+        {
+            if (++_heartbeatElapsed >= _options.HeartbeatTicks)
+            {
+                _heartbeatElapsed = 0;
+                foreach (var peer in Peers()) SendAppend(peer);
+            }
+            return;
+        }
+        if (++_electionElapsed >= _timeout) Campaign();
+    }
+
+    /// <summary>Appends a command to the log if this member leads; false otherwise (send it to <see cref="Leader"/>).</summary>
+    public bool Propose(byte[] data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (Role != Role.Leader) return false;
+        _log.Add(new Entry(LastIndex + 1, Term, data));
+        foreach (var peer in Peers()) SendAppend(peer);
+        MaybeCommit();
+        return true;
+    }
+
+    /// <summary>Takes one message from another member.</summary>
+    public void Step(Message m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        if (m.To != Id || !_options.Members.Contains(m.From) || m.From == Id) return; // not ours, or not a member
+        if (m.Term > Term)
+        {
+            // A higher term always wins (§5.1): step down, and follow the sender if it is the leader.
+            BecomeFollower(m.Term, m.Type == MessageType.Append ? m.From : 0);
+        }
+        else if (m.Term < Term)
+        {
+            // Stale sender: tell it the current term so it steps down; ignore stale responses.
+            if (m.Type == MessageType.Vote) Send(new Message(MessageType.VoteResponse, Id, m.From, Term, Reject: true));
+            else if (m.Type == MessageType.Append) Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: LastIndex));
+            return;
+        }
+        switch (m.Type)
+        {
+            case MessageType.Vote: OnVote(m); break;
+            case MessageType.VoteResponse: OnVoteResponse(m); break;
+            case MessageType.Append: OnAppend(m); break;
+            case MessageType.AppendResponse: OnAppendResponse(m); break;
+        }
+    }
+
+    private IEnumerable<ulong> Peers()
+    {
+        foreach (var id in _options.Members) if (id != Id) yield return id;
+    }
+
+    private void Send(Message m) => _outbox.Add(m);
+
+    private void ResetElectionTimer()
+    {
+        _electionElapsed = 0;
+        _timeout = _options.ElectionTicks + _random.Next(_options.ElectionTicks);
+    }
+
+    private void BecomeFollower(ulong term, ulong leader)
+    {
+        if (term != Term) Vote = 0;
+        Term = term;
+        Role = Role.Follower;
+        Leader = leader;
+        ResetElectionTimer();
+    }
+
+    /// <summary>§5.2: a new term, a vote for itself, and vote requests to everyone.</summary>
+    private void Campaign()
+    {
+        Term++;
+        Role = Role.Candidate;
+        Vote = Id;
+        Leader = 0;
+        _votes.Clear();
+        _votes.Add(Id);
+        ResetElectionTimer();
+        if (_votes.Count >= Quorum)
+        {
+            BecomeLeader();
+            return;
+        }
+        foreach (var peer in Peers()) Send(new Message(MessageType.Vote, Id, peer, Term, LogTerm: LastTerm, Index: LastIndex));
+    }
+
+    /// <summary>§5.2 and §5.4.1: one vote per term, only for a candidate whose log is at least as up to date.</summary>
+    private void OnVote(Message m)
+    {
+        var upToDate = m.LogTerm > LastTerm || (m.LogTerm == LastTerm && m.Index >= LastIndex);
+        var grant = (Vote == 0 || Vote == m.From) && Leader == 0 && upToDate;
+        if (grant)
+        {
+            Vote = m.From;
+            ResetElectionTimer();
+        }
+        Send(new Message(MessageType.VoteResponse, Id, m.From, Term, Reject: !grant));
+    }
+
+    private void OnVoteResponse(Message m)
+    {
+        if (Role != Role.Candidate || m.Reject) return;
+        _votes.Add(m.From);
+        if (_votes.Count >= Quorum) BecomeLeader();
+    }
+
+    private void BecomeLeader()
+    {
+        Role = Role.Leader;
+        Leader = Id;
+        _heartbeatElapsed = 0;
+        _next.Clear();
+        _match.Clear();
+        foreach (var peer in Peers())
+        {
+            _next[peer] = LastIndex + 1;
+            _match[peer] = 0;
+        }
+        // An entry of its own term lets the leader commit what earlier terms left (§5.4.2, §8).
+        _log.Add(new Entry(LastIndex + 1, Term, []));
+        foreach (var peer in Peers()) SendAppend(peer);
+        MaybeCommit();
+    }
+
+    private void SendAppend(ulong peer)
+    {
+        var next = _next[peer];
+        var prev = next - 1;
+        var count = (int)Math.Min((ulong)_options.MaxEntriesPerMessage, LastIndex - prev);
+        var entries = count > 0 ? _log.GetRange((int)prev, count) : [];
+        Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: entries, Commit: Commit));
+    }
+
+    /// <summary>§5.3: accept entries that follow a matching entry, replacing a conflicting suffix; report the match.</summary>
+    private void OnAppend(Message m)
+    {
+        Role = Role.Follower;
+        Leader = m.From;
+        ResetElectionTimer();
+        if (m.Index > LastIndex || TermAt(m.Index) != m.LogTerm)
+        {
+            // No match: hint the leader to back up to what this log can check.
+            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: Math.Min(m.Index == 0 ? 0 : m.Index - 1, LastIndex)));
+            return;
+        }
+        var entries = m.Entries ?? [];
+        foreach (var e in entries)
+        {
+            if (e.Index <= LastIndex)
+            {
+                if (TermAt(e.Index) == e.Term) continue;
+                if (e.Index <= Commit) throw new InvalidOperationException($"Member {Id}: a leader asked to replace committed entry {e.Index} (a safety violation).");
+                _log.RemoveRange((int)e.Index - 1, (int)(LastIndex - e.Index + 1));
+                _stable = Math.Min(_stable, e.Index - 1);
+            }
+            _log.Add(e);
+        }
+        var matched = m.Index + (ulong)entries.Count;
+        if (m.Commit > Commit) Commit = Math.Min(m.Commit, matched);
+        Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: matched));
+    }
+
+    private void OnAppendResponse(Message m)
+    {
+        if (Role != Role.Leader) return;
+        if (m.Reject)
+        {
+            _next[m.From] = Math.Max(1, Math.Min(_next[m.From] - 1, m.Index + 1));
+            SendAppend(m.From);
+            return;
+        }
+        if (m.Index > _match[m.From]) _match[m.From] = m.Index;
+        _next[m.From] = Math.Max(_next[m.From], _match[m.From] + 1);
+        MaybeCommit();
+        if (_next[m.From] <= LastIndex) SendAppend(m.From);
+    }
+
+    /// <summary>§5.3, §5.4.2: commit the highest index a quorum has persisted, if it is from this term.</summary>
+    private void MaybeCommit()
+    {
+        var matches = new List<ulong>(_options.Members.Count) { _stable };
+        foreach (var peer in Peers()) matches.Add(_match[peer]);
+        matches.Sort();
+        var n = matches[matches.Count - Quorum];
+        if (n > Commit && TermAt(n) == Term) Commit = n;
+    }
+
+    /// <summary>The work to do now, or null when there is none.</summary>
+    public Ready? GetReady()
+    {
+        var hs = new HardState(Term, Vote, Commit);
+        var unstable = _stable < LastIndex ? _log.GetRange((int)_stable, (int)(LastIndex - _stable)) : [];
+        var applyTo = Math.Min(Commit, LastIndex);
+        // Only what is persisted (or persisted by this Ready) is applied.
+        var committed = applyTo > _applied ? _log.GetRange((int)_applied, (int)(applyTo - _applied)) : [];
+        if (hs == _persisted && unstable.Count == 0 && _outbox.Count == 0 && committed.Count == 0) return null;
+        var ready = new Ready
+        {
+            HardState = hs == _persisted ? null : hs,
+            Entries = unstable,
+            Messages = [.. _outbox],
+            Committed = committed,
+        };
+        _outbox.Clear();
+        return ready;
+    }
+
+    /// <summary>Tells the core that a <see cref="Ready"/> was carried out: persisted, sent and applied.</summary>
+    public void Advance(Ready ready)
+    {
+        ArgumentNullException.ThrowIfNull(ready);
+        if (ready.HardState is { } hs) _persisted = hs;
+        if (ready.Entries.Count > 0 && ready.Entries[^1].Index <= LastIndex && TermAt(ready.Entries[^1].Index) == ready.Entries[^1].Term)
+        {
+            _stable = Math.Max(_stable, ready.Entries[^1].Index);
+        }
+        if (ready.Committed.Count > 0) _applied = Math.Max(_applied, ready.Committed[^1].Index);
+        if (Role == Role.Leader) MaybeCommit();
+    }
+}

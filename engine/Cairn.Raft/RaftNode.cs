@@ -1,0 +1,166 @@
+namespace Cairn.Raft;
+
+/// <summary>Kinds of Raft messages.</summary>
+public enum MessageType
+{
+    /// <summary>A candidate asks for a vote (Raft §5.2).</summary>
+    Vote,
+    /// <summary>The answer to a vote request.</summary>
+    VoteResponse,
+    /// <summary>The leader replicates entries, or sends a heartbeat when it has none (§5.3).</summary>
+    Append,
+    /// <summary>The answer to an append.</summary>
+    AppendResponse,
+}
+
+/// <summary>One message between members. <see cref="Index"/> and <see cref="LogTerm"/> mean: for a vote, the candidate's last
+/// entry; for an append, the entry before <see cref="Entries"/>; for an append response, the last index matched (or, when
+/// rejected, the follower's hint).</summary>
+/// <param name="Type">The kind.</param>
+/// <param name="From">Sender.</param>
+/// <param name="To">Recipient.</param>
+/// <param name="Term">Sender's term.</param>
+/// <param name="LogTerm">Term of the entry at <paramref name="Index"/>.</param>
+/// <param name="Index">See above.</param>
+/// <param name="Entries">Entries to append.</param>
+/// <param name="Commit">Leader's commit index.</param>
+/// <param name="Reject">Vote refused, or append did not match.</param>
+public sealed record Message(MessageType Type, ulong From, ulong To, ulong Term, ulong LogTerm = 0, ulong Index = 0,
+    IReadOnlyList<Entry>? Entries = null, ulong Commit = 0, bool Reject = false);
+
+/// <summary>A member's role.</summary>
+public enum Role
+{
+    /// <summary>Follows a leader (or waits for one).</summary>
+    Follower,
+    /// <summary>Stands for election.</summary>
+    Candidate,
+    /// <summary>Leads its term.</summary>
+    Leader,
+}
+
+/// <summary>Settings of one member; <see cref="Validate"/> refuses unsafe combinations.</summary>
+public sealed record RaftOptions
+{
+    /// <summary>This member's id (not 0).</summary>
+    public required ulong Id { get; init; }
+
+    /// <summary>Every voting member's id, this one included.</summary>
+    public required IReadOnlyList<ulong> Members { get; init; }
+
+    /// <summary>Ticks between heartbeats from the leader.</summary>
+    public int HeartbeatTicks { get; init; } = 1;
+
+    /// <summary>Base election timeout in ticks; each wait is drawn from [T, 2T).</summary>
+    public int ElectionTicks { get; init; } = 10;
+
+    /// <summary>Entries per append message at most.</summary>
+    public int MaxEntriesPerMessage { get; init; } = 256;
+
+    /// <summary>Seed of the election-timeout randomness (deterministic for a given seed).</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the fix.</summary>
+    public void Validate()
+    {
+        if (Id == 0) throw new ArgumentException("Id 0 is reserved for 'none'; number members from 1.", nameof(Id));
+        if (!Members.Contains(Id)) throw new ArgumentException($"Members must include this member ({Id}).", nameof(Members));
+        if (Members.Distinct().Count() != Members.Count) throw new ArgumentException("Members lists an id twice.", nameof(Members));
+        if (HeartbeatTicks < 1) throw new ArgumentException("HeartbeatTicks must be at least 1.", nameof(HeartbeatTicks));
+        if (ElectionTicks <= HeartbeatTicks) throw new ArgumentException($"ElectionTicks ({ElectionTicks}) must exceed HeartbeatTicks ({HeartbeatTicks}), or followers time out between heartbeats.", nameof(ElectionTicks));
+        if (MaxEntriesPerMessage < 1) throw new ArgumentException("MaxEntriesPerMessage must be at least 1.", nameof(MaxEntriesPerMessage));
+    }
+}
+
+/// <summary>
+/// Work for the caller: persist <see cref="HardState"/> and <see cref="Entries"/> (in that order, synced), then send
+/// <see cref="Messages"/> and apply <see cref="Committed"/>, then call <see cref="RaftNode.Advance"/>. Votes and append
+/// acknowledgements are among the messages, so they leave only after what they promise is on disk.
+/// </summary>
+public sealed class Ready
+{
+    /// <summary>The hard state to persist, when it changed.</summary>
+    public HardState? HardState { get; init; }
+
+    /// <summary>Entries to persist (an entry at an index already stored replaces it and all after it).</summary>
+    public IReadOnlyList<Entry> Entries { get; init; } = [];
+
+    /// <summary>Messages to send after persisting.</summary>
+    public IReadOnlyList<Message> Messages { get; init; } = [];
+
+    /// <summary>Committed entries to apply, in order.</summary>
+    public IReadOnlyList<Entry> Committed { get; init; } = [];
+}
+
+/// <summary>
+/// The consensus core (Raft paper §5): pure and deterministic — no file, socket, clock, thread or unseeded
+/// randomness. Time enters through <see cref="Tick"/>, messages through <see cref="Step"/>, proposals through
+/// <see cref="Propose"/>; the work to do leaves through <see cref="GetReady"/>.
+/// </summary>
+public sealed partial class RaftNode
+{
+    private readonly RaftOptions _options;
+    private readonly Random _random;
+    private readonly List<Entry> _log = [];            // entry i at _log[i - 1]
+    private readonly List<Message> _outbox = [];
+    private readonly HashSet<ulong> _votes = [];
+    private readonly Dictionary<ulong, ulong> _next = [];   // leader: next index to send to each follower; 1 ≤ next
+    private readonly Dictionary<ulong, ulong> _match = [];  // leader: highest index known replicated; 0 ≤ match < next
+    private ulong _stable;             // entries ≤ this are persisted
+    private ulong _applied;            // entries ≤ this were handed out to apply; applied ≤ commit
+    private HardState _persisted;      // the hard state last handed out
+    private int _electionElapsed;
+    private int _heartbeatElapsed;
+    private int _timeout;              // this wait's randomized election timeout, in [T, 2T)
+
+    /// <summary>Starts (or restarts) a member from its persisted hard state and log.</summary>
+    public RaftNode(RaftOptions options, HardState state = default, IReadOnlyList<Entry>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _random = new Random(HashCode.Combine(options.Seed, options.Id));
+        Term = state.Term;
+        Vote = state.Vote;
+        if (log is not null)
+        {
+            foreach (var e in log)
+            {
+                if (e.Index != (ulong)_log.Count + 1) throw new ArgumentException($"The log has a gap or disorder at entry {e.Index}.", nameof(log));
+                _log.Add(e);
+            }
+        }
+        _stable = LastIndex;
+        Commit = Math.Min(state.Commit, LastIndex);
+        _applied = 0;
+        _persisted = new HardState(Term, Vote, Commit);
+        BecomeFollower(Term, 0);
+    }
+
+    /// <summary>This member.</summary>
+    public ulong Id => _options.Id;
+
+    /// <summary>Current term.</summary>
+    public ulong Term { get; private set; }
+
+    /// <summary>Who this member voted for in <see cref="Term"/> (0: nobody).</summary>
+    public ulong Vote { get; private set; }
+
+    /// <summary>Highest index known committed.</summary>
+    public ulong Commit { get; private set; }
+
+    /// <summary>Current role.</summary>
+    public Role Role { get; private set; }
+
+    /// <summary>The leader this member knows of in <see cref="Term"/> (0: none).</summary>
+    public ulong Leader { get; private set; }
+
+    /// <summary>Index of the last entry.</summary>
+    public ulong LastIndex => (ulong)_log.Count;
+
+    private ulong LastTerm => _log.Count == 0 ? 0 : _log[^1].Term;
+
+    private ulong TermAt(ulong index) => index == 0 || index > LastIndex ? 0 : _log[(int)index - 1].Term;
+
+    private int Quorum => _options.Members.Count / 2 + 1;
+}

@@ -1,0 +1,237 @@
+using System.Text;
+
+namespace Cairn.Raft.Tests;
+
+/// <summary>
+/// A deterministic simulated cluster: an in-memory network that drops, duplicates and reorders messages, partitions
+/// and heals, crashes members and restarts them from what they persisted. Checked all along: at most one leader per
+/// term, logs that share an index and term are identical up to it, no two members apply different entries at one
+/// index; after healing, a leader emerges and every acknowledged proposal is applied everywhere.
+/// </summary>
+public sealed class SimulationTests
+{
+    private sealed class Disk
+    {
+        public HardState State;
+        public List<Entry> Log = [];
+    }
+
+    private sealed class Cluster
+    {
+        public readonly Random Rng;
+        public readonly ulong[] Ids;
+        public readonly Dictionary<ulong, RaftNode?> Nodes = [];
+        public readonly Dictionary<ulong, Disk> Disks = [];
+        public readonly Dictionary<ulong, List<Entry>> Applied = [];
+        public readonly List<Message> Network = [];
+        public readonly Dictionary<ulong, ulong> LeaderOfTerm = [];
+        public readonly Dictionary<ulong, (ulong Term, string Data)> AppliedAt = [];
+        public readonly HashSet<string> Acknowledged = [];
+        public HashSet<ulong>? Partition; // members on one side; null = healed
+        public readonly string Where;
+
+        public Cluster(int seed, int size)
+        {
+            Rng = new Random(seed);
+            Where = $"seed {seed}, {size} members";
+            Ids = [.. Enumerable.Range(1, size).Select(i => (ulong)i)];
+            foreach (var id in Ids)
+            {
+                Disks[id] = new Disk();
+                Applied[id] = [];
+                Start(id, seed);
+            }
+        }
+
+        public void Start(ulong id, int seed)
+        {
+            var disk = Disks[id];
+            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Ids, ElectionTicks = 10, Seed = seed + Rng.Next() }, disk.State, [.. disk.Log]);
+            Applied[id].Clear(); // the state machine replays from the log after a restart
+        }
+
+        private bool Connected(ulong a, ulong b) => Partition is null || Partition.Contains(a) == Partition.Contains(b);
+
+        public void Process(ulong id)
+        {
+            var node = Nodes[id];
+            if (node is null) return;
+            while (node.GetReady() is { } ready)
+            {
+                var disk = Disks[id];
+                if (ready.HardState is { } hs) disk.State = hs;
+                foreach (var e in ready.Entries)
+                {
+                    disk.Log.RemoveAll(x => x.Index >= e.Index);
+                    disk.Log.Add(e);
+                }
+                foreach (var m in ready.Messages)
+                {
+                    if (Rng.Next(100) < 5) continue;                 // dropped
+                    Network.Add(m);
+                    if (Rng.Next(100) < 3) Network.Add(m);           // duplicated
+                }
+                foreach (var e in ready.Committed)
+                {
+                    var applied = Applied[id];
+                    if (e.Index <= (ulong)applied.Count) continue; // replay after restart
+                    Assert.True(e.Index == (ulong)applied.Count + 1, $"{Where}: member {id} applied {e.Index} after {applied.Count}");
+                    applied.Add(e);
+                    var data = Encoding.UTF8.GetString(e.Data);
+                    if (AppliedAt.TryGetValue(e.Index, out var other))
+                    {
+                        Assert.True(other == (e.Term, data), $"{Where}: index {e.Index} applied as {other} and as {(e.Term, data)}");
+                    }
+                    else
+                    {
+                        AppliedAt[e.Index] = (e.Term, data);
+                    }
+                }
+                node.Advance(ready);
+                if (node.Role == Role.Leader)
+                {
+                    if (LeaderOfTerm.TryGetValue(node.Term, out var leader)) Assert.True(leader == id, $"{Where}: members {leader} and {id} both lead term {node.Term}");
+                    else LeaderOfTerm[node.Term] = id;
+                }
+            }
+        }
+
+        public void DeliverOne()
+        {
+            if (Network.Count == 0) return;
+            var i = Rng.Next(Network.Count);                          // any order: reordering
+            var m = Network[i];
+            Network.RemoveAt(i);
+            if (!Connected(m.From, m.To) || Nodes[m.To] is null) return;
+            Nodes[m.To]!.Step(m);
+            Process(m.To);
+        }
+
+        public void CheckLogMatching()
+        {
+            foreach (var a in Ids)
+            {
+                foreach (var b in Ids)
+                {
+                    if (a >= b) continue;
+                    var la = Disks[a].Log;
+                    var lb = Disks[b].Log;
+                    var n = Math.Min(la.Count, lb.Count);
+                    for (var i = n - 1; i >= 0; i--)
+                    {
+                        if (la[i].Term != lb[i].Term) continue;
+                        for (var j = 0; j <= i; j++)
+                        {
+                            Assert.True(la[j].Term == lb[j].Term && la[j].Data.AsSpan().SequenceEqual(lb[j].Data), $"{Where}: members {a} and {b} share index {i + 1} term {la[i].Term} but differ at {j + 1}");
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+
+        public RaftNode? CurrentLeader() => Nodes.Values.Where(n => n is not null && n.Role == Role.Leader).OrderByDescending(n => n!.Term).FirstOrDefault();
+    }
+
+    public static TheoryData<int> Sizes => new() { 3, 5 };
+
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public void Thousands_of_seeds_keep_raft_safe_and_live(int size)
+    {
+        var seeds = int.TryParse(Environment.GetEnvironmentVariable("CAIRN_RAFT_SEEDS"), out var s) ? s : 300;
+        for (var seed = 1; seed <= seeds; seed++) RunSeed(seed * 7919 + size, size);
+    }
+
+    private static void RunSeed(int seed, int size)
+    {
+        var c = new Cluster(seed, size);
+        var proposal = 0;
+        for (var step = 0; step < 3_000; step++)
+        {
+            var roll = c.Rng.Next(100);
+            if (roll < 45) c.DeliverOne();
+            else if (roll < 75)
+            {
+                var id = c.Ids[c.Rng.Next(size)];
+                c.Nodes[id]?.Tick();
+                c.Process(id);
+            }
+            else if (roll < 90)
+            {
+                if (c.CurrentLeader() is { } current)
+                {
+                    var data = $"p{proposal++}";
+                    if (current.Propose(Encoding.UTF8.GetBytes(data))) c.Process(current.Id);
+                }
+            }
+            else if (roll < 93)
+            {
+                // Crash a member (losing nothing it persisted), or restart one.
+                var id = c.Ids[c.Rng.Next(size)];
+                if (c.Nodes[id] is null) c.Start(id, seed);
+                else if (c.Nodes.Values.Count(n => n is null) < (size - 1) / 2) c.Nodes[id] = null;
+            }
+            else if (roll < 95)
+            {
+                c.Partition = c.Rng.Next(2) == 0 ? null : [.. c.Ids.Where(_ => c.Rng.Next(2) == 0)];
+            }
+            if (step % 100 == 0) c.CheckLogMatching();
+            foreach (var (id, applied) in c.Applied)
+            {
+                if (c.Nodes[id] is { Role: Role.Leader }) foreach (var e in applied) c.Acknowledged.Add(Encoding.UTF8.GetString(e.Data));
+            }
+        }
+
+        // Heal: everyone up, no partition, no loss; a leader must emerge and everyone must apply everything acknowledged.
+        c.Partition = null;
+        foreach (var id in c.Ids) if (c.Nodes[id] is null) c.Start(id, seed);
+        for (var round = 0; round < 4_000; round++)
+        {
+            foreach (var id in c.Ids)
+            {
+                c.Nodes[id]!.Tick();
+                c.Process(id);
+            }
+            while (c.Network.Count > 0)
+            {
+                var m = c.Network[0];
+                c.Network.RemoveAt(0);
+                c.Nodes[m.To]!.Step(m);
+                c.Process(m.To);
+            }
+            if (c.CurrentLeader() is { } l && round > 50 && c.Ids.All(id => c.Applied[id].Count == c.Applied[l.Id].Count && c.Nodes[id]!.Commit == l.Commit && l.Commit == l.LastIndex)) break;
+        }
+        var leader = c.CurrentLeader();
+        Assert.True(leader is not null, $"{c.Where}: no leader after healing");
+        c.CheckLogMatching();
+        foreach (var id in c.Ids)
+        {
+            var applied = c.Applied[id].Select(e => Encoding.UTF8.GetString(e.Data)).ToHashSet();
+            foreach (var ack in c.Acknowledged) Assert.True(applied.Contains(ack), $"{c.Where}: acknowledged {ack} not applied on member {id}");
+        }
+    }
+
+    [Fact]
+    public void A_lone_member_leads_itself_and_commits()
+    {
+        var node = new RaftNode(new RaftOptions { Id = 1, Members = [1] });
+        for (var i = 0; i < 25 && node.Role != Role.Leader; i++) node.Tick();
+        Assert.Equal(Role.Leader, node.Role);
+        Assert.True(node.Propose("x"u8.ToArray()));
+        var ready = node.GetReady()!;
+        node.Advance(ready);
+        var again = node.GetReady();
+        Assert.NotNull(again);
+        Assert.Contains(again!.Committed, e => e.Data.AsSpan().SequenceEqual("x"u8));
+    }
+
+    [Fact]
+    public void Options_refuse_unsafe_settings()
+    {
+        Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 0, Members = [0] }));
+        Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 4, Members = [1, 2, 3] }));
+        var e = Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], HeartbeatTicks = 5, ElectionTicks = 5 }));
+        Assert.Contains("must exceed HeartbeatTicks", e.Message);
+    }
+}
