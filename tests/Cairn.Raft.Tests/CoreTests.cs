@@ -1,0 +1,174 @@
+namespace Cairn.Raft.Tests;
+
+/// <summary>The behaviours of the Raft paper's §5, one at a time, on a single core driven by hand.</summary>
+public sealed class CoreTests
+{
+    private static RaftNode Node(ulong id = 1, int seed = 1, HardState state = default, IReadOnlyList<Entry>? log = null) =>
+        new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, HeartbeatTicks = 1, Seed = seed }, state, log);
+
+    private static List<Message> Drain(RaftNode n)
+    {
+        var all = new List<Message>();
+        while (n.GetReady() is { } r)
+        {
+            all.AddRange(r.Messages);
+            n.Advance(r);
+        }
+        return all;
+    }
+
+    private static void TickUntilCandidate(RaftNode n)
+    {
+        for (var i = 0; i < 40 && n.Role == Role.Follower; i++) n.Tick();
+        Assert.Equal(Role.Candidate, n.Role);
+    }
+
+    private static RaftNode Leader()
+    {
+        var n = Node();
+        TickUntilCandidate(n);
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Assert.Equal(Role.Leader, n.Role);
+        return n;
+    }
+
+    [Fact]
+    public void A_member_starts_as_a_follower_and_a_higher_term_makes_it_follow()
+    {
+        var n = Node(state: new HardState(3, 2, 0));
+        Assert.Equal(Role.Follower, n.Role);
+        Assert.Equal(3UL, n.Term);
+        n.Step(new Message(MessageType.Append, 2, 1, 5));
+        Assert.Equal(5UL, n.Term);
+        Assert.Equal(0UL, n.Vote);            // a new term forgets the old vote
+        Assert.Equal(2UL, n.Leader);
+    }
+
+    [Fact]
+    public void A_stale_term_is_rejected_with_the_current_term()
+    {
+        var n = Node(state: new HardState(4, 0, 0));
+        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 9, Index: 9));
+        var reply = Assert.Single(Drain(n));
+        Assert.True(reply.Reject);
+        Assert.Equal(4UL, reply.Term);
+        Assert.Equal(0UL, n.Vote);
+    }
+
+    [Fact]
+    public void Timeouts_are_randomized_in_T_to_2T_and_an_election_asks_everyone()
+    {
+        var seen = new HashSet<int>();
+        for (var seed = 0; seed < 30; seed++)
+        {
+            var n = Node(seed: seed);
+            var ticks = 0;
+            while (n.Role == Role.Follower) { n.Tick(); ticks++; }
+            Assert.InRange(ticks, 10, 19);
+            seen.Add(ticks);
+            Assert.Equal(1UL, n.Term);
+            Assert.Equal(1UL, n.Vote);          // votes for itself
+            var requests = Drain(n).Where(m => m.Type == MessageType.Vote).Select(m => m.To).Order().ToList();
+            Assert.Equal([2UL, 3UL], requests);
+        }
+        Assert.True(seen.Count > 3, "timeouts should differ between members");
+    }
+
+    [Fact]
+    public void One_vote_per_term_and_only_for_an_up_to_date_log()
+    {
+        var n = Node(log: [new Entry(1, 1, []), new Entry(2, 2, [])], state: new HardState(2, 0, 0));
+        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 1, Index: 5));   // older last term: refused
+        Assert.True(Drain(n).Single().Reject);
+        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 2, Index: 1));   // same term, shorter: refused
+        Assert.True(Drain(n).Single().Reject);
+        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 2, Index: 2));   // as up to date: granted
+        Assert.False(Drain(n).Single().Reject);
+        n.Step(new Message(MessageType.Vote, 3, 1, 3, LogTerm: 9, Index: 9));   // second candidate, same term: refused
+        Assert.True(Drain(n).Single().Reject);
+        Assert.Equal(2UL, n.Vote);
+    }
+
+    [Fact]
+    public void A_majority_elects_a_candidate_and_a_leader_of_its_term_sends_it_back()
+    {
+        var n = Node();
+        TickUntilCandidate(n);
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term, Reject: true));
+        Assert.Equal(Role.Candidate, n.Role);
+        n.Step(new Message(MessageType.Append, 3, 1, n.Term));
+        Assert.Equal(Role.Follower, n.Role);
+        Assert.Equal(3UL, n.Leader);
+
+        var leader = Leader();
+        Assert.Equal(1UL, leader.Leader);
+        // Its first entry is a no-op of its own term, sent to everyone.
+        var appends = Drain(leader).Where(m => m.Type == MessageType.Append).ToList();
+        Assert.Contains(appends, m => m.Entries is [{ Data.Length: 0 }] && m.Entries[0].Term == leader.Term);
+    }
+
+    [Fact]
+    public void A_leader_sends_heartbeats_every_heartbeat_tick()
+    {
+        var leader = Leader();
+        Drain(leader);
+        leader.Tick();
+        var beats = Drain(leader).Where(m => m.Type == MessageType.Append).Select(m => m.To).Order().ToList();
+        Assert.Equal([2UL, 3UL], beats);
+    }
+
+    [Fact]
+    public void A_follower_rejects_a_gap_truncates_a_conflict_and_reports_its_match()
+    {
+        var n = Node(log: [new Entry(1, 1, [1]), new Entry(2, 1, [2]), new Entry(3, 1, [3])], state: new HardState(2, 0, 1));
+        n.Step(new Message(MessageType.Append, 2, 1, 2, LogTerm: 2, Index: 5, Entries: [new Entry(6, 2, [])]));
+        var reject = Drain(n).Single();
+        Assert.True(reject.Reject);
+        Assert.Equal(3UL, reject.Index);       // hint: its last index
+        n.Step(new Message(MessageType.Append, 2, 1, 2, LogTerm: 1, Index: 1, Entries: [new Entry(2, 2, [9]), new Entry(3, 2, [9])], Commit: 3));
+        var ok = Drain(n).Single();
+        Assert.False(ok.Reject);
+        Assert.Equal(3UL, ok.Index);
+        Assert.Equal(3UL, n.LastIndex);
+        Assert.Equal(3UL, n.Commit);
+    }
+
+    /// <summary>Figure 8: an entry from an earlier term is not committed by counting replicas, only with one of the current term.</summary>
+    [Fact]
+    public void Old_term_entries_are_not_committed_by_counting()
+    {
+        // Member 1 holds entry 2 from term 2 (never committed), and now leads term 4.
+        var n = Node(log: [new Entry(1, 1, []), new Entry(2, 2, [7])], state: new HardState(3, 0, 1));
+        TickUntilCandidate(n);
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Assert.Equal(Role.Leader, n.Role);
+        Drain(n);
+        // A follower reports it holds index 2 (the old-term entry) but not the new no-op at 3.
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 2));
+        Drain(n);
+        Assert.Equal(1UL, n.Commit);
+        // Once the follower has the leader's own-term entry, both commit.
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 3));
+        Drain(n);
+        Assert.Equal(3UL, n.Commit);
+    }
+
+    [Fact]
+    public void Commit_reaches_a_majority_and_committed_entries_come_out_to_apply()
+    {
+        var leader = Leader();
+        Drain(leader);
+        Assert.True(leader.Propose([42]));
+        var ready = leader.GetReady()!;
+        Assert.Empty(ready.Committed);
+        leader.Advance(ready);
+        leader.Step(new Message(MessageType.AppendResponse, 3, 1, leader.Term, Index: leader.LastIndex));
+        var next = leader.GetReady()!;
+        Assert.Equal(leader.LastIndex, leader.Commit);
+        Assert.Contains(next.Committed, e => e.Data is [42]);
+        Assert.False(Node(2).Propose([1]));     // only a leader takes proposals
+    }
+}
