@@ -8,6 +8,17 @@ public sealed partial class RaftNode
     {
         if (Role == Role.Leader)
         {
+            if (++_electionElapsed >= _options.ElectionTicks)
+            {
+                _electionElapsed = 0;
+                // Check-quorum: a leader cut off from a quorum steps down rather than serve stale reads.
+                if (_options.CheckQuorum && _recentActive.Count + 1 < Quorum)
+                {
+                    BecomeFollower(Term, 0);
+                    return;
+                }
+                _recentActive.Clear();
+            }
             if (++_heartbeatElapsed >= _options.HeartbeatTicks)
             {
                 _heartbeatElapsed = 0;
@@ -15,7 +26,11 @@ public sealed partial class RaftNode
             }
             return;
         }
-        if (++_electionElapsed >= _timeout) Campaign();
+        if (++_electionElapsed >= _timeout)
+        {
+            if (_options.PreVote) PreCampaign();
+            else Campaign();
+        }
     }
 
     /// <summary>Appends a command to the log if this member leads; false otherwise (send it to <see cref="Leader"/>).</summary>
@@ -36,13 +51,25 @@ public sealed partial class RaftNode
         if (m.To != Id || !_options.Members.Contains(m.From) || m.From == Id) return; // not ours, or not a member
         if (m.Term > Term)
         {
-            // A higher term always wins (§5.1): step down, and follow the sender if it is the leader.
-            BecomeFollower(m.Term, m.Type == MessageType.Append ? m.From : 0);
+            if (m.Type is MessageType.Vote or MessageType.PreVote && InLease())
+            {
+                return; // heard from a leader within the election timeout: do not help unseat it (check-quorum)
+            }
+            if (m.Type == MessageType.PreVote || (m.Type == MessageType.PreVoteResponse && !m.Reject))
+            {
+                // Pre-votes speak of a term no one is in yet: they change nobody's term.
+            }
+            else
+            {
+                // A higher term always wins (§5.1): step down, and follow the sender if it is the leader.
+                BecomeFollower(m.Term, m.Type == MessageType.Append ? m.From : 0);
+            }
         }
         else if (m.Term < Term)
         {
             // Stale sender: tell it the current term so it steps down; ignore stale responses.
             if (m.Type == MessageType.Vote) Send(new Message(MessageType.VoteResponse, Id, m.From, Term, Reject: true));
+            else if (m.Type == MessageType.PreVote) Send(new Message(MessageType.PreVoteResponse, Id, m.From, Term, Reject: true));
             else if (m.Type == MessageType.Append) Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: LastIndex));
             return;
         }
@@ -50,6 +77,8 @@ public sealed partial class RaftNode
         {
             case MessageType.Vote: OnVote(m); break;
             case MessageType.VoteResponse: OnVoteResponse(m); break;
+            case MessageType.PreVote: OnPreVote(m); break;
+            case MessageType.PreVoteResponse: OnPreVoteResponse(m); break;
             case MessageType.Append: OnAppend(m); break;
             case MessageType.AppendResponse: OnAppendResponse(m); break;
         }
@@ -77,6 +106,40 @@ public sealed partial class RaftNode
         ResetElectionTimer();
     }
 
+    private bool InLease() => _options.CheckQuorum && Leader != 0 && _electionElapsed < _options.ElectionTicks;
+
+    private bool UpToDate(Message m) => m.LogTerm > LastTerm || (m.LogTerm == LastTerm && m.Index >= LastIndex);
+
+    /// <summary>Pre-vote: ask whether a quorum would vote in the next term, without raising anyone's term yet.</summary>
+    private void PreCampaign()
+    {
+        Role = Role.PreCandidate;
+        Leader = 0;
+        _votes.Clear();
+        _votes.Add(Id);
+        ResetElectionTimer();
+        if (_votes.Count >= Quorum)
+        {
+            Campaign();
+            return;
+        }
+        foreach (var peer in Peers()) Send(new Message(MessageType.PreVote, Id, peer, Term + 1, LogTerm: LastTerm, Index: LastIndex));
+    }
+
+    private void OnPreVote(Message m)
+    {
+        // Granted when the log is up to date; the grant carries the proposed term, a refusal the current one.
+        var grant = m.Term > Term && UpToDate(m);
+        Send(new Message(MessageType.PreVoteResponse, Id, m.From, grant ? m.Term : Term, Reject: !grant));
+    }
+
+    private void OnPreVoteResponse(Message m)
+    {
+        if (Role != Role.PreCandidate || m.Reject || m.Term != Term + 1) return;
+        _votes.Add(m.From);
+        if (_votes.Count >= Quorum) Campaign();
+    }
+
     /// <summary>§5.2: a new term, a vote for itself, and vote requests to everyone.</summary>
     private void Campaign()
     {
@@ -98,8 +161,7 @@ public sealed partial class RaftNode
     /// <summary>§5.2 and §5.4.1: one vote per term, only for a candidate whose log is at least as up to date.</summary>
     private void OnVote(Message m)
     {
-        var upToDate = m.LogTerm > LastTerm || (m.LogTerm == LastTerm && m.Index >= LastIndex);
-        var grant = (Vote == 0 || Vote == m.From) && Leader == 0 && upToDate;
+        var grant = (Vote == 0 || Vote == m.From) && Leader == 0 && UpToDate(m);
         if (grant)
         {
             Vote = m.From;
@@ -120,6 +182,8 @@ public sealed partial class RaftNode
         Role = Role.Leader;
         Leader = Id;
         _heartbeatElapsed = 0;
+        _electionElapsed = 0;
+        _recentActive.Clear();
         _next.Clear();
         _match.Clear();
         foreach (var peer in Peers())
@@ -174,6 +238,7 @@ public sealed partial class RaftNode
     private void OnAppendResponse(Message m)
     {
         if (Role != Role.Leader) return;
+        _recentActive.Add(m.From);
         if (m.Reject)
         {
             _next[m.From] = Math.Max(1, Math.Min(_next[m.From] - 1, m.Index + 1));

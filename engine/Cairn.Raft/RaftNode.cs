@@ -11,6 +11,10 @@ public enum MessageType
     Append,
     /// <summary>The answer to an append.</summary>
     AppendResponse,
+    /// <summary>Would you vote for me in the next term? Asked before a real election, changing no one's term (thesis §9.6).</summary>
+    PreVote,
+    /// <summary>The answer to a pre-vote (carrying the proposed term when granted).</summary>
+    PreVoteResponse,
 }
 
 /// <summary>One message between members. <see cref="Index"/> and <see cref="LogTerm"/> mean: for a vote, the candidate's last
@@ -33,6 +37,8 @@ public enum Role
 {
     /// <summary>Follows a leader (or waits for one).</summary>
     Follower,
+    /// <summary>Asks whether it could win before standing (pre-vote).</summary>
+    PreCandidate,
     /// <summary>Stands for election.</summary>
     Candidate,
     /// <summary>Leads its term.</summary>
@@ -56,6 +62,12 @@ public sealed record RaftOptions
 
     /// <summary>Entries per append message at most.</summary>
     public int MaxEntriesPerMessage { get; init; } = 256;
+
+    /// <summary>Ask for pre-votes before standing, so a member cut off from the others cannot raise everyone's term when it returns.</summary>
+    public bool PreVote { get; init; } = true;
+
+    /// <summary>A leader that has not heard from a quorum for an election timeout steps down; members that heard from a leader within it ignore vote requests.</summary>
+    public bool CheckQuorum { get; init; } = true;
 
     /// <summary>Seed of the election-timeout randomness (deterministic for a given seed).</summary>
     public int Seed { get; init; }
@@ -106,6 +118,7 @@ public sealed partial class RaftNode
     private readonly HashSet<ulong> _votes = [];
     private readonly Dictionary<ulong, ulong> _next = [];   // leader: next index to send to each follower; 1 ≤ next
     private readonly Dictionary<ulong, ulong> _match = [];  // leader: highest index known replicated; 0 ≤ match < next
+    private readonly HashSet<ulong> _recentActive = [];     // leader: followers heard from since the last quorum check
     private ulong _stable;             // entries ≤ this are persisted
     private ulong _applied;            // entries ≤ this were handed out to apply; applied ≤ commit
     private HardState _persisted;      // the hard state last handed out

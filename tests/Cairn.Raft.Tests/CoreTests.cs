@@ -3,8 +3,9 @@ namespace Cairn.Raft.Tests;
 /// <summary>The behaviours of the Raft paper's §5, one at a time, on a single core driven by hand.</summary>
 public sealed class CoreTests
 {
-    private static RaftNode Node(ulong id = 1, int seed = 1, HardState state = default, IReadOnlyList<Entry>? log = null) =>
-        new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, HeartbeatTicks = 1, Seed = seed }, state, log);
+    // The §5 behaviours on their own: pre-vote and check-quorum off (they have their own tests below).
+    private static RaftNode Node(ulong id = 1, int seed = 1, HardState state = default, IReadOnlyList<Entry>? log = null, bool preVote = false, bool checkQuorum = false) =>
+        new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, HeartbeatTicks = 1, Seed = seed, PreVote = preVote, CheckQuorum = checkQuorum }, state, log);
 
     private static List<Message> Drain(RaftNode n)
     {
@@ -170,5 +171,52 @@ public sealed class CoreTests
         Assert.Equal(leader.LastIndex, leader.Commit);
         Assert.Contains(next.Committed, e => e.Data is [42]);
         Assert.False(Node(2).Propose([1]));     // only a leader takes proposals
+    }
+
+    [Fact]
+    public void With_pre_vote_a_member_cut_off_from_the_others_does_not_raise_its_term()
+    {
+        var n = Node(preVote: true, state: new HardState(5, 0, 0));
+        for (var i = 0; i < 200; i++) n.Tick();
+        Assert.Equal(5UL, n.Term);                // nobody answered: it never stood
+        Assert.Equal(Role.PreCandidate, n.Role);
+        var asks = Drain(n).Where(m => m.Type == MessageType.PreVote).ToList();
+        Assert.All(asks, m => Assert.Equal(6UL, m.Term));
+        // With a quorum of pre-votes it stands for real, in term 6.
+        n.Step(new Message(MessageType.PreVoteResponse, 2, 1, 6));
+        Assert.Equal(Role.Candidate, n.Role);
+        Assert.Equal(6UL, n.Term);
+    }
+
+    [Fact]
+    public void Pre_votes_and_votes_are_refused_while_a_leader_was_heard_recently()
+    {
+        var n = Node(2, preVote: true, checkQuorum: true, state: new HardState(3, 0, 0));
+        n.Step(new Message(MessageType.Append, 1, 2, 3));   // the leader of term 3
+        Drain(n);
+        n.Step(new Message(MessageType.PreVote, 3, 2, 4, LogTerm: 9, Index: 9));
+        n.Step(new Message(MessageType.Vote, 3, 2, 4, LogTerm: 9, Index: 9));
+        Assert.DoesNotContain(Drain(n), m => m.Type is MessageType.VoteResponse or MessageType.PreVoteResponse && !m.Reject);
+        Assert.Equal(3UL, n.Term);                           // not unseated by a disruptive member
+        for (var i = 0; i < 10; i++) n.Tick();               // an election timeout without the leader
+        n.Step(new Message(MessageType.PreVote, 3, 2, 4, LogTerm: 9, Index: 9));
+        Assert.Contains(Drain(n), m => m.Type == MessageType.PreVoteResponse && !m.Reject && m.Term == 4);
+        Assert.Equal(3UL, n.Term);                           // a pre-vote changes no term
+    }
+
+    [Fact]
+    public void With_check_quorum_a_leader_that_hears_from_no_quorum_steps_down()
+    {
+        var n = Node(checkQuorum: true);
+        TickUntilCandidate(n);
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Assert.Equal(Role.Leader, n.Role);
+        for (var i = 0; i < 9; i++) { n.Tick(); Drain(n); }
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 0));   // one follower answers: still a quorum
+        for (var i = 0; i < 10; i++) { n.Tick(); Drain(n); }
+        Assert.Equal(Role.Leader, n.Role);
+        for (var i = 0; i < 10; i++) { n.Tick(); Drain(n); }                       // a whole timeout of silence
+        Assert.Equal(Role.Follower, n.Role);
     }
 }
