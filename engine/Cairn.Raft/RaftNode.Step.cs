@@ -44,6 +44,65 @@ public sealed partial class RaftNode
         return true;
     }
 
+    /// <summary>
+    /// Asks for a linearizable read (§6.4, ReadIndex): the leader notes its commit index and confirms with one heartbeat
+    /// round that it still leads; every read waiting at that moment shares the round. The answer comes out as a
+    /// <see cref="ReadState"/>. False when this member does not lead (ask <see cref="Leader"/>).
+    /// </summary>
+    public bool ReadIndex(byte[] context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (Role != Role.Leader) return false;
+        if (TermAt(Commit) != Term)
+        {
+            // Until an entry of its own term commits, the leader does not know the commit index is current.
+            _postponedReads.Add((0, context));
+            return true;
+        }
+        StartRead(context);
+        return true;
+    }
+
+    private void StartRead(byte[] context)
+    {
+        if (Quorum == 1)
+        {
+            _readStates.Add(new ReadState(Commit, context));
+            return;
+        }
+        // Reads asked before the caller takes the next Ready share one heartbeat round.
+        var sendRound = !_roundOpen;
+        if (sendRound)
+        {
+            _readRound++;
+            _roundOpen = true;
+        }
+        _pendingReads.Add((_readRound, Commit, context));
+        if (sendRound)
+        {
+            foreach (var peer in Peers()) Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(_next[peer] - 1), Index: _next[peer] - 1, Entries: [], Commit: Math.Min(Commit, _match[peer]), Context: _readRound));
+        }
+    }
+
+    private void OnReadAck(ulong from, ulong round)
+    {
+        if (round == 0) return;
+        _readAcked[from] = Math.Max(_readAcked.GetValueOrDefault(from), round);
+        // The newest round a quorum (the leader included) has answered confirms every read up to it.
+        var rounds = new List<ulong>(_options.Members.Count) { _readRound };
+        foreach (var peer in Peers()) rounds.Add(_readAcked.GetValueOrDefault(peer));
+        rounds.Sort();
+        var confirmed = rounds[rounds.Count - Quorum];
+        var released = 0;
+        foreach (var (r, index, context) in _pendingReads)
+        {
+            if (r > confirmed) break;
+            _readStates.Add(new ReadState(index, context));
+            released++;
+        }
+        _pendingReads.RemoveRange(0, released);
+    }
+
     /// <summary>Takes one message from another member.</summary>
     public void Step(Message m)
     {
@@ -99,6 +158,10 @@ public sealed partial class RaftNode
 
     private void BecomeFollower(ulong term, ulong leader)
     {
+        // Reads waiting on this member's leadership cannot be confirmed any more; their callers retry.
+        _pendingReads.Clear();
+        _postponedReads.Clear();
+        _readAcked.Clear();
         if (term != Term) Vote = 0;
         Term = term;
         Role = Role.Follower;
@@ -214,8 +277,9 @@ public sealed partial class RaftNode
         ResetElectionTimer();
         if (m.Index > LastIndex || TermAt(m.Index) != m.LogTerm)
         {
-            // No match: hint the leader to back up to what this log can check.
-            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: Math.Min(m.Index == 0 ? 0 : m.Index - 1, LastIndex)));
+            // No match: hint the leader to back up to what this log can check. (It still acknowledges a read round:
+            // it accepts this leader for this term.)
+            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: Math.Min(m.Index == 0 ? 0 : m.Index - 1, LastIndex), Context: m.Context));
             return;
         }
         var entries = m.Entries ?? [];
@@ -232,15 +296,17 @@ public sealed partial class RaftNode
         }
         var matched = m.Index + (ulong)entries.Count;
         if (m.Commit > Commit) Commit = Math.Min(m.Commit, matched);
-        Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: matched));
+        Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: matched, Context: m.Context));
     }
 
     private void OnAppendResponse(Message m)
     {
         if (Role != Role.Leader) return;
         _recentActive.Add(m.From);
+        OnReadAck(m.From, m.Context);
         if (m.Reject)
         {
+            OnReadAck(m.From, m.Context);
             _next[m.From] = Math.Max(1, Math.Min(_next[m.From] - 1, m.Index + 1));
             SendAppend(m.From);
             return;
@@ -259,6 +325,12 @@ public sealed partial class RaftNode
         matches.Sort();
         var n = matches[matches.Count - Quorum];
         if (n > Commit && TermAt(n) == Term) Commit = n;
+        if (TermAt(Commit) == Term && _postponedReads.Count > 0)
+        {
+            var reads = _postponedReads.ToList();
+            _postponedReads.Clear();
+            foreach (var (_, context) in reads) StartRead(context);
+        }
     }
 
     /// <summary>The work to do now, or null when there is none.</summary>
@@ -269,15 +341,18 @@ public sealed partial class RaftNode
         var applyTo = Math.Min(Commit, LastIndex);
         // Only what is persisted (or persisted by this Ready) is applied.
         var committed = applyTo > _applied ? _log.GetRange((int)_applied, (int)(applyTo - _applied)) : [];
-        if (hs == _persisted && unstable.Count == 0 && _outbox.Count == 0 && committed.Count == 0) return null;
+        if (hs == _persisted && unstable.Count == 0 && _outbox.Count == 0 && committed.Count == 0 && _readStates.Count == 0) return null;
         var ready = new Ready
         {
             HardState = hs == _persisted ? null : hs,
             Entries = unstable,
             Messages = [.. _outbox],
             Committed = committed,
+            ReadStates = [.. _readStates],
         };
         _outbox.Clear();
+        _readStates.Clear();
+        _roundOpen = false;
         return ready;
     }
 

@@ -29,8 +29,14 @@ public enum MessageType
 /// <param name="Entries">Entries to append.</param>
 /// <param name="Commit">Leader's commit index.</param>
 /// <param name="Reject">Vote refused, or append did not match.</param>
+/// <param name="Context">A leader's read round (ReadIndex), echoed by the append response.</param>
 public sealed record Message(MessageType Type, ulong From, ulong To, ulong Term, ulong LogTerm = 0, ulong Index = 0,
-    IReadOnlyList<Entry>? Entries = null, ulong Commit = 0, bool Reject = false);
+    IReadOnlyList<Entry>? Entries = null, ulong Commit = 0, bool Reject = false, ulong Context = 0);
+
+/// <summary>A linearizable read may be served once the state machine has applied <paramref name="Index"/>.</summary>
+/// <param name="Index">The commit index when the read was asked, confirmed by a quorum to still be the leader's.</param>
+/// <param name="Context">The caller's tag for the read.</param>
+public sealed record ReadState(ulong Index, byte[] Context);
 
 /// <summary>A member's role.</summary>
 public enum Role
@@ -102,6 +108,9 @@ public sealed class Ready
 
     /// <summary>Committed entries to apply, in order.</summary>
     public IReadOnlyList<Entry> Committed { get; init; } = [];
+
+    /// <summary>Reads confirmed by a quorum: serve each once the state machine has applied its index.</summary>
+    public IReadOnlyList<ReadState> ReadStates { get; init; } = [];
 }
 
 /// <summary>
@@ -119,6 +128,12 @@ public sealed partial class RaftNode
     private readonly Dictionary<ulong, ulong> _next = [];   // leader: next index to send to each follower; 1 ≤ next
     private readonly Dictionary<ulong, ulong> _match = [];  // leader: highest index known replicated; 0 ≤ match < next
     private readonly HashSet<ulong> _recentActive = [];     // leader: followers heard from since the last quorum check
+    private readonly List<(ulong Round, ulong Index, byte[] Context)> _pendingReads = []; // leader: reads awaiting a quorum round
+    private readonly List<(ulong Index, byte[] Context)> _postponedReads = [];           // leader: reads awaiting its first commit
+    private readonly Dictionary<ulong, ulong> _readAcked = [];                          // leader: highest read round each follower answered
+    private readonly List<ReadState> _readStates = [];
+    private ulong _readRound;
+    private bool _roundOpen;           // a read round's heartbeats are still in the outbox: new reads join it
     private ulong _stable;             // entries ≤ this are persisted
     private ulong _applied;            // entries ≤ this were handed out to apply; applied ≤ commit
     private HardState _persisted;      // the hard state last handed out

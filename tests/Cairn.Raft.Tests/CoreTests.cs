@@ -220,3 +220,70 @@ public sealed class CoreTests
         Assert.Equal(Role.Follower, n.Role);
     }
 }
+
+public sealed class ReadIndexTests
+{
+    private static RaftNode Node(ulong id = 1) => new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 3 });
+
+    private static (List<Message> Messages, List<ReadState> Reads) Drain(RaftNode n)
+    {
+        var messages = new List<Message>();
+        var reads = new List<ReadState>();
+        while (n.GetReady() is { } r)
+        {
+            messages.AddRange(r.Messages);
+            reads.AddRange(r.ReadStates);
+            n.Advance(r);
+        }
+        return (messages, reads);
+    }
+
+    private static RaftNode CommittedLeader()
+    {
+        var n = Node();
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Drain(n);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // its no-op commits
+        Drain(n);
+        Assert.Equal(n.LastIndex, n.Commit);
+        return n;
+    }
+
+    [Fact]
+    public void A_read_is_confirmed_by_one_quorum_round_shared_by_every_read_waiting()
+    {
+        var n = CommittedLeader();
+        Assert.True(n.ReadIndex([1]));
+        Assert.True(n.ReadIndex([2]));   // same round
+        var (messages, reads) = Drain(n);
+        Assert.Empty(reads);             // the leader alone is no quorum
+        var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
+        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: n.LastIndex, Context: round));
+        (_, reads) = Drain(n);
+        Assert.Equal([1, 2], reads.Select(r => (int)r.Context[0]));
+        Assert.All(reads, r => Assert.Equal(n.Commit, r.Index));
+    }
+
+    [Fact]
+    public void Reads_wait_for_the_leaders_first_commit_and_are_dropped_when_it_steps_down()
+    {
+        var n = Node();
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Drain(n);
+        Assert.True(n.ReadIndex([7]));   // postponed: nothing of its term is committed yet
+        var (messages, _) = Drain(n);
+        Assert.DoesNotContain(messages, m => m.Context > 0);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        (messages, _) = Drain(n);
+        var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
+        // A higher term unseats it before the round is confirmed: the read is not answered.
+        n.Step(new Message(MessageType.Append, 3, 1, n.Term + 1));
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 0, Context: round));
+        Assert.Empty(Drain(n).Reads);
+        Assert.False(n.ReadIndex([8]));  // a follower does not serve reads
+    }
+}

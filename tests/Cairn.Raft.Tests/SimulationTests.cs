@@ -28,12 +28,18 @@ public sealed class SimulationTests
         public readonly Dictionary<ulong, (ulong Term, string Data)> AppliedAt = [];
         public readonly HashSet<string> Acknowledged = [];
         public HashSet<ulong>? Partition; // members on one side; null = healed
+        public readonly Dictionary<int, ulong> ReadAsked = [];   // read id → highest index applied anywhere when asked
+        public int Reads;
+        public int ReadsConfirmed;
         public readonly string Where;
+
+        private readonly bool _guards;
 
         public Cluster(int seed, int size)
         {
             Rng = new Random(seed);
-            Where = $"seed {seed}, {size} members";
+            _guards = seed % 2 == 0; // half the seeds run without pre-vote and check-quorum: stale leaders linger
+            Where = $"seed {seed}, {size} members, pre-vote and check-quorum {(_guards ? "on" : "off")}";
             Ids = [.. Enumerable.Range(1, size).Select(i => (ulong)i)];
             foreach (var id in Ids)
             {
@@ -46,7 +52,7 @@ public sealed class SimulationTests
         public void Start(ulong id, int seed)
         {
             var disk = Disks[id];
-            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Ids, ElectionTicks = 10, Seed = seed + Rng.Next() }, disk.State, [.. disk.Log]);
+            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Ids, ElectionTicks = 10, Seed = seed + Rng.Next(), PreVote = _guards, CheckQuorum = _guards }, disk.State, [.. disk.Log]);
             Applied[id].Clear(); // the state machine replays from the log after a restart
         }
 
@@ -70,6 +76,13 @@ public sealed class SimulationTests
                     if (Rng.Next(100) < 5) continue;                 // dropped
                     Network.Add(m);
                     if (Rng.Next(100) < 3) Network.Add(m);           // duplicated
+                }
+                foreach (var r in ready.ReadStates)
+                {
+                    // Linearizable: the read index covers everything applied anywhere before the read was asked.
+                    var asked = ReadAsked[BitConverter.ToInt32(r.Context)];
+                    Assert.True(r.Index >= asked, $"{Where}: read confirmed at index {r.Index} but index {asked} was already applied when it was asked");
+                    ReadsConfirmed++;
                 }
                 foreach (var e in ready.Committed)
                 {
@@ -156,6 +169,17 @@ public sealed class SimulationTests
                 var id = c.Ids[c.Rng.Next(size)];
                 c.Nodes[id]?.Tick();
                 c.Process(id);
+            }
+            else if (roll < 84)
+            {
+                // Any member that believes it leads, stale ones included: they must not answer from an old commit.
+                var leaders = c.Nodes.Values.Where(n => n is { Role: Role.Leader }).ToList();
+                if (leaders.Count > 0 && leaders[c.Rng.Next(leaders.Count)] is { } reader)
+                {
+                    var id = c.Reads++;
+                    c.ReadAsked[id] = c.AppliedAt.Count == 0 ? 0 : c.AppliedAt.Keys.Max();
+                    if (reader.ReadIndex(BitConverter.GetBytes(id))) c.Process(reader.Id);
+                }
             }
             else if (roll < 90)
             {
