@@ -8,6 +8,7 @@ public sealed partial class RaftNode
     {
         if (Role == Role.Leader)
         {
+            if (_transferee != 0 && ++_transferElapsed >= _options.ElectionTicks) _transferee = 0; // hand-over did not happen in time
             if (++_electionElapsed >= _options.ElectionTicks)
             {
                 _electionElapsed = 0;
@@ -37,10 +38,25 @@ public sealed partial class RaftNode
     public bool Propose(byte[] data)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (Role != Role.Leader) return false;
+        if (Role != Role.Leader || _transferee != 0) return false; // no new entries while handing over
         _log.Add(new Entry(LastIndex + 1, Term, data));
         foreach (var peer in Peers()) SendAppend(peer);
         MaybeCommit();
+        return true;
+    }
+
+    /// <summary>
+    /// Hands leadership to <paramref name="to"/> (thesis §3.10): proposals stop, the target is brought up to date, then
+    /// told to stand for election at once. Abandoned if it has not happened within an election timeout. False when
+    /// this member does not lead or <paramref name="to"/> is not another member.
+    /// </summary>
+    public bool TransferLeadership(ulong to)
+    {
+        if (Role != Role.Leader || to == Id || !_options.Members.Contains(to)) return false;
+        _transferee = to;
+        _transferElapsed = 0;
+        if (_match[to] == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, to, Term));
+        else SendAppend(to);
         return true;
     }
 
@@ -110,7 +126,7 @@ public sealed partial class RaftNode
         if (m.To != Id || !_options.Members.Contains(m.From) || m.From == Id) return; // not ours, or not a member
         if (m.Term > Term)
         {
-            if (m.Type is MessageType.Vote or MessageType.PreVote && InLease())
+            if (m.Type is MessageType.Vote or MessageType.PreVote && m.Context != ForcedElection && InLease())
             {
                 return; // heard from a leader within the election timeout: do not help unseat it (check-quorum)
             }
@@ -140,6 +156,9 @@ public sealed partial class RaftNode
             case MessageType.PreVoteResponse: OnPreVoteResponse(m); break;
             case MessageType.Append: OnAppend(m); break;
             case MessageType.AppendResponse: OnAppendResponse(m); break;
+            case MessageType.TimeoutNow:
+                if (Role != Role.Leader) Campaign(forced: true); // the leader handed over: no pre-vote, no waiting
+                break;
         }
     }
 
@@ -158,6 +177,7 @@ public sealed partial class RaftNode
 
     private void BecomeFollower(ulong term, ulong leader)
     {
+        _transferee = 0;
         // Reads waiting on this member's leadership cannot be confirmed any more; their callers retry.
         _pendingReads.Clear();
         _postponedReads.Clear();
@@ -204,7 +224,7 @@ public sealed partial class RaftNode
     }
 
     /// <summary>§5.2: a new term, a vote for itself, and vote requests to everyone.</summary>
-    private void Campaign()
+    private void Campaign(bool forced = false)
     {
         Term++;
         Role = Role.Candidate;
@@ -218,13 +238,13 @@ public sealed partial class RaftNode
             BecomeLeader();
             return;
         }
-        foreach (var peer in Peers()) Send(new Message(MessageType.Vote, Id, peer, Term, LogTerm: LastTerm, Index: LastIndex));
+        foreach (var peer in Peers()) Send(new Message(MessageType.Vote, Id, peer, Term, LogTerm: LastTerm, Index: LastIndex, Context: forced ? ForcedElection : 0));
     }
 
     /// <summary>§5.2 and §5.4.1: one vote per term, only for a candidate whose log is at least as up to date.</summary>
     private void OnVote(Message m)
     {
-        var grant = (Vote == 0 || Vote == m.From) && Leader == 0 && UpToDate(m);
+        var grant = (Vote == 0 || Vote == m.From) && (Leader == 0 || m.Context == ForcedElection) && UpToDate(m);
         if (grant)
         {
             Vote = m.From;
@@ -247,6 +267,7 @@ public sealed partial class RaftNode
         _heartbeatElapsed = 0;
         _electionElapsed = 0;
         _recentActive.Clear();
+        _transferee = 0;
         _next.Clear();
         _match.Clear();
         foreach (var peer in Peers())
@@ -314,7 +335,8 @@ public sealed partial class RaftNode
         if (m.Index > _match[m.From]) _match[m.From] = m.Index;
         _next[m.From] = Math.Max(_next[m.From], _match[m.From] + 1);
         MaybeCommit();
-        if (_next[m.From] <= LastIndex) SendAppend(m.From);
+        if (m.From == _transferee && _match[m.From] == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, m.From, Term));
+        else if (_next[m.From] <= LastIndex) SendAppend(m.From);
     }
 
     /// <summary>§5.3, §5.4.2: commit the highest index a quorum has persisted, if it is from this term.</summary>

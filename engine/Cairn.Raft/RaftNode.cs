@@ -15,6 +15,8 @@ public enum MessageType
     PreVote,
     /// <summary>The answer to a pre-vote (carrying the proposed term when granted).</summary>
     PreVoteResponse,
+    /// <summary>From a leader handing over: stand for election now (thesis §3.10).</summary>
+    TimeoutNow,
 }
 
 /// <summary>One message between members. <see cref="Index"/> and <see cref="LogTerm"/> mean: for a vote, the candidate's last
@@ -133,6 +135,9 @@ public sealed partial class RaftNode
     private readonly Dictionary<ulong, ulong> _readAcked = [];                          // leader: highest read round each follower answered
     private readonly List<ReadState> _readStates = [];
     private ulong _readRound;
+    private ulong _transferee;         // leader: the member leadership is being handed to (0: none)
+    private int _transferElapsed;      // leader: ticks since the hand-over began; it is abandoned after an election timeout
+    private const ulong ForcedElection = 1; // Context of vote requests from a hand-over: voters in a leader lease still answer
     private bool _roundOpen;           // a read round's heartbeats are still in the outbox: new reads join it
     private ulong _stable;             // entries ≤ this are persisted
     private ulong _applied;            // entries ≤ this were handed out to apply; applied ≤ commit
@@ -182,6 +187,9 @@ public sealed partial class RaftNode
 
     /// <summary>The leader this member knows of in <see cref="Term"/> (0: none).</summary>
     public ulong Leader { get; private set; }
+
+    /// <summary>The member this leader is handing leadership to (0: none).</summary>
+    public ulong Transferee => _transferee;
 
     /// <summary>Index of the last entry.</summary>
     public ulong LastIndex => (ulong)_log.Count;

@@ -287,3 +287,77 @@ public sealed class ReadIndexTests
         Assert.False(n.ReadIndex([8]));  // a follower does not serve reads
     }
 }
+
+public sealed class TransferTests
+{
+    private static RaftNode Node(ulong id, bool guards = true) => new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, PreVote = guards, CheckQuorum = guards, Seed = 5 });
+
+    private static List<Message> Drain(RaftNode n)
+    {
+        var all = new List<Message>();
+        while (n.GetReady() is { } r)
+        {
+            all.AddRange(r.Messages);
+            n.Advance(r);
+        }
+        return all;
+    }
+
+    private static RaftNode Leader()
+    {
+        var n = Node(1, guards: false);
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Drain(n);
+        return n;
+    }
+
+    [Fact]
+    public void A_leader_brings_the_target_up_to_date_then_tells_it_to_stand_and_takes_no_proposals_meanwhile()
+    {
+        var leader = Leader();
+        Assert.False(leader.TransferLeadership(1));
+        Assert.False(leader.TransferLeadership(9));
+        Assert.True(leader.TransferLeadership(2));
+        Assert.Equal(2UL, leader.Transferee);
+        Assert.False(leader.Propose([1]));
+        var first = Drain(leader);
+        Assert.DoesNotContain(first, m => m.Type == MessageType.TimeoutNow); // member 2 has not caught up yet
+        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
+        Assert.Contains(Drain(leader), m => m.Type == MessageType.TimeoutNow && m.To == 2);
+    }
+
+    [Fact]
+    public void The_target_stands_at_once_and_voters_that_just_heard_the_leader_still_answer()
+    {
+        var target = Node(2);
+        target.Step(new Message(MessageType.Append, 1, 2, 1));            // follows leader 1 in term 1
+        Drain(target);
+        target.Step(new Message(MessageType.TimeoutNow, 1, 2, 1));
+        Assert.Equal(Role.Candidate, target.Role);                         // no pre-vote, no waiting
+        var votes = Drain(target).Where(m => m.Type == MessageType.Vote).ToList();
+        Assert.Equal(2, votes.Count);
+        var voter = Node(3);
+        voter.Step(new Message(MessageType.Append, 1, 3, 1));             // in the old leader's lease
+        Drain(voter);
+        voter.Step(votes.Single(v => v.To == 3));
+        Assert.Contains(Drain(voter), m => m.Type == MessageType.VoteResponse && !m.Reject);
+        // An ordinary vote request in the lease is ignored.
+        var other = Node(3);
+        other.Step(new Message(MessageType.Append, 1, 3, 1));
+        Drain(other);
+        other.Step(votes.Single(v => v.To == 3) with { Context = 0 });
+        Assert.DoesNotContain(Drain(other), m => m.Type == MessageType.VoteResponse && !m.Reject);
+    }
+
+    [Fact]
+    public void A_hand_over_that_does_not_happen_within_an_election_timeout_is_abandoned()
+    {
+        var leader = Leader();
+        Assert.True(leader.TransferLeadership(3));
+        for (var i = 0; i < 10; i++) { leader.Tick(); Drain(leader); }
+        Assert.Equal(0UL, leader.Transferee);
+        Assert.True(leader.Propose([1]));
+    }
+}

@@ -196,7 +196,11 @@ public sealed class SimulationTests
                 if (c.Nodes[id] is null) c.Start(id, seed);
                 else if (c.Nodes.Values.Count(n => n is null) < (size - 1) / 2) c.Nodes[id] = null;
             }
-            else if (roll < 95)
+            else if (roll < 94)
+            {
+                if (c.CurrentLeader() is { } current) { current.TransferLeadership(c.Ids[c.Rng.Next(size)]); c.Process(current.Id); }
+            }
+            else if (roll < 96)
             {
                 c.Partition = c.Rng.Next(2) == 0 ? null : [.. c.Ids.Where(_ => c.Rng.Next(2) == 0)];
             }
