@@ -23,7 +23,7 @@ public sealed partial class RaftNode
             if (++_heartbeatElapsed >= _options.HeartbeatTicks)
             {
                 _heartbeatElapsed = 0;
-                foreach (var peer in Peers()) SendAppend(peer);
+                foreach (var peer in Peers()) SendHeartbeat(peer, 0);
             }
             return;
         }
@@ -39,6 +39,11 @@ public sealed partial class RaftNode
     {
         ArgumentNullException.ThrowIfNull(data);
         if (Role != Role.Leader || _transferee != 0) return false; // no new entries while handing over
+        var uncommitted = UncommittedBytes();
+        if (uncommitted + data.Length > _options.MaxUncommittedBytes && uncommitted > 0)
+        {
+            throw new ProposalRefusedException($"The leader holds {uncommitted} uncommitted bytes (limit {_options.MaxUncommittedBytes}); retry once the cluster catches up.");
+        }
         _log.Add(new Entry(LastIndex + 1, Term, data));
         foreach (var peer in Peers()) SendAppend(peer);
         MaybeCommit();
@@ -55,7 +60,7 @@ public sealed partial class RaftNode
         if (Role != Role.Leader || to == Id || !_options.Members.Contains(to)) return false;
         _transferee = to;
         _transferElapsed = 0;
-        if (_match[to] == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, to, Term));
+        if (_progress[to].Match == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, to, Term));
         else SendAppend(to);
         return true;
     }
@@ -96,7 +101,7 @@ public sealed partial class RaftNode
         _pendingReads.Add((_readRound, Commit, context));
         if (sendRound)
         {
-            foreach (var peer in Peers()) Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(_next[peer] - 1), Index: _next[peer] - 1, Entries: [], Commit: Math.Min(Commit, _match[peer]), Context: _readRound));
+            foreach (var peer in Peers()) SendHeartbeat(peer, _readRound);
         }
     }
 
@@ -137,7 +142,7 @@ public sealed partial class RaftNode
             else
             {
                 // A higher term always wins (§5.1): step down, and follow the sender if it is the leader.
-                BecomeFollower(m.Term, m.Type == MessageType.Append ? m.From : 0);
+                BecomeFollower(m.Term, m.Type is MessageType.Append or MessageType.Heartbeat ? m.From : 0);
             }
         }
         else if (m.Term < Term)
@@ -146,6 +151,7 @@ public sealed partial class RaftNode
             if (m.Type == MessageType.Vote) Send(new Message(MessageType.VoteResponse, Id, m.From, Term, Reject: true));
             else if (m.Type == MessageType.PreVote) Send(new Message(MessageType.PreVoteResponse, Id, m.From, Term, Reject: true));
             else if (m.Type == MessageType.Append) Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: LastIndex));
+            else if (m.Type == MessageType.Heartbeat) Send(new Message(MessageType.HeartbeatResponse, Id, m.From, Term));
             return;
         }
         switch (m.Type)
@@ -156,6 +162,8 @@ public sealed partial class RaftNode
             case MessageType.PreVoteResponse: OnPreVoteResponse(m); break;
             case MessageType.Append: OnAppend(m); break;
             case MessageType.AppendResponse: OnAppendResponse(m); break;
+            case MessageType.Heartbeat: OnHeartbeat(m); break;
+            case MessageType.HeartbeatResponse: OnHeartbeatResponse(m); break;
             case MessageType.TimeoutNow:
                 if (Role != Role.Leader) Campaign(forced: true); // the leader handed over: no pre-vote, no waiting
                 break;
@@ -268,26 +276,62 @@ public sealed partial class RaftNode
         _electionElapsed = 0;
         _recentActive.Clear();
         _transferee = 0;
-        _next.Clear();
-        _match.Clear();
-        foreach (var peer in Peers())
-        {
-            _next[peer] = LastIndex + 1;
-            _match[peer] = 0;
-        }
+        _progress.Clear();
+        foreach (var peer in Peers()) _progress[peer] = new Progress(LastIndex + 1, _options.MaxInflightMessages, _options.MaxInflightBytes);
         // An entry of its own term lets the leader commit what earlier terms left (§5.4.2, §8).
         _log.Add(new Entry(LastIndex + 1, Term, []));
         foreach (var peer in Peers()) SendAppend(peer);
         MaybeCommit();
     }
 
+    /// <summary>Sends the next entries to <paramref name="peer"/>, as far as its progress allows (one probe, or the pipelining window).</summary>
     private void SendAppend(ulong peer)
     {
-        var next = _next[peer];
-        var prev = next - 1;
-        var count = (int)Math.Min((ulong)_options.MaxEntriesPerMessage, LastIndex - prev);
+        var pr = _progress[peer];
+        if (!pr.CanSend) return;
+        var prev = pr.Next - 1;
+        var count = 0;
+        long bytes = 0;
+        for (var i = pr.Next; i <= LastIndex && count < _options.MaxEntriesPerMessage; i++)
+        {
+            var size = _log[(int)i - 1].Data.Length;
+            if (count > 0 && bytes + size > _options.MaxBytesPerMessage) break;
+            bytes += size;
+            count++;
+        }
         var entries = count > 0 ? _log.GetRange((int)prev, count) : [];
         Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: entries, Commit: Commit));
+        pr.Sent(prev + (ulong)count, bytes, count);
+    }
+
+    /// <summary>A heartbeat carries only the commit index the follower is known to hold entries for, and a read round.</summary>
+    private void SendHeartbeat(ulong peer, ulong round) =>
+        Send(new Message(MessageType.Heartbeat, Id, peer, Term, Commit: Math.Min(Commit, _progress[peer].Match), Context: round));
+
+    private void OnHeartbeat(Message m)
+    {
+        Role = Role.Follower;
+        Leader = m.From;
+        ResetElectionTimer();
+        if (m.Commit > Commit && m.Commit <= LastIndex) Commit = m.Commit;
+        Send(new Message(MessageType.HeartbeatResponse, Id, m.From, Term, Context: m.Context));
+    }
+
+    private void OnHeartbeatResponse(Message m)
+    {
+        if (Role != Role.Leader) return;
+        _recentActive.Add(m.From);
+        OnReadAck(m.From, m.Context);
+        var pr = _progress[m.From];
+        pr.Heard();
+        if (pr.Match < LastIndex) SendAppend(m.From);
+    }
+
+    private long UncommittedBytes()
+    {
+        long sum = 0;
+        for (var i = Commit + 1; i <= LastIndex; i++) sum += _log[(int)i - 1].Data.Length;
+        return sum;
     }
 
     /// <summary>§5.3: accept entries that follow a matching entry, replacing a conflicting suffix; report the match.</summary>
@@ -324,26 +368,24 @@ public sealed partial class RaftNode
     {
         if (Role != Role.Leader) return;
         _recentActive.Add(m.From);
-        OnReadAck(m.From, m.Context);
+        var pr = _progress[m.From];
         if (m.Reject)
         {
-            OnReadAck(m.From, m.Context);
-            _next[m.From] = Math.Max(1, Math.Min(_next[m.From] - 1, m.Index + 1));
+            pr.Rejected(m.Index);
             SendAppend(m.From);
             return;
         }
-        if (m.Index > _match[m.From]) _match[m.From] = m.Index;
-        _next[m.From] = Math.Max(_next[m.From], _match[m.From] + 1);
+        pr.Acknowledged(m.Index);
         MaybeCommit();
-        if (m.From == _transferee && _match[m.From] == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, m.From, Term));
-        else if (_next[m.From] <= LastIndex) SendAppend(m.From);
+        if (m.From == _transferee && pr.Match == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, m.From, Term));
+        else if (pr.Next <= LastIndex) SendAppend(m.From);
     }
 
     /// <summary>§5.3, §5.4.2: commit the highest index a quorum has persisted, if it is from this term.</summary>
     private void MaybeCommit()
     {
         var matches = new List<ulong>(_options.Members.Count) { _stable };
-        foreach (var peer in Peers()) matches.Add(_match[peer]);
+        foreach (var peer in Peers()) matches.Add(_progress[peer].Match);
         matches.Sort();
         var n = matches[matches.Count - Quorum];
         if (n > Commit && TermAt(n) == Term) Commit = n;

@@ -17,6 +17,10 @@ public enum MessageType
     PreVoteResponse,
     /// <summary>From a leader handing over: stand for election now (thesis §3.10).</summary>
     TimeoutNow,
+    /// <summary>The leader is alive; carries the commit index the follower can use, and a read round.</summary>
+    Heartbeat,
+    /// <summary>The answer to a heartbeat.</summary>
+    HeartbeatResponse,
 }
 
 /// <summary>One message between members. <see cref="Index"/> and <see cref="LogTerm"/> mean: for a vote, the candidate's last
@@ -71,6 +75,18 @@ public sealed record RaftOptions
     /// <summary>Entries per append message at most.</summary>
     public int MaxEntriesPerMessage { get; init; } = 256;
 
+    /// <summary>Entry bytes per append message at most (a single larger entry still goes alone).</summary>
+    public long MaxBytesPerMessage { get; init; } = 1 << 20;
+
+    /// <summary>Appends in flight to one follower at most (pipelining window).</summary>
+    public int MaxInflightMessages { get; init; } = 256;
+
+    /// <summary>Entry bytes in flight to one follower at most.</summary>
+    public long MaxInflightBytes { get; init; } = 32L << 20;
+
+    /// <summary>Bytes of proposals not yet committed at most; past it, <see cref="RaftNode.Propose"/> refuses.</summary>
+    public long MaxUncommittedBytes { get; init; } = 64L << 20;
+
     /// <summary>Ask for pre-votes before standing, so a member cut off from the others cannot raise everyone's term when it returns.</summary>
     public bool PreVote { get; init; } = true;
 
@@ -89,6 +105,11 @@ public sealed record RaftOptions
         if (HeartbeatTicks < 1) throw new ArgumentException("HeartbeatTicks must be at least 1.", nameof(HeartbeatTicks));
         if (ElectionTicks <= HeartbeatTicks) throw new ArgumentException($"ElectionTicks ({ElectionTicks}) must exceed HeartbeatTicks ({HeartbeatTicks}), or followers time out between heartbeats.", nameof(ElectionTicks));
         if (MaxEntriesPerMessage < 1) throw new ArgumentException("MaxEntriesPerMessage must be at least 1.", nameof(MaxEntriesPerMessage));
+        if (MaxBytesPerMessage < 1 || MaxInflightMessages < 1 || MaxInflightBytes < MaxBytesPerMessage)
+        {
+            throw new ArgumentException("MaxBytesPerMessage and MaxInflightMessages must be positive, and MaxInflightBytes at least MaxBytesPerMessage.", nameof(MaxInflightBytes));
+        }
+        if (MaxUncommittedBytes < 1) throw new ArgumentException("MaxUncommittedBytes must be positive.", nameof(MaxUncommittedBytes));
     }
 }
 
@@ -127,8 +148,7 @@ public sealed partial class RaftNode
     private readonly List<Entry> _log = [];            // entry i at _log[i - 1]
     private readonly List<Message> _outbox = [];
     private readonly HashSet<ulong> _votes = [];
-    private readonly Dictionary<ulong, ulong> _next = [];   // leader: next index to send to each follower; 1 ≤ next
-    private readonly Dictionary<ulong, ulong> _match = [];  // leader: highest index known replicated; 0 ≤ match < next
+    private readonly Dictionary<ulong, Progress> _progress = []; // leader: each follower's replication
     private readonly HashSet<ulong> _recentActive = [];     // leader: followers heard from since the last quorum check
     private readonly List<(ulong Round, ulong Index, byte[] Context)> _pendingReads = []; // leader: reads awaiting a quorum round
     private readonly List<(ulong Index, byte[] Context)> _postponedReads = [];           // leader: reads awaiting its first commit
@@ -200,3 +220,6 @@ public sealed partial class RaftNode
 
     private int Quorum => _options.Members.Count / 2 + 1;
 }
+
+/// <summary>A proposal was refused: the leader holds too many uncommitted bytes. Retry once the cluster catches up.</summary>
+public sealed class ProposalRefusedException(string message) : Exception(message);

@@ -116,7 +116,7 @@ public sealed class CoreTests
         var leader = Leader();
         Drain(leader);
         leader.Tick();
-        var beats = Drain(leader).Where(m => m.Type == MessageType.Append).Select(m => m.To).Order().ToList();
+        var beats = Drain(leader).Where(m => m.Type == MessageType.Heartbeat).Select(m => m.To).Order().ToList();
         Assert.Equal([2UL, 3UL], beats);
     }
 
@@ -213,7 +213,7 @@ public sealed class CoreTests
         n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
         Assert.Equal(Role.Leader, n.Role);
         for (var i = 0; i < 9; i++) { n.Tick(); Drain(n); }
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 0));   // one follower answers: still a quorum
+        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));          // one follower answers: still a quorum
         for (var i = 0; i < 10; i++) { n.Tick(); Drain(n); }
         Assert.Equal(Role.Leader, n.Role);
         for (var i = 0; i < 10; i++) { n.Tick(); Drain(n); }                       // a whole timeout of silence
@@ -260,7 +260,7 @@ public sealed class ReadIndexTests
         var (messages, reads) = Drain(n);
         Assert.Empty(reads);             // the leader alone is no quorum
         var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: n.LastIndex, Context: round));
+        n.Step(new Message(MessageType.HeartbeatResponse, 3, 1, n.Term, Context: round));
         (_, reads) = Drain(n);
         Assert.Equal([1, 2], reads.Select(r => (int)r.Context[0]));
         Assert.All(reads, r => Assert.Equal(n.Commit, r.Index));
@@ -282,7 +282,7 @@ public sealed class ReadIndexTests
         var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
         // A higher term unseats it before the round is confirmed: the read is not answered.
         n.Step(new Message(MessageType.Append, 3, 1, n.Term + 1));
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 0, Context: round));
+        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
         Assert.Empty(Drain(n).Reads);
         Assert.False(n.ReadIndex([8]));  // a follower does not serve reads
     }
@@ -359,5 +359,84 @@ public sealed class TransferTests
         for (var i = 0; i < 10; i++) { leader.Tick(); Drain(leader); }
         Assert.Equal(0UL, leader.Transferee);
         Assert.True(leader.Propose([1]));
+    }
+}
+
+public sealed class FlowControlTests
+{
+    private static RaftNode Leader(int inflight = 3, long bytesPerMessage = 1 << 20, long uncommitted = 64L << 20)
+    {
+        var n = new RaftNode(new RaftOptions
+        {
+            Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 9,
+            MaxInflightMessages = inflight, MaxBytesPerMessage = bytesPerMessage, MaxInflightBytes = 64L << 20, MaxUncommittedBytes = uncommitted,
+        });
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Drain(n);
+        return n;
+    }
+
+    private static List<Message> Drain(RaftNode n)
+    {
+        var all = new List<Message>();
+        while (n.GetReady() is { } r)
+        {
+            all.AddRange(r.Messages);
+            n.Advance(r);
+        }
+        return all;
+    }
+
+    private static List<Message> AppendsTo(List<Message> messages, ulong to) => [.. messages.Where(m => m.Type == MessageType.Append && m.To == to)];
+
+    [Fact]
+    public void A_probing_follower_gets_one_append_at_a_time_then_a_pipeline_up_to_the_window()
+    {
+        var n = Leader(inflight: 3);
+        // Member 2 is probing: its no-op append is out; more proposals do not send more to it.
+        n.Propose([1]);
+        n.Propose([2]);
+        Assert.Empty(AppendsTo(Drain(n), 2));
+        // Its answer moves it to replicate: the rest goes out, and later proposals stream without waiting.
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 1));
+        Assert.Single(AppendsTo(Drain(n), 2));
+        n.Propose([3]);
+        n.Propose([4]);
+        n.Propose([5]);
+        var sent = AppendsTo(Drain(n), 2);
+        Assert.Equal(2, sent.Count);              // window of 3: one in flight already, two more
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: sent[^1].Index + (ulong)sent[^1].Entries!.Count));
+        Assert.NotEmpty(AppendsTo(Drain(n), 2)); // acknowledgements open the window again
+    }
+
+    [Fact]
+    public void Messages_stay_under_the_byte_bound_and_a_rejection_returns_to_probing()
+    {
+        var n = Leader(bytesPerMessage: 100);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 1));
+        Drain(n);
+        for (var i = 0; i < 5; i++) n.Propose(new byte[60]);
+        var sent = AppendsTo(Drain(n), 2);
+        Assert.All(sent, m => Assert.True(m.Entries!.Sum(e => e.Data.Length) <= 100, "an append over the byte bound"));
+        Assert.True(sent.Count >= 3);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Reject: true, Index: 1));
+        var retry = AppendsTo(Drain(n), 2);
+        Assert.Single(retry);                     // probing again: one at a time, from after the hint
+        Assert.Equal(1UL, retry[0].Index);
+    }
+
+    [Fact]
+    public void Proposals_are_refused_past_the_uncommitted_bound()
+    {
+        var n = Leader(uncommitted: 1000);
+        n.Propose(new byte[600]);
+        var e = Assert.Throws<ProposalRefusedException>(() => n.Propose(new byte[600]));
+        Assert.Contains("uncommitted", e.Message);
+        Drain(n);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));  // all committed
+        Drain(n);
+        Assert.True(n.Propose(new byte[600]));
     }
 }
