@@ -1,10 +1,57 @@
+using System.Buffers.Binary;
+
 namespace Cairn.Raft;
 
-/// <summary>One log entry: its position, the term it was proposed in, and the application's bytes.</summary>
+/// <summary>What an entry carries.</summary>
+public enum EntryKind
+{
+    /// <summary>A command for the state machine (empty: a leader's no-op).</summary>
+    Normal,
+    /// <summary>A membership change (<see cref="ConfigChange"/>); takes effect as soon as it is in a member's log.</summary>
+    Config,
+}
+
+/// <summary>One log entry: its position, the term it was proposed in, and its bytes.</summary>
 /// <param name="Index">Position in the log, from 1.</param>
 /// <param name="Term">Term of the leader that proposed it.</param>
-/// <param name="Data">The command (empty for a leader's no-op).</param>
-public sealed record Entry(ulong Index, ulong Term, byte[] Data);
+/// <param name="Data">The command, or an encoded <see cref="ConfigChange"/>.</param>
+/// <param name="Kind">What <paramref name="Data"/> is.</param>
+public sealed record Entry(ulong Index, ulong Term, byte[] Data, EntryKind Kind = EntryKind.Normal);
+
+/// <summary>What a membership change does.</summary>
+public enum ConfigChangeType : byte
+{
+    /// <summary>Add a voting member.</summary>
+    AddVoter = 1,
+    /// <summary>Remove a member (voter or learner).</summary>
+    Remove = 2,
+    /// <summary>Add a learner: it receives the log but does not vote.</summary>
+    AddLearner = 3,
+    /// <summary>Make a learner a voter.</summary>
+    PromoteLearner = 4,
+}
+
+/// <summary>One membership change, one member at a time (Raft thesis §4.1).</summary>
+/// <param name="Type">What it does.</param>
+/// <param name="Member">Whom it concerns.</param>
+public readonly record struct ConfigChange(ConfigChangeType Type, ulong Member)
+{
+    /// <summary>The change's bytes, as carried by a config entry.</summary>
+    public byte[] Encode()
+    {
+        var b = new byte[9];
+        b[0] = (byte)Type;
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(1), Member);
+        return b;
+    }
+
+    /// <summary>Reads a change; <see cref="InvalidDataException"/> when the bytes are not one.</summary>
+    public static ConfigChange Decode(ReadOnlySpan<byte> b)
+    {
+        if (b.Length != 9 || b[0] is < 1 or > 4) throw new InvalidDataException("not a membership change");
+        return new ConfigChange((ConfigChangeType)b[0], BinaryPrimitives.ReadUInt64LittleEndian(b[1..]));
+    }
+}
 
 /// <summary>What a member must remember across restarts: its term, its vote in that term, and the commit index.</summary>
 /// <param name="Term">Current term.</param>

@@ -13,7 +13,7 @@ public sealed partial class RaftNode
             {
                 _electionElapsed = 0;
                 // Check-quorum: a leader cut off from a quorum steps down rather than serve stale reads.
-                if (_options.CheckQuorum && _recentActive.Count + 1 < Quorum)
+                if (_options.CheckQuorum && _recentActive.Count(_voters.Contains) + (_voters.Contains(Id) ? 1 : 0) < Quorum)
                 {
                     BecomeFollower(Term, 0);
                     return;
@@ -25,6 +25,11 @@ public sealed partial class RaftNode
                 _heartbeatElapsed = 0;
                 foreach (var peer in Peers()) SendHeartbeat(peer, 0);
             }
+            return;
+        }
+        if (!_voters.Contains(Id))
+        {
+            _electionElapsed = 0; // learners and members being added or removed never stand
             return;
         }
         if (++_electionElapsed >= _timeout)
@@ -57,7 +62,7 @@ public sealed partial class RaftNode
     /// </summary>
     public bool TransferLeadership(ulong to)
     {
-        if (Role != Role.Leader || to == Id || !_options.Members.Contains(to)) return false;
+        if (Role != Role.Leader || to == Id || !_voters.Contains(to)) return false;
         _transferee = to;
         _transferElapsed = 0;
         if (_progress[to].Match == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, to, Term));
@@ -110,8 +115,9 @@ public sealed partial class RaftNode
         if (round == 0) return;
         _readAcked[from] = Math.Max(_readAcked.GetValueOrDefault(from), round);
         // The newest round a quorum (the leader included) has answered confirms every read up to it.
-        var rounds = new List<ulong>(_options.Members.Count) { _readRound };
-        foreach (var peer in Peers()) rounds.Add(_readAcked.GetValueOrDefault(peer));
+        var rounds = new List<ulong>(_voters.Count);
+        if (_voters.Contains(Id)) rounds.Add(_readRound);
+        foreach (var peer in VoterPeers()) rounds.Add(_readAcked.GetValueOrDefault(peer));
         rounds.Sort();
         var confirmed = rounds[rounds.Count - Quorum];
         var released = 0;
@@ -128,7 +134,9 @@ public sealed partial class RaftNode
     public void Step(Message m)
     {
         ArgumentNullException.ThrowIfNull(m);
-        if (m.To != Id || !_options.Members.Contains(m.From) || m.From == Id) return; // not ours, or not a member
+        // Messages from members this one does not know of are still taken: a member that has not yet seen the change
+        // adding the current leader must accept its appends to learn of it. Votes are counted only from voters.
+        if (m.To != Id || m.From == Id) return;
         if (m.Term > Term)
         {
             if (m.Type is MessageType.Vote or MessageType.PreVote && m.Context != ForcedElection && InLease())
@@ -170,9 +178,84 @@ public sealed partial class RaftNode
         }
     }
 
+    /// <summary>Everyone the log goes to: voters and learners but this member.</summary>
     private IEnumerable<ulong> Peers()
     {
-        foreach (var id in _options.Members) if (id != Id) yield return id;
+        foreach (var id in _voters) if (id != Id) yield return id;
+        foreach (var id in _learners) if (id != Id) yield return id;
+    }
+
+    private IEnumerable<ulong> VoterPeers()
+    {
+        foreach (var id in _voters) if (id != Id) yield return id;
+    }
+
+    /// <summary>The configuration is the options' plus every config entry in the log, in order (so truncation undoes changes).</summary>
+    private void RebuildConfig()
+    {
+        _voters.Clear();
+        _learners.Clear();
+        foreach (var id in _options.Members) _voters.Add(id);
+        foreach (var id in _options.Learners) _learners.Add(id);
+        foreach (var e in _log)
+        {
+            if (e.Kind == EntryKind.Config) ApplyChange(ConfigChange.Decode(e.Data));
+        }
+        if (Role == Role.Leader)
+        {
+            foreach (var peer in Peers())
+            {
+                if (!_progress.ContainsKey(peer)) _progress[peer] = new Progress(LastIndex + 1, _options.MaxInflightMessages, _options.MaxInflightBytes);
+            }
+            foreach (var gone in _progress.Keys.Where(k => !_voters.Contains(k) && !_learners.Contains(k)).ToList()) _progress.Remove(gone);
+        }
+    }
+
+    private void ApplyChange(ConfigChange c)
+    {
+        switch (c.Type)
+        {
+            case ConfigChangeType.AddVoter:
+            case ConfigChangeType.PromoteLearner:
+                _learners.Remove(c.Member);
+                _voters.Add(c.Member);
+                break;
+            case ConfigChangeType.AddLearner:
+                if (!_voters.Contains(c.Member)) _learners.Add(c.Member);
+                break;
+            case ConfigChangeType.Remove:
+                _voters.Remove(c.Member);
+                _learners.Remove(c.Member);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Proposes one membership change (thesis §4.1: one member at a time). It takes effect on each member as soon as
+    /// it is in its log. False when this member does not lead, is handing over, or a change is still uncommitted.
+    /// </summary>
+    /// <exception cref="ArgumentException">The change does not fit the current configuration (e.g. adding a voter twice).</exception>
+    public bool ProposeConfigChange(ConfigChange change)
+    {
+        if (Role != Role.Leader || _transferee != 0) return false;
+        for (var i = Commit + 1; i <= LastIndex; i++)
+        {
+            if (_log[(int)i - 1].Kind == EntryKind.Config) return false; // one change at a time
+        }
+        var ok = change.Type switch
+        {
+            ConfigChangeType.AddVoter => !_voters.Contains(change.Member) && change.Member != 0,
+            ConfigChangeType.AddLearner => !_voters.Contains(change.Member) && !_learners.Contains(change.Member) && change.Member != 0,
+            ConfigChangeType.PromoteLearner => _learners.Contains(change.Member),
+            ConfigChangeType.Remove => (_voters.Contains(change.Member) && _voters.Count > 1) || _learners.Contains(change.Member),
+            _ => false,
+        };
+        if (!ok) throw new ArgumentException($"{change.Type} {change.Member} does not fit the configuration (voters {string.Join(",", _voters.Order())}, learners {string.Join(",", _learners.Order())}).", nameof(change));
+        _log.Add(new Entry(LastIndex + 1, Term, change.Encode(), EntryKind.Config));
+        RebuildConfig();
+        foreach (var peer in Peers()) SendAppend(peer);
+        MaybeCommit();
+        return true;
     }
 
     private void Send(Message m) => _outbox.Add(m);
@@ -214,19 +297,19 @@ public sealed partial class RaftNode
             Campaign();
             return;
         }
-        foreach (var peer in Peers()) Send(new Message(MessageType.PreVote, Id, peer, Term + 1, LogTerm: LastTerm, Index: LastIndex));
+        foreach (var peer in VoterPeers()) Send(new Message(MessageType.PreVote, Id, peer, Term + 1, LogTerm: LastTerm, Index: LastIndex));
     }
 
     private void OnPreVote(Message m)
     {
         // Granted when the log is up to date; the grant carries the proposed term, a refusal the current one.
-        var grant = m.Term > Term && UpToDate(m);
+        var grant = m.Term > Term && UpToDate(m) && _voters.Contains(m.From);
         Send(new Message(MessageType.PreVoteResponse, Id, m.From, grant ? m.Term : Term, Reject: !grant));
     }
 
     private void OnPreVoteResponse(Message m)
     {
-        if (Role != Role.PreCandidate || m.Reject || m.Term != Term + 1) return;
+        if (Role != Role.PreCandidate || m.Reject || m.Term != Term + 1 || !_voters.Contains(m.From)) return;
         _votes.Add(m.From);
         if (_votes.Count >= Quorum) Campaign();
     }
@@ -246,13 +329,13 @@ public sealed partial class RaftNode
             BecomeLeader();
             return;
         }
-        foreach (var peer in Peers()) Send(new Message(MessageType.Vote, Id, peer, Term, LogTerm: LastTerm, Index: LastIndex, Context: forced ? ForcedElection : 0));
+        foreach (var peer in VoterPeers()) Send(new Message(MessageType.Vote, Id, peer, Term, LogTerm: LastTerm, Index: LastIndex, Context: forced ? ForcedElection : 0));
     }
 
     /// <summary>§5.2 and §5.4.1: one vote per term, only for a candidate whose log is at least as up to date.</summary>
     private void OnVote(Message m)
     {
-        var grant = (Vote == 0 || Vote == m.From) && (Leader == 0 || m.Context == ForcedElection) && UpToDate(m);
+        var grant = (Vote == 0 || Vote == m.From) && (Leader == 0 || m.Context == ForcedElection) && UpToDate(m) && _voters.Contains(m.From);
         if (grant)
         {
             Vote = m.From;
@@ -263,7 +346,7 @@ public sealed partial class RaftNode
 
     private void OnVoteResponse(Message m)
     {
-        if (Role != Role.Candidate || m.Reject) return;
+        if (Role != Role.Candidate || m.Reject || !_voters.Contains(m.From)) return;
         _votes.Add(m.From);
         if (_votes.Count >= Quorum) BecomeLeader();
     }
@@ -319,12 +402,20 @@ public sealed partial class RaftNode
 
     private void OnHeartbeatResponse(Message m)
     {
-        if (Role != Role.Leader) return;
+        if (Role != Role.Leader || !_progress.TryGetValue(m.From, out var pr)) return;
         _recentActive.Add(m.From);
         OnReadAck(m.From, m.Context);
-        var pr = _progress[m.From];
         pr.Heard();
         if (pr.Match < LastIndex) SendAppend(m.From);
+    }
+
+    private bool PendingConfig()
+    {
+        for (var i = Commit + 1; i <= LastIndex; i++)
+        {
+            if (_log[(int)i - 1].Kind == EntryKind.Config) return true;
+        }
+        return false;
     }
 
     private long UncommittedBytes()
@@ -348,17 +439,21 @@ public sealed partial class RaftNode
             return;
         }
         var entries = m.Entries ?? [];
+        var configChanged = false;
         foreach (var e in entries)
         {
             if (e.Index <= LastIndex)
             {
                 if (TermAt(e.Index) == e.Term) continue;
                 if (e.Index <= Commit) throw new InvalidOperationException($"Member {Id}: a leader asked to replace committed entry {e.Index} (a safety violation).");
+                for (var i = e.Index; i <= LastIndex; i++) configChanged |= _log[(int)i - 1].Kind == EntryKind.Config;
                 _log.RemoveRange((int)e.Index - 1, (int)(LastIndex - e.Index + 1));
                 _stable = Math.Min(_stable, e.Index - 1);
             }
             _log.Add(e);
+            configChanged |= e.Kind == EntryKind.Config;
         }
+        if (configChanged) RebuildConfig();
         var matched = m.Index + (ulong)entries.Count;
         if (m.Commit > Commit) Commit = Math.Min(m.Commit, matched);
         Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: matched, Context: m.Context));
@@ -366,9 +461,8 @@ public sealed partial class RaftNode
 
     private void OnAppendResponse(Message m)
     {
-        if (Role != Role.Leader) return;
+        if (Role != Role.Leader || !_progress.TryGetValue(m.From, out var pr)) return;
         _recentActive.Add(m.From);
-        var pr = _progress[m.From];
         if (m.Reject)
         {
             pr.Rejected(m.Index);
@@ -384,11 +478,17 @@ public sealed partial class RaftNode
     /// <summary>§5.3, §5.4.2: commit the highest index a quorum has persisted, if it is from this term.</summary>
     private void MaybeCommit()
     {
-        var matches = new List<ulong>(_options.Members.Count) { _stable };
-        foreach (var peer in Peers()) matches.Add(_progress[peer].Match);
+        var matches = new List<ulong>(_voters.Count);
+        if (_voters.Contains(Id)) matches.Add(_stable);
+        foreach (var peer in VoterPeers()) matches.Add(_progress[peer].Match);
         matches.Sort();
         var n = matches[matches.Count - Quorum];
         if (n > Commit && TermAt(n) == Term) Commit = n;
+        if (!_voters.Contains(Id) && TermAt(Commit) == Term && !PendingConfig())
+        {
+            BecomeFollower(Term, 0); // the change removing this leader is committed: it steps down
+            return;
+        }
         if (TermAt(Commit) == Term && _postponedReads.Count > 0)
         {
             var reads = _postponedReads.ToList();

@@ -63,8 +63,11 @@ public sealed record RaftOptions
     /// <summary>This member's id (not 0).</summary>
     public required ulong Id { get; init; }
 
-    /// <summary>Every voting member's id, this one included.</summary>
+    /// <summary>The voting members the cluster started with (a member joining later may not be among them).</summary>
     public required IReadOnlyList<ulong> Members { get; init; }
+
+    /// <summary>The learners the cluster started with: they receive the log but do not vote.</summary>
+    public IReadOnlyList<ulong> Learners { get; init; } = [];
 
     /// <summary>Ticks between heartbeats from the leader.</summary>
     public int HeartbeatTicks { get; init; } = 1;
@@ -100,7 +103,9 @@ public sealed record RaftOptions
     public void Validate()
     {
         if (Id == 0) throw new ArgumentException("Id 0 is reserved for 'none'; number members from 1.", nameof(Id));
-        if (!Members.Contains(Id)) throw new ArgumentException($"Members must include this member ({Id}).", nameof(Members));
+        if (Members.Count == 0) throw new ArgumentException("Members is empty: list the voting members the cluster started with.", nameof(Members));
+        if (Members.Contains(0UL) || Learners.Contains(0UL)) throw new ArgumentException("Member id 0 is reserved for 'none'.", nameof(Members));
+        if (Learners.Any(Members.Contains)) throw new ArgumentException("A member cannot be both a voter and a learner.", nameof(Learners));
         if (Members.Distinct().Count() != Members.Count) throw new ArgumentException("Members lists an id twice.", nameof(Members));
         if (HeartbeatTicks < 1) throw new ArgumentException("HeartbeatTicks must be at least 1.", nameof(HeartbeatTicks));
         if (ElectionTicks <= HeartbeatTicks) throw new ArgumentException($"ElectionTicks ({ElectionTicks}) must exceed HeartbeatTicks ({HeartbeatTicks}), or followers time out between heartbeats.", nameof(ElectionTicks));
@@ -149,6 +154,8 @@ public sealed partial class RaftNode
     private readonly List<Message> _outbox = [];
     private readonly HashSet<ulong> _votes = [];
     private readonly Dictionary<ulong, Progress> _progress = []; // leader: each follower's replication
+    private readonly HashSet<ulong> _voters = [];            // the configuration: the options', then every config entry in the log
+    private readonly HashSet<ulong> _learners = [];
     private readonly HashSet<ulong> _recentActive = [];     // leader: followers heard from since the last quorum check
     private readonly List<(ulong Round, ulong Index, byte[] Context)> _pendingReads = []; // leader: reads awaiting a quorum round
     private readonly List<(ulong Index, byte[] Context)> _postponedReads = [];           // leader: reads awaiting its first commit
@@ -172,7 +179,8 @@ public sealed partial class RaftNode
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
-        _random = new Random(HashCode.Combine(options.Seed, options.Id));
+        // Deterministic across processes (HashCode.Combine is randomized per process): same seed, same timeouts.
+        _random = new Random(unchecked((int)((ulong)options.Seed * 0x9E3779B97F4A7C15UL ^ options.Id * 0xC2B2AE3D27D4EB4FUL)));
         Term = state.Term;
         Vote = state.Vote;
         if (log is not null)
@@ -184,6 +192,7 @@ public sealed partial class RaftNode
             }
         }
         _stable = LastIndex;
+        RebuildConfig();
         Commit = Math.Min(state.Commit, LastIndex);
         _applied = 0;
         _persisted = new HardState(Term, Vote, Commit);
@@ -218,7 +227,13 @@ public sealed partial class RaftNode
 
     private ulong TermAt(ulong index) => index == 0 || index > LastIndex ? 0 : _log[(int)index - 1].Term;
 
-    private int Quorum => _options.Members.Count / 2 + 1;
+    private int Quorum => _voters.Count / 2 + 1;
+
+    /// <summary>The voting members now (the latest configuration in the log, committed or not: thesis §4.1).</summary>
+    public IReadOnlyCollection<ulong> Voters => _voters;
+
+    /// <summary>The learners now.</summary>
+    public IReadOnlyCollection<ulong> Learners => _learners;
 }
 
 /// <summary>A proposal was refused: the leader holds too many uncommitted bytes. Retry once the cluster catches up.</summary>

@@ -219,7 +219,7 @@ public sealed partial class Wal
                     if (data.AsSpan((int)offset).ContainsAnyExcept((byte)0)) return Bad(name, offset, data, isLast, "data after the end marker");
                     return null;
                 }
-                if (length < 0 || length + FrameOverhead > _options.MaxRecordBytes || offset + FrameOverhead + length > data.Length || type is < TypeEntry or > TypeSnapshot)
+                if (length < 0 || length + FrameOverhead > _options.MaxRecordBytes || offset + FrameOverhead + length > data.Length || type is < TypeEntry or > TypeConfigEntry)
                 {
                     return Bad(name, offset, data, isLast, "malformed record frame");
                 }
@@ -245,7 +245,7 @@ public sealed partial class Wal
                     ok = sum.SequenceEqual(frame[^16..]);
                 }
                 if (!ok) return Bad(name, offset, data, isLast, gcm is null ? "checksum mismatch" : "authentication tag mismatch");
-                if ((type == TypeEntry && length < 16) || (type == TypeHardState && length != 24) || (type == TypeSnapshot && length != 16))
+                if ((type is TypeEntry or TypeConfigEntry && length < 16) || (type == TypeHardState && length != 24) || (type == TypeSnapshot && length != 16))
                 {
                     return Bad(name, offset, data, isLast, "record payload has the wrong size for its type");
                 }

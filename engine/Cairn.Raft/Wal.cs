@@ -58,7 +58,7 @@ public sealed partial class Wal : IDisposable
     internal const int HeaderSize = 128;
     internal const int FrameOverhead = 4 + 1 + 16; // length, type, checksum or tag
     private static ReadOnlySpan<byte> Magic => "CAIRNWAL"u8;
-    private const byte TypeEntry = 1, TypeHardState = 2, TypeSnapshot = 3;
+    private const byte TypeEntry = 1, TypeHardState = 2, TypeSnapshot = 3, TypeConfigEntry = 4;
 
     private readonly string _dir;
     private readonly WalOptions _options;
@@ -120,7 +120,7 @@ public sealed partial class Wal : IDisposable
             BinaryPrimitives.WriteUInt64LittleEndian(payload, e.Index);
             BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8), e.Term);
             e.Data.CopyTo(payload.AsSpan(16));
-            tail = Append(tail, TypeEntry, payload);
+            tail = Append(tail, e.Kind == EntryKind.Config ? TypeConfigEntry : TypeEntry, payload);
             Apply(e);
         }
         if (hardState is { } hs)
@@ -167,7 +167,7 @@ public sealed partial class Wal : IDisposable
         ulong max = 0;
         ReadSegment(file, isLast: false, (type, payload) =>
         {
-            if (type == TypeEntry) max = Math.Max(max, BinaryPrimitives.ReadUInt64LittleEndian(payload));
+            if (type is TypeEntry or TypeConfigEntry) max = Math.Max(max, BinaryPrimitives.ReadUInt64LittleEndian(payload));
         });
         return max;
     }
@@ -196,7 +196,9 @@ public sealed partial class Wal : IDisposable
                 switch (type)
                 {
                     case TypeEntry:
-                        Apply(new Entry(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray()));
+                    case TypeConfigEntry:
+                        Apply(new Entry(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray(),
+                            type == TypeConfigEntry ? EntryKind.Config : EntryKind.Normal));
                         break;
                     case TypeHardState:
                         HardState = new HardState(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]));

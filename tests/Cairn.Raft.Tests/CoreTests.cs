@@ -440,3 +440,80 @@ public sealed class FlowControlTests
         Assert.True(n.Propose(new byte[600]));
     }
 }
+
+public sealed class MembershipTests
+{
+    private static RaftNode Leader()
+    {
+        var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 2 });
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Drain(n);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        Drain(n);
+        return n;
+    }
+
+    private static List<Message> Drain(RaftNode n)
+    {
+        var all = new List<Message>();
+        while (n.GetReady() is { } r)
+        {
+            all.AddRange(r.Messages);
+            n.Advance(r);
+        }
+        return all;
+    }
+
+    [Fact]
+    public void A_learner_gets_the_log_without_voting_then_is_promoted_one_change_at_a_time()
+    {
+        var n = Leader();
+        Assert.True(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.AddLearner, 4)));
+        Assert.Equal([4UL], n.Learners);
+        Assert.False(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.PromoteLearner, 4))); // the first is uncommitted
+        Assert.Contains(Drain(n), m => m.Type == MessageType.Append && m.To == 4);
+        // The learner's acknowledgement does not count towards a quorum: with 2 and 3 silent, nothing commits.
+        n.Step(new Message(MessageType.AppendResponse, 4, 1, n.Term, Index: n.LastIndex));
+        Drain(n);
+        Assert.True(n.Commit < n.LastIndex);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        Drain(n);
+        Assert.Equal(n.LastIndex, n.Commit);
+        Assert.True(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.PromoteLearner, 4)));
+        Assert.Equal([1UL, 2UL, 3UL, 4UL], n.Voters.Order());
+        Assert.Throws<ArgumentException>(() => Leader().ProposeConfigChange(new ConfigChange(ConfigChangeType.AddVoter, 2)));
+        Assert.Throws<ArgumentException>(() => Leader().ProposeConfigChange(new ConfigChange(ConfigChangeType.PromoteLearner, 7)));
+    }
+
+    [Fact]
+    public void A_follower_adopts_a_change_when_it_is_in_its_log_and_drops_it_if_the_entry_is_replaced()
+    {
+        var f = new RaftNode(new RaftOptions { Id = 2, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false });
+        var change = new Entry(1, 1, new ConfigChange(ConfigChangeType.Remove, 3).Encode(), EntryKind.Config);
+        f.Step(new Message(MessageType.Append, 1, 2, 1, Index: 0, Entries: [change]));
+        Assert.Equal([1UL, 2UL], f.Voters.Order());          // in effect before it commits
+        // A new leader's log replaces the uncommitted change: the configuration goes back.
+        f.Step(new Message(MessageType.Append, 1, 2, 2, Index: 0, Entries: [new Entry(1, 2, [])]));
+        Assert.Equal([1UL, 2UL, 3UL], f.Voters.Order());
+    }
+
+    [Fact]
+    public void A_leader_that_removes_itself_steps_down_once_the_change_commits()
+    {
+        var n = Leader();
+        Assert.True(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.Remove, 1)));
+        Assert.Equal(Role.Leader, n.Role);
+        Drain(n);
+        // 2 and 3 now make the quorum (the leader no longer counts).
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        Drain(n);
+        Assert.Equal(Role.Leader, n.Role);
+        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: n.LastIndex));
+        Drain(n);
+        Assert.Equal(Role.Follower, n.Role);
+        for (var i = 0; i < 50; i++) n.Tick();
+        Assert.Equal(Role.Follower, n.Role);                  // never stands again
+    }
+}

@@ -20,6 +20,7 @@ public sealed class SimulationTests
     {
         public readonly Random Rng;
         public readonly ulong[] Ids;
+        public readonly ulong[] Initial;
         public readonly Dictionary<ulong, RaftNode?> Nodes = [];
         public readonly Dictionary<ulong, Disk> Disks = [];
         public readonly Dictionary<ulong, List<Entry>> Applied = [];
@@ -40,7 +41,8 @@ public sealed class SimulationTests
             Rng = new Random(seed);
             _guards = seed % 2 == 0; // half the seeds run without pre-vote and check-quorum: stale leaders linger
             Where = $"seed {seed}, {size} members, pre-vote and check-quorum {(_guards ? "on" : "off")}";
-            Ids = [.. Enumerable.Range(1, size).Select(i => (ulong)i)];
+            Ids = [.. Enumerable.Range(1, size + 1).Select(i => (ulong)i)]; // the last one starts outside the cluster
+            Initial = [.. Ids.Take(size)];
             foreach (var id in Ids)
             {
                 Disks[id] = new Disk();
@@ -52,7 +54,7 @@ public sealed class SimulationTests
         public void Start(ulong id, int seed)
         {
             var disk = Disks[id];
-            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Ids, ElectionTicks = 10, Seed = seed + Rng.Next(), PreVote = _guards, CheckQuorum = _guards }, disk.State, [.. disk.Log]);
+            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Initial, ElectionTicks = 10, Seed = seed + Rng.Next(), PreVote = _guards, CheckQuorum = _guards }, disk.State, [.. disk.Log]);
             Applied[id].Clear(); // the state machine replays from the log after a restart
         }
 
@@ -166,7 +168,7 @@ public sealed class SimulationTests
             if (roll < 45) c.DeliverOne();
             else if (roll < 75)
             {
-                var id = c.Ids[c.Rng.Next(size)];
+                var id = c.Ids[c.Rng.Next(c.Ids.Length)];
                 c.Nodes[id]?.Tick();
                 c.Process(id);
             }
@@ -192,13 +194,26 @@ public sealed class SimulationTests
             else if (roll < 93)
             {
                 // Crash a member (losing nothing it persisted), or restart one.
-                var id = c.Ids[c.Rng.Next(size)];
+                var id = c.Ids[c.Rng.Next(c.Ids.Length)];
                 if (c.Nodes[id] is null) c.Start(id, seed);
                 else if (c.Nodes.Values.Count(n => n is null) < (size - 1) / 2) c.Nodes[id] = null;
             }
             else if (roll < 94)
             {
-                if (c.CurrentLeader() is { } current) { current.TransferLeadership(c.Ids[c.Rng.Next(size)]); c.Process(current.Id); }
+                if (c.CurrentLeader() is { } current)
+                {
+                    if (c.Rng.Next(2) == 0) current.TransferLeadership(c.Ids[c.Rng.Next(c.Ids.Length)]);
+                    else
+                    {
+                        // One membership change: the spare member joins as a learner, is promoted, or someone leaves.
+                        var spare = c.Ids[^1];
+                        ConfigChange change = current.Learners.Contains(spare) ? new(ConfigChangeType.PromoteLearner, spare)
+                            : !current.Voters.Contains(spare) ? new(ConfigChangeType.AddLearner, spare)
+                            : new(ConfigChangeType.Remove, spare);
+                        try { current.ProposeConfigChange(change); } catch (ArgumentException) { }
+                    }
+                    c.Process(current.Id);
+                }
             }
             else if (roll < 96)
             {
@@ -207,7 +222,13 @@ public sealed class SimulationTests
             if (step % 100 == 0) c.CheckLogMatching();
             foreach (var (id, applied) in c.Applied)
             {
-                if (c.Nodes[id] is { Role: Role.Leader }) foreach (var e in applied) c.Acknowledged.Add(Encoding.UTF8.GetString(e.Data));
+                if (c.Nodes[id] is { Role: Role.Leader })
+                {
+                    foreach (var e in applied)
+                    {
+                        if (e.Kind == EntryKind.Normal && e.Data.Length > 0) c.Acknowledged.Add(Encoding.UTF8.GetString(e.Data));
+                    }
+                }
             }
         }
 
@@ -228,15 +249,16 @@ public sealed class SimulationTests
                 c.Nodes[m.To]!.Step(m);
                 c.Process(m.To);
             }
-            if (c.CurrentLeader() is { } l && round > 50 && c.Ids.All(id => c.Applied[id].Count == c.Applied[l.Id].Count && c.Nodes[id]!.Commit == l.Commit && l.Commit == l.LastIndex)) break;
+            if (c.CurrentLeader() is { } l && round > 50 && l.Voters.Concat(l.Learners).All(id => c.Applied[id].Count == c.Applied[l.Id].Count && c.Nodes[id]!.Commit == l.Commit && l.Commit == l.LastIndex)) break;
         }
         var leader = c.CurrentLeader();
         Assert.True(leader is not null, $"{c.Where}: no leader after healing");
         c.CheckLogMatching();
-        foreach (var id in c.Ids)
+        // Every member of the final configuration (a member removed along the way need not catch up).
+        foreach (var id in leader!.Voters.Concat(leader.Learners))
         {
             var applied = c.Applied[id].Select(e => Encoding.UTF8.GetString(e.Data)).ToHashSet();
-            foreach (var ack in c.Acknowledged) Assert.True(applied.Contains(ack), $"{c.Where}: acknowledged {ack} not applied on member {id}");
+            foreach (var ack in c.Acknowledged) Assert.True(applied.Contains(ack), $"{c.Where}: acknowledged {ack} not applied on member {id}; leader {leader.Id} term {leader.Term} commit {leader.Commit} last {leader.LastIndex} voters {string.Join(",", leader.Voters)} learners {string.Join(",", leader.Learners)}; member {id}: role {c.Nodes[id]!.Role} term {c.Nodes[id]!.Term} commit {c.Nodes[id]!.Commit} last {c.Nodes[id]!.LastIndex} voters {string.Join(",", c.Nodes[id]!.Voters)} applied {c.Applied[id].Count}");
         }
     }
 
@@ -258,7 +280,7 @@ public sealed class SimulationTests
     public void Options_refuse_unsafe_settings()
     {
         Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 0, Members = [0] }));
-        Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 4, Members = [1, 2, 3] }));
+        Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 4, Members = [1, 2, 3], Learners = [3] }));
         var e = Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], HeartbeatTicks = 5, ElectionTicks = 5 }));
         Assert.Contains("must exceed HeartbeatTicks", e.Message);
     }
