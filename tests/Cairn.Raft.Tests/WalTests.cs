@@ -163,4 +163,15 @@ public sealed class WalTests : IDisposable
         Assert.True(truncated.LastIndex < 20);
         Assert.Contains("damage", truncated.RecoveryNote);
     }
+
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void Membership_change_entries_keep_their_kind(bool encrypted)
+    {
+        var change = new Entry(2, 1, new ConfigChange(ConfigChangeType.AddLearner, 4).Encode(), EntryKind.Config);
+        using (var wal = Wal.Open(_dir, Options(encrypted))) wal.Save(null, [E(1, 1), change, E(3, 1)]);
+        using var again = Wal.Open(_dir, Options(encrypted));
+        Assert.Equal([EntryKind.Normal, EntryKind.Config, EntryKind.Normal], again.Entries.Select(e => e.Kind));
+        Assert.Equal(new ConfigChange(ConfigChangeType.AddLearner, 4), ConfigChange.Decode(again.Entries[1].Data));
+    }
 }
