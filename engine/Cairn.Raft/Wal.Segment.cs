@@ -102,7 +102,7 @@ public sealed partial class Wal
         return c;
     }
 
-    private static void SyncDirectory(string dir)
+    internal static void SyncDirectory(string dir)
     {
         if (!OperatingSystem.IsLinux()) return;
         var fd = Open(dir, 0x10000);
