@@ -171,6 +171,7 @@ public sealed partial class RaftNode
             case MessageType.Append: OnAppend(m); break;
             case MessageType.AppendResponse: OnAppendResponse(m); break;
             case MessageType.Heartbeat: OnHeartbeat(m); break;
+            case MessageType.Snapshot: OnSnapshot(m); break;
             case MessageType.HeartbeatResponse: OnHeartbeatResponse(m); break;
             case MessageType.TimeoutNow:
                 if (Role != Role.Leader) Campaign(forced: true); // the leader handed over: no pre-vote, no waiting
@@ -195,8 +196,8 @@ public sealed partial class RaftNode
     {
         _voters.Clear();
         _learners.Clear();
-        foreach (var id in _options.Members) _voters.Add(id);
-        foreach (var id in _options.Learners) _learners.Add(id);
+        foreach (var id in _snapMeta?.Voters ?? _options.Members) _voters.Add(id);
+        foreach (var id in _snapMeta?.Learners ?? _options.Learners) _learners.Add(id);
         foreach (var e in _log)
         {
             if (e.Kind == EntryKind.Config) ApplyChange(ConfigChange.Decode(e.Data));
@@ -240,7 +241,7 @@ public sealed partial class RaftNode
         if (Role != Role.Leader || _transferee != 0) return false;
         for (var i = Commit + 1; i <= LastIndex; i++)
         {
-            if (_log[(int)i - 1].Kind == EntryKind.Config) return false; // one change at a time
+            if (At(i).Kind == EntryKind.Config) return false; // one change at a time
         }
         var ok = change.Type switch
         {
@@ -372,17 +373,24 @@ public sealed partial class RaftNode
     {
         var pr = _progress[peer];
         if (!pr.CanSend) return;
+        if (pr.Next <= _snapIndex)
+        {
+            // The entries this follower needs are gone from the log: send the snapshot, then carry on after it.
+            Send(new Message(MessageType.Snapshot, Id, peer, Term, LogTerm: _snapTerm, Index: _snapIndex, Commit: Commit, Snapshot: _snapMeta, SnapshotData: _snapData));
+            pr.Sent(_snapIndex, _snapData?.Length ?? 0, 0);
+            return;
+        }
         var prev = pr.Next - 1;
         var count = 0;
         long bytes = 0;
         for (var i = pr.Next; i <= LastIndex && count < _options.MaxEntriesPerMessage; i++)
         {
-            var size = _log[(int)i - 1].Data.Length;
+            var size = At(i).Data.Length;
             if (count > 0 && bytes + size > _options.MaxBytesPerMessage) break;
             bytes += size;
             count++;
         }
-        var entries = count > 0 ? _log.GetRange((int)prev, count) : [];
+        var entries = count > 0 ? _log.GetRange(Offset(prev + 1), count) : [];
         Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: entries, Commit: Commit));
         pr.Sent(prev + (ulong)count, bytes, count);
     }
@@ -409,11 +417,69 @@ public sealed partial class RaftNode
         if (pr.Match < LastIndex) SendAppend(m.From);
     }
 
+    /// <summary>Installs a leader's snapshot: the log up to its index is replaced by it (a matching suffix is kept).</summary>
+    private void OnSnapshot(Message m)
+    {
+        Role = Role.Follower;
+        Leader = m.From;
+        ResetElectionTimer();
+        if (m.Snapshot is not { } meta || m.SnapshotData is null || meta.Index <= Commit)
+        {
+            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: Commit));
+            return;
+        }
+        if (TermAt(meta.Index) == meta.Term && meta.Index <= LastIndex) _log.RemoveRange(0, Offset(meta.Index) + 1);
+        else _log.Clear();
+        _snapIndex = meta.Index;
+        _snapTerm = meta.Term;
+        _snapMeta = meta;
+        _snapData = m.SnapshotData;
+        _toInstall = (meta, m.SnapshotData);
+        Commit = meta.Index;
+        _applied = meta.Index;
+        _stable = Math.Max(_stable, meta.Index);
+        if (_stable > LastIndex) _stable = LastIndex;
+        RebuildConfig();
+        Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: meta.Index));
+    }
+
+    /// <summary>
+    /// The state machine has applied up to <paramref name="index"/> and captured its state as <paramref name="data"/>:
+    /// the log up to there is dropped (a follower that needs those entries later gets the snapshot instead).
+    /// </summary>
+    public void Compact(ulong index, byte[] data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (index <= _snapIndex) return;
+        if (index > _applied) throw new ArgumentException($"Index {index} is past what was applied ({_applied}); snapshot only applied state.", nameof(index));
+        var (voters, learners) = ConfigAt(index);
+        _snapTerm = TermAt(index);
+        _log.RemoveRange(0, Offset(index) + 1);
+        _snapIndex = index;
+        _snapMeta = new SnapshotMetadata(index, _snapTerm, voters, learners);
+        _snapData = data;
+    }
+
+    private (List<ulong> Voters, List<ulong> Learners) ConfigAt(ulong index)
+    {
+        var voters = new HashSet<ulong>(_snapMeta?.Voters ?? _options.Members);
+        var learners = new HashSet<ulong>(_snapMeta?.Learners ?? _options.Learners);
+        for (var i = _snapIndex + 1; i <= index; i++)
+        {
+            if (At(i).Kind != EntryKind.Config) continue;
+            var c = ConfigChange.Decode(At(i).Data);
+            if (c.Type is ConfigChangeType.AddVoter or ConfigChangeType.PromoteLearner) { learners.Remove(c.Member); voters.Add(c.Member); }
+            else if (c.Type == ConfigChangeType.AddLearner) { if (!voters.Contains(c.Member)) learners.Add(c.Member); }
+            else { voters.Remove(c.Member); learners.Remove(c.Member); }
+        }
+        return ([.. voters.Order()], [.. learners.Order()]);
+    }
+
     private bool PendingConfig()
     {
         for (var i = Commit + 1; i <= LastIndex; i++)
         {
-            if (_log[(int)i - 1].Kind == EntryKind.Config) return true;
+            if (At(i).Kind == EntryKind.Config) return true;
         }
         return false;
     }
@@ -421,7 +487,7 @@ public sealed partial class RaftNode
     private long UncommittedBytes()
     {
         long sum = 0;
-        for (var i = Commit + 1; i <= LastIndex; i++) sum += _log[(int)i - 1].Data.Length;
+        for (var i = Commit + 1; i <= LastIndex; i++) sum += At(i).Data.Length;
         return sum;
     }
 
@@ -431,6 +497,12 @@ public sealed partial class RaftNode
         Role = Role.Follower;
         Leader = m.From;
         ResetElectionTimer();
+        if (m.Index < Commit)
+        {
+            // Everything up to the commit index matches already (and may be compacted): report that.
+            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: Commit));
+            return;
+        }
         if (m.Index > LastIndex || TermAt(m.Index) != m.LogTerm)
         {
             // No match: hint the leader to back up to what this log can check. (It still acknowledges a read round:
@@ -446,8 +518,8 @@ public sealed partial class RaftNode
             {
                 if (TermAt(e.Index) == e.Term) continue;
                 if (e.Index <= Commit) throw new InvalidOperationException($"Member {Id}: a leader asked to replace committed entry {e.Index} (a safety violation).");
-                for (var i = e.Index; i <= LastIndex; i++) configChanged |= _log[(int)i - 1].Kind == EntryKind.Config;
-                _log.RemoveRange((int)e.Index - 1, (int)(LastIndex - e.Index + 1));
+                for (var i = e.Index; i <= LastIndex; i++) configChanged |= At(i).Kind == EntryKind.Config;
+                _log.RemoveRange(Offset(e.Index), (int)(LastIndex - e.Index + 1));
                 _stable = Math.Min(_stable, e.Index - 1);
             }
             _log.Add(e);
@@ -501,13 +573,14 @@ public sealed partial class RaftNode
     public Ready? GetReady()
     {
         var hs = new HardState(Term, Vote, Commit);
-        var unstable = _stable < LastIndex ? _log.GetRange((int)_stable, (int)(LastIndex - _stable)) : [];
+        var unstable = _stable < LastIndex ? _log.GetRange(Offset(_stable + 1), (int)(LastIndex - _stable)) : [];
         var applyTo = Math.Min(Commit, LastIndex);
         // Only what is persisted (or persisted by this Ready) is applied.
-        var committed = applyTo > _applied ? _log.GetRange((int)_applied, (int)(applyTo - _applied)) : [];
-        if (hs == _persisted && unstable.Count == 0 && _outbox.Count == 0 && committed.Count == 0 && _readStates.Count == 0) return null;
+        var committed = applyTo > _applied ? _log.GetRange(Offset(_applied + 1), (int)(applyTo - _applied)) : [];
+        if (hs == _persisted && unstable.Count == 0 && _outbox.Count == 0 && committed.Count == 0 && _readStates.Count == 0 && _toInstall is null) return null;
         var ready = new Ready
         {
+            Snapshot = _toInstall,
             HardState = hs == _persisted ? null : hs,
             Entries = unstable,
             Messages = [.. _outbox],
@@ -517,6 +590,7 @@ public sealed partial class RaftNode
         _outbox.Clear();
         _readStates.Clear();
         _roundOpen = false;
+        _toInstall = null;
         return ready;
     }
 

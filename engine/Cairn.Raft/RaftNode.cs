@@ -17,6 +17,8 @@ public enum MessageType
     PreVoteResponse,
     /// <summary>From a leader handing over: stand for election now (thesis §3.10).</summary>
     TimeoutNow,
+    /// <summary>The leader's snapshot, for a follower whose next entry was compacted away.</summary>
+    Snapshot,
     /// <summary>The leader is alive; carries the commit index the follower can use, and a read round.</summary>
     Heartbeat,
     /// <summary>The answer to a heartbeat.</summary>
@@ -36,8 +38,11 @@ public enum MessageType
 /// <param name="Commit">Leader's commit index.</param>
 /// <param name="Reject">Vote refused, or append did not match.</param>
 /// <param name="Context">A leader's read round (ReadIndex), echoed by the append response.</param>
+/// <param name="Snapshot">For a snapshot message: what it covers.</param>
+/// <param name="SnapshotData">For a snapshot message: the state machine's bytes.</param>
 public sealed record Message(MessageType Type, ulong From, ulong To, ulong Term, ulong LogTerm = 0, ulong Index = 0,
-    IReadOnlyList<Entry>? Entries = null, ulong Commit = 0, bool Reject = false, ulong Context = 0);
+    IReadOnlyList<Entry>? Entries = null, ulong Commit = 0, bool Reject = false, ulong Context = 0,
+    SnapshotMetadata? Snapshot = null, byte[]? SnapshotData = null);
 
 /// <summary>A linearizable read may be served once the state machine has applied <paramref name="Index"/>.</summary>
 /// <param name="Index">The commit index when the read was asked, confirmed by a quorum to still be the leader's.</param>
@@ -137,6 +142,9 @@ public sealed class Ready
     /// <summary>Committed entries to apply, in order.</summary>
     public IReadOnlyList<Entry> Committed { get; init; } = [];
 
+    /// <summary>A snapshot from the leader: persist it (a snapshot file and the WAL's marker) and restore the state machine from it before applying <see cref="Committed"/>.</summary>
+    public (SnapshotMetadata Meta, byte[] Data)? Snapshot { get; init; }
+
     /// <summary>Reads confirmed by a quorum: serve each once the state machine has applied its index.</summary>
     public IReadOnlyList<ReadState> ReadStates { get; init; } = [];
 }
@@ -150,7 +158,12 @@ public sealed partial class RaftNode
 {
     private readonly RaftOptions _options;
     private readonly Random _random;
-    private readonly List<Entry> _log = [];            // entry i at _log[i - 1]
+    private readonly List<Entry> _log = [];            // entry i at _log[i - _snapIndex - 1]; everything ≤ _snapIndex is in the snapshot
+    private ulong _snapIndex;                          // the snapshot covers the log up to here (0: no snapshot); _snapIndex ≤ _applied
+    private ulong _snapTerm;
+    private SnapshotMetadata? _snapMeta;
+    private byte[]? _snapData;
+    private (SnapshotMetadata Meta, byte[] Data)? _toInstall; // received from the leader, for the caller to install
     private readonly List<Message> _outbox = [];
     private readonly HashSet<ulong> _votes = [];
     private readonly Dictionary<ulong, Progress> _progress = []; // leader: each follower's replication
@@ -173,8 +186,8 @@ public sealed partial class RaftNode
     private int _heartbeatElapsed;
     private int _timeout;              // this wait's randomized election timeout, in [T, 2T)
 
-    /// <summary>Starts (or restarts) a member from its persisted hard state and log.</summary>
-    public RaftNode(RaftOptions options, HardState state = default, IReadOnlyList<Entry>? log = null)
+    /// <summary>Starts (or restarts) a member from its persisted hard state, snapshot and the log after it.</summary>
+    public RaftNode(RaftOptions options, HardState state = default, IReadOnlyList<Entry>? log = null, (SnapshotMetadata Meta, byte[] Data)? snapshot = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -183,18 +196,26 @@ public sealed partial class RaftNode
         _random = new Random(unchecked((int)((ulong)options.Seed * 0x9E3779B97F4A7C15UL ^ options.Id * 0xC2B2AE3D27D4EB4FUL)));
         Term = state.Term;
         Vote = state.Vote;
+        if (snapshot is { } snap)
+        {
+            _snapIndex = snap.Meta.Index;
+            _snapTerm = snap.Meta.Term;
+            _snapMeta = snap.Meta;
+            _snapData = snap.Data;
+        }
         if (log is not null)
         {
             foreach (var e in log)
             {
-                if (e.Index != (ulong)_log.Count + 1) throw new ArgumentException($"The log has a gap or disorder at entry {e.Index}.", nameof(log));
+                if (e.Index <= _snapIndex) continue; // already in the snapshot
+                if (e.Index != LastIndex + 1) throw new ArgumentException($"The log has a gap or disorder at entry {e.Index}.", nameof(log));
                 _log.Add(e);
             }
         }
         _stable = LastIndex;
         RebuildConfig();
-        Commit = Math.Min(state.Commit, LastIndex);
-        _applied = 0;
+        Commit = Math.Max(_snapIndex, Math.Min(state.Commit, LastIndex));
+        _applied = _snapIndex; // the state machine restored the snapshot; entries after it are handed out again
         _persisted = new HardState(Term, Vote, Commit);
         BecomeFollower(Term, 0);
     }
@@ -221,11 +242,22 @@ public sealed partial class RaftNode
     public ulong Transferee => _transferee;
 
     /// <summary>Index of the last entry.</summary>
-    public ulong LastIndex => (ulong)_log.Count;
+    public ulong LastIndex => _snapIndex + (ulong)_log.Count;
 
-    private ulong LastTerm => _log.Count == 0 ? 0 : _log[^1].Term;
+    /// <summary>Index of the last snapshot (the log starts after it).</summary>
+    public ulong SnapshotIndex => _snapIndex;
 
-    private ulong TermAt(ulong index) => index == 0 || index > LastIndex ? 0 : _log[(int)index - 1].Term;
+    /// <summary>What the last snapshot covers (null: none yet).</summary>
+    public SnapshotMetadata? SnapshotMetadata => _snapMeta;
+
+    private ulong LastTerm => _log.Count == 0 ? _snapTerm : _log[^1].Term;
+
+    private int Offset(ulong index) => (int)(index - _snapIndex - 1);
+
+    private Entry At(ulong index) => _log[Offset(index)];
+
+    /// <summary>Term of the entry at <paramref name="index"/>; 0 when unknown (past the end, or inside the snapshot).</summary>
+    private ulong TermAt(ulong index) => index == _snapIndex ? _snapTerm : index < _snapIndex || index > LastIndex ? 0 : At(index).Term;
 
     private int Quorum => _voters.Count / 2 + 1;
 

@@ -517,3 +517,59 @@ public sealed class MembershipTests
         Assert.Equal(Role.Follower, n.Role);                  // never stands again
     }
 }
+
+public sealed class SnapshotTests
+{
+    private static List<Message> Drain(RaftNode n, List<Ready>? readies = null)
+    {
+        var all = new List<Message>();
+        while (n.GetReady() is { } r)
+        {
+            readies?.Add(r);
+            all.AddRange(r.Messages);
+            n.Advance(r);
+        }
+        return all;
+    }
+
+    [Fact]
+    public void A_follower_behind_the_leaders_snapshot_receives_it_installs_it_and_catches_up_after_it()
+    {
+        var leader = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 8 });
+        while (leader.Role != Role.Candidate) leader.Tick();
+        Drain(leader);
+        leader.Step(new Message(MessageType.VoteResponse, 2, 1, leader.Term));
+        Drain(leader);
+        for (var i = 0; i < 5; i++) leader.Propose([(byte)i]);
+        Drain(leader);
+        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
+        Drain(leader);
+        Assert.Equal(leader.LastIndex, leader.Commit);
+        Assert.Throws<ArgumentException>(() => leader.Compact(leader.LastIndex + 1, [9]));
+        leader.Compact(leader.Commit, [42]);
+        Assert.Equal(leader.Commit, leader.SnapshotIndex);
+        leader.Propose([7]);
+        var toThree = Drain(leader).Where(m => m.To == 3).ToList();
+        Assert.DoesNotContain(toThree, m => m.Type == MessageType.Snapshot); // still probing from its start index
+        // Member 3 says it has nothing: its next entry is compacted away, so the snapshot goes out.
+        leader.Step(new Message(MessageType.AppendResponse, 3, 1, leader.Term, Reject: true, Index: 0));
+        var snapshot = Drain(leader).Single(m => m.To == 3 && m.Type == MessageType.Snapshot);
+        Assert.Equal(leader.SnapshotIndex, snapshot.Index);
+        Assert.Equal([1UL, 2UL, 3UL], snapshot.Snapshot!.Voters);
+
+        var follower = new RaftNode(new RaftOptions { Id = 3, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false });
+        follower.Step(snapshot);
+        var readies = new List<Ready>();
+        var reply = Drain(follower, readies).Single();
+        var installed = readies.Single(r => r.Snapshot is not null).Snapshot!.Value;
+        Assert.Equal([42], installed.Data);
+        Assert.Equal(snapshot.Index, reply.Index);
+        Assert.Equal(snapshot.Index, follower.Commit);
+        // The leader continues after the snapshot.
+        leader.Step(reply);
+        var next = Drain(leader).Single(m => m.To == 3 && m.Type == MessageType.Append);
+        Assert.Equal(snapshot.Index, next.Index);
+        follower.Step(next);
+        Assert.Equal(leader.LastIndex, follower.LastIndex);
+    }
+}

@@ -14,6 +14,34 @@ public sealed class SimulationTests
     {
         public HardState State;
         public List<Entry> Log = [];
+        public (SnapshotMetadata Meta, byte[] Data)? Snapshot;
+    }
+
+    /// <summary>The simulated state machine is the list of applied entries; a snapshot is that list's bytes.</summary>
+    private static byte[] Encode(List<Entry> applied)
+    {
+        using var ms = new MemoryStream();
+        using var w = new BinaryWriter(ms);
+        w.Write(applied.Count);
+        foreach (var e in applied)
+        {
+            w.Write(e.Index); w.Write(e.Term); w.Write((byte)e.Kind); w.Write(e.Data.Length); w.Write(e.Data);
+        }
+        w.Flush();
+        return ms.ToArray();
+    }
+
+    private static List<Entry> Decode(byte[] data)
+    {
+        using var r = new BinaryReader(new MemoryStream(data));
+        var n = r.ReadInt32();
+        var list = new List<Entry>(n);
+        for (var i = 0; i < n; i++)
+        {
+            var index = r.ReadUInt64(); var term = r.ReadUInt64(); var kind = (EntryKind)r.ReadByte(); var len = r.ReadInt32();
+            list.Add(new Entry(index, term, r.ReadBytes(len), kind));
+        }
+        return list;
     }
 
     private sealed class Cluster
@@ -54,8 +82,10 @@ public sealed class SimulationTests
         public void Start(ulong id, int seed)
         {
             var disk = Disks[id];
-            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Initial, ElectionTicks = 10, Seed = seed + Rng.Next(), PreVote = _guards, CheckQuorum = _guards }, disk.State, [.. disk.Log]);
-            Applied[id].Clear(); // the state machine replays from the log after a restart
+            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Initial, ElectionTicks = 10, Seed = seed + Rng.Next(), PreVote = _guards, CheckQuorum = _guards }, disk.State, [.. disk.Log], disk.Snapshot);
+            // The state machine restarts from the snapshot, then the log replays after it.
+            Applied[id].Clear();
+            if (disk.Snapshot is { } snap) Applied[id].AddRange(Decode(snap.Data));
         }
 
         private bool Connected(ulong a, ulong b) => Partition is null || Partition.Contains(a) == Partition.Contains(b);
@@ -68,6 +98,19 @@ public sealed class SimulationTests
             {
                 var disk = Disks[id];
                 if (ready.HardState is { } hs) disk.State = hs;
+                if (ready.Snapshot is { } installed)
+                {
+                    disk.Snapshot = installed;
+                    disk.Log.RemoveAll(x => x.Index <= installed.Meta.Index);
+                    var restored = Decode(installed.Data);
+                    // The snapshot's history must agree with everything applied anywhere.
+                    foreach (var e in restored)
+                    {
+                        if (AppliedAt.TryGetValue(e.Index, out var seen)) Assert.True(seen == (e.Term, Encoding.UTF8.GetString(e.Data)), $"{Where}: snapshot disagrees at index {e.Index}");
+                    }
+                    Applied[id].Clear();
+                    Applied[id].AddRange(restored);
+                }
                 foreach (var e in ready.Entries)
                 {
                     disk.Log.RemoveAll(x => x.Index >= e.Index);
@@ -129,17 +172,15 @@ public sealed class SimulationTests
                 foreach (var b in Ids)
                 {
                     if (a >= b) continue;
-                    var la = Disks[a].Log;
-                    var lb = Disks[b].Log;
-                    var n = Math.Min(la.Count, lb.Count);
-                    for (var i = n - 1; i >= 0; i--)
+                    // Compare by index: logs may start after different snapshots.
+                    var la = Disks[a].Log.ToDictionary(e => e.Index);
+                    var lb = Disks[b].Log.ToDictionary(e => e.Index);
+                    var common = la.Keys.Where(lb.ContainsKey).OrderDescending().ToList();
+                    var top = common.FirstOrDefault(i => la[i].Term == lb[i].Term);
+                    foreach (var j in common)
                     {
-                        if (la[i].Term != lb[i].Term) continue;
-                        for (var j = 0; j <= i; j++)
-                        {
-                            Assert.True(la[j].Term == lb[j].Term && la[j].Data.AsSpan().SequenceEqual(lb[j].Data), $"{Where}: members {a} and {b} share index {i + 1} term {la[i].Term} but differ at {j + 1}");
-                        }
-                        break;
+                        if (j > top) continue;
+                        Assert.True(la[j].Term == lb[j].Term && la[j].Data.AsSpan().SequenceEqual(lb[j].Data), $"{Where}: members {a} and {b} share index {top} term {la[top].Term} but differ at {j}");
                     }
                 }
             }
@@ -218,6 +259,20 @@ public sealed class SimulationTests
             else if (roll < 96)
             {
                 c.Partition = c.Rng.Next(2) == 0 ? null : [.. c.Ids.Where(_ => c.Rng.Next(2) == 0)];
+            }
+            if (c.Rng.Next(50) == 0)
+            {
+                // A member snapshots what it applied and drops that part of its log.
+                var id = c.Ids[c.Rng.Next(c.Ids.Length)];
+                if (c.Nodes[id] is { } node && c.Applied[id].Count > 0 && (ulong)c.Applied[id].Count > node.SnapshotIndex)
+                {
+                    var upTo = (ulong)c.Applied[id].Count;
+                    var data = Encode(c.Applied[id]);
+                    node.Compact(upTo, data);
+                    var disk = c.Disks[id];
+                    disk.Snapshot = (node.SnapshotMetadata!, data);
+                    disk.Log.RemoveAll(e => e.Index <= upTo);
+                }
             }
             if (step % 100 == 0) c.CheckLogMatching();
             foreach (var (id, applied) in c.Applied)
