@@ -8,6 +8,7 @@ public sealed partial class RaftNode
     {
         if (Role == Role.Leader)
         {
+            _ticks++;
             if (_transferee != 0 && ++_transferElapsed >= _options.ElectionTicks) _transferee = 0; // hand-over did not happen in time
             if (++_electionElapsed >= _options.ElectionTicks)
             {
@@ -23,7 +24,8 @@ public sealed partial class RaftNode
             if (++_heartbeatElapsed >= _options.HeartbeatTicks)
             {
                 _heartbeatElapsed = 0;
-                foreach (var peer in Peers()) SendHeartbeat(peer, 0);
+                var round = NextRound();
+                foreach (var peer in Peers()) SendHeartbeat(peer, round);
             }
             return;
         }
@@ -91,23 +93,35 @@ public sealed partial class RaftNode
 
     private void StartRead(byte[] context)
     {
-        if (Quorum == 1)
+        // A lease read: a quorum answered within this election timeout, and check-quorum guarantees no other leader
+        // can have been elected meanwhile (the others ignore votes while they hear from this leader).
+        if (Quorum == 1 || (_options.LeaseReads && _ticks < _leaseUntil))
         {
             _readStates.Add(new ReadState(Commit, context));
             return;
         }
         // Reads asked before the caller takes the next Ready share one heartbeat round.
         var sendRound = !_roundOpen;
+        var round = NextRound();
+        _pendingReads.Add((round, Commit, context));
         if (sendRound)
         {
-            _readRound++;
-            _roundOpen = true;
+            foreach (var peer in Peers()) SendHeartbeat(peer, round);
         }
-        _pendingReads.Add((_readRound, Commit, context));
-        if (sendRound)
+    }
+
+    /// <summary>The open heartbeat round, or a new one stamped with the lease clock.</summary>
+    private ulong NextRound()
+    {
+        if (_roundOpen) return _readRound;
+        _readRound++;
+        _roundOpen = true;
+        _roundSentAt[_readRound] = _ticks;
+        if (_roundSentAt.Count > 1024)
         {
-            foreach (var peer in Peers()) SendHeartbeat(peer, _readRound);
+            foreach (var old in _roundSentAt.Keys.Where(k => k + 512 < _readRound).ToList()) _roundSentAt.Remove(old);
         }
+        return _readRound;
     }
 
     private void OnReadAck(ulong from, ulong round)
@@ -120,6 +134,8 @@ public sealed partial class RaftNode
         foreach (var peer in VoterPeers()) rounds.Add(_readAcked.GetValueOrDefault(peer));
         rounds.Sort();
         var confirmed = rounds[rounds.Count - Quorum];
+        // The lease: a quorum heard this leader no earlier than the round went out, and ignores votes for an election timeout.
+        if (confirmed > 0 && _roundSentAt.TryGetValue(confirmed, out var sentAt)) _leaseUntil = Math.Max(_leaseUntil, sentAt + _options.ElectionTicks);
         var released = 0;
         foreach (var (r, index, context) in _pendingReads)
         {
@@ -274,6 +290,7 @@ public sealed partial class RaftNode
         _pendingReads.Clear();
         _postponedReads.Clear();
         _readAcked.Clear();
+        _leaseUntil = 0;
         if (term != Term) Vote = 0;
         Term = term;
         Role = Role.Follower;

@@ -101,6 +101,14 @@ public sealed record RaftOptions
     /// <summary>A leader that has not heard from a quorum for an election timeout steps down; members that heard from a leader within it ignore vote requests.</summary>
     public bool CheckQuorum { get; init; } = true;
 
+    /// <summary>
+    /// Serve <see cref="RaftNode.ReadIndex"/> from the leader's lease without a heartbeat round: until an election
+    /// timeout after it sent the newest heartbeat round a quorum answered, no other leader can be elected, because
+    /// members that heard it ignore vote requests for that long. Needs <see cref="CheckQuorum"/> (which makes members
+    /// ignore those votes) and assumes members' clocks tick at the same rate; refused without check-quorum.
+    /// </summary>
+    public bool LeaseReads { get; init; }
+
     /// <summary>Seed of the election-timeout randomness (deterministic for a given seed).</summary>
     public int Seed { get; init; }
 
@@ -120,6 +128,10 @@ public sealed record RaftOptions
             throw new ArgumentException("MaxBytesPerMessage and MaxInflightMessages must be positive, and MaxInflightBytes at least MaxBytesPerMessage.", nameof(MaxInflightBytes));
         }
         if (MaxUncommittedBytes < 1) throw new ArgumentException("MaxUncommittedBytes must be positive.", nameof(MaxUncommittedBytes));
+        if (LeaseReads && !CheckQuorum)
+        {
+            throw new ArgumentException("LeaseReads needs CheckQuorum: without it a leader cut off from the others keeps believing it leads and would serve stale reads. Turn CheckQuorum on, or LeaseReads off.", nameof(LeaseReads));
+        }
     }
 }
 
@@ -178,7 +190,10 @@ public sealed partial class RaftNode
     private ulong _transferee;         // leader: the member leadership is being handed to (0: none)
     private int _transferElapsed;      // leader: ticks since the hand-over began; it is abandoned after an election timeout
     private const ulong ForcedElection = 1; // Context of vote requests from a hand-over: voters in a leader lease still answer
-    private bool _roundOpen;           // a read round's heartbeats are still in the outbox: new reads join it
+    private bool _roundOpen;           // a round's heartbeats are still in the outbox: new reads join it
+    private long _ticks;               // leader: ticks so far (the lease clock)
+    private readonly Dictionary<ulong, long> _roundSentAt = []; // leader: tick each heartbeat round went out
+    private long _leaseUntil;          // leader: lease reads are served before this tick
     private ulong _stable;             // entries ≤ this are persisted
     private ulong _applied;            // entries ≤ this were handed out to apply; applied ≤ commit
     private HardState _persisted;      // the hard state last handed out

@@ -573,3 +573,48 @@ public sealed class SnapshotTests
         Assert.Equal(leader.LastIndex, follower.LastIndex);
     }
 }
+
+public sealed class LeaseReadTests
+{
+    [Fact]
+    public void Lease_reads_need_check_quorum_and_are_served_without_a_round_while_a_quorum_was_heard()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], LeaseReads = true, CheckQuorum = false }));
+        Assert.Contains("needs CheckQuorum", e.Message);
+
+        var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = true, LeaseReads = true, Seed = 4 });
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Drain(n);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // commits the no-op
+        Drain(n);
+        // No lease yet: nobody has answered a heartbeat round, so the read takes a round.
+        Assert.True(n.ReadIndex([4]));
+        var round = Drain(n).Messages.First(m => m.Context > 0).Context;
+        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
+        Assert.Equal([4], Drain(n).Reads.Single().Context);
+        // Now a quorum answered a round sent at this tick: for an election timeout, reads need no round.
+        Assert.True(n.ReadIndex([5]));
+        var (messages, reads) = Drain(n);
+        Assert.Equal([5], reads.Single().Context);                // answered at once
+        Assert.DoesNotContain(messages, m => m.Context > 0);      // no heartbeat round
+        for (var i = 0; i < 10; i++) n.Tick();                   // the lease runs out (and answers to new rounds are missing)
+        Drain(n);
+        Assert.True(n.ReadIndex([6]));
+        Assert.Empty(Drain(n).Reads);
+    }
+
+    private static (List<Message> Messages, List<ReadState> Reads) Drain(RaftNode n)
+    {
+        var messages = new List<Message>();
+        var reads = new List<ReadState>();
+        while (n.GetReady() is { } r)
+        {
+            messages.AddRange(r.Messages);
+            reads.AddRange(r.ReadStates);
+            n.Advance(r);
+        }
+        return (messages, reads);
+    }
+}

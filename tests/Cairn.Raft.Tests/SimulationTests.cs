@@ -195,7 +195,7 @@ public sealed class SimulationTests
     [MemberData(nameof(Sizes))]
     public void Thousands_of_seeds_keep_raft_safe_and_live(int size)
     {
-        var seeds = int.TryParse(Environment.GetEnvironmentVariable("CAIRN_RAFT_SEEDS"), out var s) ? s : 300;
+        var seeds = int.TryParse(Environment.GetEnvironmentVariable("CAIRN_RAFT_SEEDS"), out var s) ? s : 1_000;
         for (var seed = 1; seed <= seeds; seed++) RunSeed(seed * 7919 + size, size);
     }
 
