@@ -1,0 +1,180 @@
+using System.Security.Cryptography;
+using Cairn.Crypto;
+
+namespace Cairn.Storage;
+
+/// <summary>Creating a file, choosing its meta page on open, and its keys.</summary>
+public sealed partial class Database
+{
+    /// <summary>Writes a new empty database next to <paramref name="path"/> and renames it into place, so creation is atomic.</summary>
+    private static void Create(string path, int pageSize, IKeyProvider? masterKey)
+    {
+        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.creating";
+        var meta = new MetaState { PageSize = pageSize, FileId = new Guid(RandomNumberGenerator.GetBytes(16)), PageCount = 2 };
+        if (masterKey is not null)
+        {
+            meta.Flags |= MetaState.FlagEncrypted;
+            meta.DataKeyId = 1;
+            meta.WrappedKey = new byte[KeyWrap.WrappedSize];
+            var dataKey = RandomNumberGenerator.GetBytes(32);
+            KeyWrap.Wrap(masterKey, dataKey, meta.KeyContext(), meta.WrappedKey);
+            CryptographicOperations.ZeroMemory(dataKey);
+        }
+        var page = new byte[pageSize * 2];
+        meta.TxnId = 0;
+        meta.Write(page);
+        meta.TxnId = 1;
+        meta.Write(page.AsSpan(pageSize));
+        using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        {
+            fs.Write(page);
+            fs.Flush(flushToDisk: true);
+        }
+        try
+        {
+            System.IO.File.Move(temp, path, overwrite: false);
+        }
+        catch (IOException) when (System.IO.File.Exists(path))
+        {
+            System.IO.File.Delete(temp); // someone else created it first: open theirs
+            return;
+        }
+        SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+    }
+
+    private static (MetaState Meta, int Slot, MetaState Other) ReadMeta(IPageFile file, string path, StorageOptions options)
+    {
+        var length = file.Length;
+        if (length < 2 * StorageOptions.MinPageSize)
+        {
+            throw new IncompatibleFormatException($"{path} is {length} bytes, too short to be a Cairn database (a new one is at least {2 * StorageOptions.MinPageSize}); check the path.");
+        }
+        var buf = new byte[MetaState.RecordSize];
+        file.Read(buf, 0);
+        var r0 = MetaState.TryRead(buf, out var m0, out var v0);
+        if (r0 == MetaState.ReadResult.BadVersion)
+        {
+            throw new IncompatibleFormatException($"{path} has format version {v0}; this build reads version {MetaState.FormatVersion}. Use a matching Cairn release.");
+        }
+        // Meta 1 sits one page in; its page size comes from meta 0, or is searched for when meta 0 is damaged.
+        MetaState m1 = default;
+        var r1 = MetaState.ReadResult.NotCairn;
+        uint v1 = 0;
+        for (var ps = StorageOptions.MinPageSize; ps <= StorageOptions.MaxPageSize && r1 != MetaState.ReadResult.Ok; ps *= 2)
+        {
+            if (r0 == MetaState.ReadResult.Ok && ps != m0.PageSize) continue;
+            if (length < 2L * ps) break;
+            file.Read(buf, ps);
+            r1 = MetaState.TryRead(buf, out m1, out v1);
+            if (r1 == MetaState.ReadResult.Ok && m1.PageSize != ps) r1 = MetaState.ReadResult.BadChecksum;
+        }
+        if (r1 == MetaState.ReadResult.BadVersion)
+        {
+            throw new IncompatibleFormatException($"{path} has format version {v1}; this build reads version {MetaState.FormatVersion}.");
+        }
+        if (r0 == MetaState.ReadResult.NotCairn)
+        {
+            // No magic at the start: a foreign file, unless meta 1 proves it is ours with page 0 damaged.
+            if (r1 == MetaState.ReadResult.NotCairn) throw new IncompatibleFormatException($"{path} is not a Cairn database (no Cairn magic at the start); check the path.");
+            r0 = MetaState.ReadResult.BadChecksum;
+        }
+        MetaState chosen;
+        int slot;
+        if (r0 == MetaState.ReadResult.Ok && r1 == MetaState.ReadResult.Ok)
+        {
+            if (m0.FileId != m1.FileId)
+            {
+                throw new CorruptDatabaseException(1, "the two meta pages belong to different files");
+            }
+            (chosen, slot) = m0.TxnId >= m1.TxnId ? (m0, 0) : (m1, 1);
+        }
+        else if (r0 == MetaState.ReadResult.Ok || r1 == MetaState.ReadResult.Ok)
+        {
+            var (good, goodSlot, bad) = r0 == MetaState.ReadResult.Ok ? (m0, 0, 1) : (m1, 1, 0);
+            if (!options.AllowMetaFallback)
+            {
+                throw new CorruptDatabaseException(bad, $"meta page checksum mismatch; meta page {goodSlot} is intact at transaction {good.TxnId}. " +
+                    "Restore from a backup or a replica, or open with StorageOptions.AllowMetaFallback to roll back to that transaction.");
+            }
+            (chosen, slot) = (good, goodSlot);
+        }
+        else
+        {
+            throw new CorruptDatabaseException(0, "both meta pages are damaged (checksum mismatch); restore from a backup or a replica");
+        }
+        if (chosen.PageSize < StorageOptions.MinPageSize || chosen.PageSize > StorageOptions.MaxPageSize || (chosen.PageSize & (chosen.PageSize - 1)) != 0)
+        {
+            throw new CorruptDatabaseException(slot, $"meta page names an impossible page size {chosen.PageSize}");
+        }
+        var needed = (long)chosen.PageCount * chosen.PageSize;
+        if (chosen.PageCount < 2 || length < needed)
+        {
+            throw new CorruptDatabaseException($"{path} is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages ({needed} bytes) but the file has {length} bytes. Restore from a backup or a replica.");
+        }
+        return (chosen, slot, slot == 0 ? m1 : m0);
+    }
+
+    private static PageCipher? OpenCipher(string path, MetaState meta, StorageOptions options)
+    {
+        if (!meta.Encrypted)
+        {
+            if (options.MasterKey is not null)
+            {
+                throw new EncryptionKeyException($"{path} is not encrypted but a master key was given. Cairn does not encrypt a database in place: open it without a key, or create a new encrypted database and copy the data into it.");
+            }
+            return null;
+        }
+        if (options.MasterKey is null)
+        {
+            throw new EncryptionKeyException($"{path} is encrypted; open it with StorageOptions.MasterKey set to the key it was created (or last rotated) with.");
+        }
+        Span<byte> dataKey = stackalloc byte[32];
+        try
+        {
+            if (meta.WrappedKey is null || !KeyWrap.TryUnwrap(options.MasterKey, meta.WrappedKey, meta.KeyContext(), dataKey))
+            {
+                throw new EncryptionKeyException($"The master key ({options.MasterKey.KeyId}) does not open {path}: it is not the key the database was created or last rotated with. Nothing was changed.");
+            }
+            return new PageCipher(dataKey, (ushort)meta.DataKeyId, meta.FileId);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dataKey);
+        }
+    }
+
+    /// <summary>
+    /// Wraps the data key under <paramref name="newKey"/> and writes it into both meta pages, so the old master key
+    /// opens nothing from now on. Data pages are not touched. Waits for the writer.
+    /// </summary>
+    public void RotateMasterKey(IKeyProvider newKey)
+    {
+        ArgumentNullException.ThrowIfNull(newKey);
+        if (Cipher is null) throw new EncryptionKeyException($"{Path} is not encrypted; there is no master key to rotate.");
+        _writer.Wait();
+        try
+        {
+            RepairMetaSlot();
+            MetaState meta;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                meta = _current;
+            }
+            var wrapped = new byte[KeyWrap.WrappedSize];
+            KeyWrap.Wrap(newKey, Cipher.DataKey, meta.KeyContext(), wrapped);
+            meta.WrappedKey = wrapped;
+            // Twice, so neither meta page keeps the data key wrapped under the old master key.
+            for (var i = 0; i < 2; i++)
+            {
+                meta.TxnId++;
+                WriteMetaDurably(meta);
+                lock (_lock) _current = meta;
+            }
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+}
