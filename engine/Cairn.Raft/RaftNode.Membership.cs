@@ -24,21 +24,23 @@ public sealed partial class RaftNode
         }
     }
 
-    private void ApplyChange(ConfigChange c)
+    private void ApplyChange(ConfigChange c) => ApplyChange(_voters, _learners, c);
+
+    private static void ApplyChange(HashSet<ulong> voters, HashSet<ulong> learners, ConfigChange c)
     {
         switch (c.Type)
         {
             case ConfigChangeType.AddVoter:
             case ConfigChangeType.PromoteLearner:
-                _learners.Remove(c.Member);
-                _voters.Add(c.Member);
+                learners.Remove(c.Member);
+                voters.Add(c.Member);
                 break;
             case ConfigChangeType.AddLearner:
-                if (!_voters.Contains(c.Member)) _learners.Add(c.Member);
+                if (!voters.Contains(c.Member)) learners.Add(c.Member);
                 break;
             case ConfigChangeType.Remove:
-                _voters.Remove(c.Member);
-                _learners.Remove(c.Member);
+                voters.Remove(c.Member);
+                learners.Remove(c.Member);
                 break;
         }
     }
@@ -77,11 +79,7 @@ public sealed partial class RaftNode
         var learners = new HashSet<ulong>(_snapMeta?.Learners ?? _options.Learners);
         for (var i = _snapIndex + 1; i <= index; i++)
         {
-            if (At(i).Kind != EntryKind.Config) continue;
-            var c = ConfigChange.Decode(At(i).Data);
-            if (c.Type is ConfigChangeType.AddVoter or ConfigChangeType.PromoteLearner) { learners.Remove(c.Member); voters.Add(c.Member); }
-            else if (c.Type == ConfigChangeType.AddLearner) { if (!voters.Contains(c.Member)) learners.Add(c.Member); }
-            else { voters.Remove(c.Member); learners.Remove(c.Member); }
+            if (At(i).Kind == EntryKind.Config) ApplyChange(voters, learners, ConfigChange.Decode(At(i).Data));
         }
         return ([.. voters.Order()], [.. learners.Order()]);
     }
