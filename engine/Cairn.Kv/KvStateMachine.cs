@@ -82,7 +82,19 @@ public sealed class KvStateMachine : IDisposable
     {
         options ??= new KvOptions();
         options.Validate();
-        return new KvStateMachine(path, Database.Open(path, options.Storage), options);
+        var db = Database.Open(path, options.Storage);
+        try
+        {
+            using var tx = db.BeginWrite();
+            Mvcc.CreateTrees(tx);
+            tx.Commit(); // a no-op once the trees exist
+        }
+        catch
+        {
+            db.Dispose();
+            throw;
+        }
+        return new KvStateMachine(path, db, options);
     }
 
     /// <summary>The options it was opened with.</summary>

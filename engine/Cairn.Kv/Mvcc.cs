@@ -46,6 +46,12 @@ internal sealed class Mvcc
         }
     }
 
+    /// <summary>Creates every tree of the key space once, when a store is opened, so readers can open them without asking.</summary>
+    public static void CreateTrees(WriteTransaction w)
+    {
+        foreach (var name in new[] { IndexTree, HistoryTree, EventsTree, MetaTree, LeaseTree, LeaseKeysTree }) w.CreateTree(name);
+    }
+
     /// <summary>Trees are opened on first use: a point read touches only the ones it needs.</summary>
     private Tree Open(ref Tree? slot, string name)
     {
@@ -432,8 +438,6 @@ internal sealed class Mvcc
     public void Finish(ulong applied)
     {
         if (applied > 0) Applied = applied;
-        // Every tree exists once anything was written, so readers can open them without asking.
-        _ = _index; _ = _history; _ = _events; _ = _leases; _ = _leaseKeys;
         Span<byte> state = stackalloc byte[25];
         BinaryPrimitives.WriteInt64LittleEndian(state, Revision);
         BinaryPrimitives.WriteInt64LittleEndian(state[8..], CompactRevision);

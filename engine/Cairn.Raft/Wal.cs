@@ -121,6 +121,7 @@ public sealed partial class Wal : IDisposable
             BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8), e.Term);
             e.Data.CopyTo(payload.AsSpan(16));
             tail = Append(tail, e.Kind == EntryKind.Config ? TypeConfigEntry : TypeEntry, payload);
+            NoteIndex(tail.Path, e.Index);
             Apply(e);
         }
         if (hardState is { } hs)
@@ -155,22 +156,19 @@ public sealed partial class Wal : IDisposable
         foreach (var file in SegmentFiles(_dir))
         {
             if (_tail is not null && file == _tail.Path) break;
-            if (SegmentMaxIndex(file) > Snapshot.Index) break;
+            if (_segmentMaxIndex.GetValueOrDefault(file) > Snapshot.Index) break;
             File.Delete(file);
+            _segmentMaxIndex.Remove(file);
             removed++;
         }
         return removed;
     }
 
-    private ulong SegmentMaxIndex(string file)
-    {
-        ulong max = 0;
-        ReadSegment(file, isLast: false, (type, payload) =>
-        {
-            if (type is TypeEntry or TypeConfigEntry) max = Math.Max(max, BinaryPrimitives.ReadUInt64LittleEndian(payload));
-        });
-        return max;
-    }
+    // The highest entry index each segment holds, noted while recovering and appending (no segment is read again).
+    private readonly Dictionary<string, ulong> _segmentMaxIndex = [];
+
+    private void NoteIndex(string segment, ulong index) =>
+        _segmentMaxIndex[segment] = Math.Max(_segmentMaxIndex.GetValueOrDefault(segment), index);
 
     private void Apply(Entry e)
     {
@@ -197,6 +195,7 @@ public sealed partial class Wal : IDisposable
                 {
                     case TypeEntry:
                     case TypeConfigEntry:
+                        NoteIndex(files[i], BinaryPrimitives.ReadUInt64LittleEndian(payload));
                         Apply(new Entry(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray(),
                             type == TypeConfigEntry ? EntryKind.Config : EntryKind.Normal));
                         break;
