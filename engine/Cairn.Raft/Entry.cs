@@ -36,19 +36,23 @@ public enum ConfigChangeType : byte
 /// <param name="Member">Whom it concerns.</param>
 public readonly record struct ConfigChange(ConfigChangeType Type, ulong Member)
 {
-    /// <summary>The change's bytes, as carried by a config entry.</summary>
-    public byte[] Encode()
+    /// <summary>The change's bytes, as carried by a config entry, followed by an opaque <paramref name="context"/> the core ignores (the server's member record).</summary>
+    public byte[] Encode(ReadOnlySpan<byte> context = default)
     {
-        var b = new byte[9];
+        var b = new byte[9 + context.Length];
         b[0] = (byte)Type;
         BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(1), Member);
+        context.CopyTo(b.AsSpan(9));
         return b;
     }
+
+    /// <summary>The opaque context that follows a change in a config entry's bytes (empty when there is none).</summary>
+    public static ReadOnlySpan<byte> Context(ReadOnlySpan<byte> b) => b.Length > 9 ? b[9..] : [];
 
     /// <summary>Reads a change; <see cref="InvalidDataException"/> when the bytes are not one.</summary>
     public static ConfigChange Decode(ReadOnlySpan<byte> b)
     {
-        if (b.Length != 9 || b[0] is < 1 or > 4) throw new InvalidDataException("not a membership change");
+        if (b.Length < 9 || b[0] is < 1 or > 4) throw new InvalidDataException("not a membership change");
         return new ConfigChange((ConfigChangeType)b[0], BinaryPrimitives.ReadUInt64LittleEndian(b[1..]));
     }
 }

@@ -49,8 +49,10 @@ public sealed partial class RaftNode
     /// Proposes one membership change (thesis §4.1: one member at a time). It takes effect on each member as soon as
     /// it is in its log. False when this member does not lead, is handing over, or a change is still uncommitted.
     /// </summary>
+    /// <param name="change">The change.</param>
+    /// <param name="context">Opaque bytes carried with it in the entry (see <see cref="ConfigChange.Context"/>); the core ignores them.</param>
     /// <exception cref="ArgumentException">The change does not fit the current configuration (e.g. adding a voter twice).</exception>
-    public bool ProposeConfigChange(ConfigChange change)
+    public bool ProposeConfigChange(ConfigChange change, byte[]? context = null)
     {
         if (Role != Role.Leader || _transferee != 0) return false;
         for (var i = Commit + 1; i <= LastIndex; i++)
@@ -66,7 +68,7 @@ public sealed partial class RaftNode
             _ => false,
         };
         if (!ok) throw new ArgumentException($"{change.Type} {change.Member} does not fit the configuration (voters {string.Join(",", _voters.Order())}, learners {string.Join(",", _learners.Order())}).", nameof(change));
-        _log.Add(new Entry(LastIndex + 1, Term, change.Encode(), EntryKind.Config));
+        _log.Add(new Entry(LastIndex + 1, Term, change.Encode(context), EntryKind.Config));
         RebuildConfig();
         foreach (var peer in Peers()) SendAppend(peer);
         MaybeCommit();

@@ -58,6 +58,38 @@ public sealed partial class RaftNode
     }
 
     /// <summary>
+    /// Appends several commands at once if this member leads, and sends each follower one append for all of them (the
+    /// caller drains its queue of proposals into one call: batching). Returns how many were appended: 0 when this member
+    /// does not lead or is handing over; fewer than asked when the uncommitted-bytes limit was reached (the rest are
+    /// refused and should be retried later).
+    /// </summary>
+    public int ProposeBatch(IReadOnlyList<byte[]> data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (Role != Role.Leader || _transferee != 0) return 0;
+        var uncommitted = UncommittedBytes();
+        var taken = 0;
+        foreach (var d in data)
+        {
+            ArgumentNullException.ThrowIfNull(d);
+            if (uncommitted + d.Length > _options.MaxUncommittedBytes && uncommitted > 0) break;
+            uncommitted += d.Length;
+            _log.Add(new Entry(LastIndex + 1, Term, d));
+            taken++;
+        }
+        if (taken == 0) return 0;
+        foreach (var peer in Peers())
+        {
+            // A follower being replicated to takes the whole batch now, in as many appends as the window allows.
+            var pr = _progress[peer];
+            do SendAppend(peer);
+            while (pr.State == Progress.Mode.Replicate && pr.Next <= LastIndex && pr.CanSend);
+        }
+        MaybeCommit();
+        return taken;
+    }
+
+    /// <summary>
     /// Hands leadership to <paramref name="to"/> (thesis §3.10): proposals stop, the target is brought up to date, then
     /// told to stand for election at once. Abandoned if it has not happened within an election timeout. False when
     /// this member does not lead or <paramref name="to"/> is not another member.

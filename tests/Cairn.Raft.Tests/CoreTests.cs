@@ -618,3 +618,60 @@ public sealed class LeaseReadTests
         return (messages, reads);
     }
 }
+
+public sealed class BatchTests
+{
+    private static RaftNode Leader()
+    {
+        var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 4, MaxInflightMessages = 8 });
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        return n;
+    }
+
+    private static RaftNode Node() => new(new RaftOptions { Id = 1, Members = [1, 2, 3] });
+
+    private static List<Message> Drain(RaftNode n)
+    {
+        var all = new List<Message>();
+        while (n.GetReady() is { } r)
+        {
+            all.AddRange(r.Messages);
+            n.Advance(r);
+        }
+        return all;
+    }
+
+    [Fact]
+    public void A_batch_of_proposals_goes_to_a_replicating_follower_in_as_many_appends_as_it_needs_and_a_follower_takes_none()
+    {
+        Assert.Equal(0, Node().ProposeBatch([[1], [2]]));
+        var n = Leader();
+        Drain(n);
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 now replicating
+        Drain(n);
+        var first = n.LastIndex + 1;
+        var batch = Enumerable.Range(0, 600).Select(i => BitConverter.GetBytes(i)).ToList();
+        Assert.Equal(600, n.ProposeBatch(batch));
+        var appends = Drain(n).Where(m => m.Type == MessageType.Append && m.To == 2).ToList();
+        Assert.Equal(3, appends.Count);                        // 256 + 256 + 88: the window holds them all
+        var sent = appends.SelectMany(m => m.Entries!).ToList();
+        Assert.Equal(Enumerable.Range(0, 600).Select(i => first + (ulong)i), sent.Select(e => e.Index));
+        Assert.Equal(batch.Select(b => BitConverter.ToInt32(b)), sent.Select(e => BitConverter.ToInt32(e.Data)));
+    }
+
+    [Fact]
+    public void A_config_change_carries_an_opaque_context_the_core_ignores()
+    {
+        var n = Leader();
+        Drain(n);
+        Assert.True(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.AddLearner, 9), [7, 8, 9]));
+        Assert.Contains(9UL, n.Learners);
+        var ready = n.GetReady()!;
+        var entry = ready.Entries.Last(e => e.Kind == EntryKind.Config);  // as persisted and sent
+        Assert.Equal(new ConfigChange(ConfigChangeType.AddLearner, 9), ConfigChange.Decode(entry.Data));
+        Assert.Equal([7, 8, 9], ConfigChange.Context(entry.Data).ToArray());
+        Assert.True(ConfigChange.Context(new ConfigChange(ConfigChangeType.Remove, 3).Encode()).IsEmpty);
+    }
+}
