@@ -29,7 +29,13 @@ public sealed record KvCommand
     /// <summary>Raises (true) or disarms (false) the NOSPACE alarm; null: not an alarm command.</summary>
     public bool? NoSpaceAlarm { get; init; }
 
-    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5, TagGrant = 6, TagRevoke = 7, TagAlarm = 8;
+    /// <summary>
+    /// Sets (Value non-null) or deletes (Value null) a record of cluster metadata (the member directory). It does not
+    /// make a revision and watchers never see it; read the records with <see cref="KvStateMachine.ClusterMetadata"/>.
+    /// </summary>
+    public (byte[] Key, byte[]? Value)? Cluster { get; init; }
+
+    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5, TagGrant = 6, TagRevoke = 7, TagAlarm = 8, TagCluster = 9;
 
     /// <summary>The command's bytes.</summary>
     public byte[] Encode()
@@ -42,7 +48,8 @@ public sealed record KvCommand
         else if (LeaseGrant is { } g) { w.Byte(TagGrant); w.Long(g.Id); w.Long(g.Ttl); }
         else if (LeaseRevoke != 0) { w.Byte(TagRevoke); w.Long(LeaseRevoke); }
         else if (NoSpaceAlarm is { } alarm) { w.Byte(TagAlarm); w.Byte(alarm ? (byte)1 : (byte)0); }
-        else throw new InvalidOperationException("An empty command: set Put, Delete, Txn, CompactRevision, LeaseGrant or LeaseRevoke.");
+        else if (Cluster is { } c) WriteCluster(w, c.Key, c.Value);
+        else throw new InvalidOperationException("An empty command: set Put, Delete, Txn, CompactRevision, LeaseGrant, LeaseRevoke, NoSpaceAlarm or Cluster.");
         return w.ToArray();
     }
 
@@ -60,6 +67,7 @@ public sealed record KvCommand
             TagGrant => new KvCommand { LeaseGrant = (Positive(r.Long()), r.Long()) },
             TagRevoke => new KvCommand { LeaseRevoke = Positive(r.Long()) },
             TagAlarm => new KvCommand { NoSpaceAlarm = Flags(r.Byte(), 1) == 1 },
+            TagCluster => new KvCommand { Cluster = ReadCluster(ref r) },
             _ => throw new InvalidDataException($"unknown command tag {tag}"),
         };
         if (!r.AtEnd) throw new InvalidDataException("trailing bytes after the command");
@@ -70,6 +78,21 @@ public sealed record KvCommand
     private static byte Flags(byte f, byte known) => (f & ~known) == 0 ? f : throw new InvalidDataException($"unknown flag bits {f:x2}");
 
     private static long Positive(long v) => v > 0 ? v : throw new InvalidDataException("revision or lease id must be positive");
+
+    // Cluster: key, then flag 1 and the value for a set, flag 0 alone for a delete.
+    private static void WriteCluster(Writer w, byte[] key, byte[]? value)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        w.Byte(TagCluster); w.Bytes(key);
+        if (value is null) w.Byte(0);
+        else { w.Byte(1); w.Bytes(value); }
+    }
+
+    private static (byte[] Key, byte[]? Value) ReadCluster(ref Reader r)
+    {
+        var key = r.Bytes();
+        return (key, Flags(r.Byte(), 1) == 1 ? r.Bytes() : null);
+    }
 
     private static void WritePut(Writer w, PutRequest p)
     {

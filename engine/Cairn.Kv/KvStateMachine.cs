@@ -4,7 +4,9 @@ namespace Cairn.Kv;
 
 /// <summary>The outcome of applying one command: its response, or the error it deterministically failed with.</summary>
 /// <param name="Index">The log index applied.</param>
-/// <param name="Response">A <see cref="PutResponse"/>, <see cref="DeleteRangeResponse"/>, <see cref="TxnResponse"/> or <see cref="CompactResponse"/>; null on error.</param>
+/// <param name="Response">A <see cref="PutResponse"/>, <see cref="DeleteRangeResponse"/>, <see cref="TxnResponse"/>,
+/// <see cref="CompactResponse"/>, lease response or <see cref="ResponseHeader"/> (alarm, cluster record); null on error
+/// and for an empty entry (a no-op).</param>
 /// <param name="Error">The error, when the command was refused (the store is unchanged by it).</param>
 public sealed record ApplyResult(ulong Index, object? Response, KvException? Error);
 
@@ -13,14 +15,15 @@ public sealed record ApplyResult(ulong Index, object? Response, KvException? Err
 /// applied index in the same storage transaction as their changes, so a restart resumes right after the last one
 /// applied. The same log gives the same key space, revisions and <see cref="Hash"/> on every member.
 /// </summary>
-public sealed class KvStateMachine : IDisposable
+public sealed partial class KvStateMachine : IDisposable
 {
-    private Database _db;                    // replaced by Defragment while no reader is open (see the gate)
+    private Database _db;                    // replaced by Defragment and InstallSnapshot while no reader is open (see the gate)
     private readonly string _path;
     private readonly KvOptions _options;
 
-    // The gate between readers and Defragment: readers count themselves in; Defragment closes the gate and waits for
-    // the count to drain before it swaps the file. Not thread-affine, so a reader may end on another thread.
+    // The gate between readers and a file swap (Defragment, InstallSnapshot): readers count themselves in; the swap
+    // closes the gate and waits for the count to drain before it replaces the file. Not thread-affine, so a reader may
+    // end on another thread.
     private readonly object _gate = new();
     private int _readers;
     private bool _swapping;
@@ -82,6 +85,12 @@ public sealed class KvStateMachine : IDisposable
     {
         options ??= new KvOptions();
         options.Validate();
+        return new KvStateMachine(path, OpenDatabase(path, options), options);
+    }
+
+    /// <summary>Opens the file and creates any key-value tree it lacks (a file from an older version).</summary>
+    private static Database OpenDatabase(string path, KvOptions options)
+    {
         var db = Database.Open(path, options.Storage);
         try
         {
@@ -94,7 +103,7 @@ public sealed class KvStateMachine : IDisposable
             db.Dispose();
             throw;
         }
-        return new KvStateMachine(path, db, options);
+        return db;
     }
 
     /// <summary>The options it was opened with.</summary>
@@ -115,32 +124,74 @@ public sealed class KvStateMachine : IDisposable
     /// <summary>Reads below this revision fail with <see cref="CompactedException"/>.</summary>
     public long CompactRevision => Read(m => m.CompactRevision);
 
-    /// <summary>Applies one entry; see <see cref="ApplyBatch"/>.</summary>
+    /// <summary>Applies one entry; see <see cref="ApplyBatch(IReadOnlyList{ValueTuple{ulong, ReadOnlyMemory{byte}}}, bool?)"/>.</summary>
     public ApplyResult Apply(ulong index, ReadOnlySpan<byte> command, bool? durable = null) =>
         ApplyBatch([(index, command.ToArray())], durable) is [var r] ? r : throw new ArgumentException($"Entry {index} is at or below the applied index {AppliedIndex}: already applied.");
+
+    /// <summary>Applies entries in order in one storage transaction; see the overload over memory.</summary>
+    /// <param name="entries">Log entries in index order.</param>
+    /// <param name="durable">Sync before returning; null: as <see cref="StorageOptions.SyncOnCommit"/> says.</param>
+    public IReadOnlyList<ApplyResult> ApplyBatch(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool? durable = null)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        lock (_apply) return ApplyBatchLocked(new ArrayEntries(entries), durable ?? _options.Storage.SyncOnCommit);
+    }
 
     /// <summary>
     /// Applies entries in order in one storage transaction (one sync for the batch). Entries at or below the applied
     /// index are skipped (a replay after restart). An entry that is refused (too large, duplicate key, compacted...)
     /// changes nothing and reports its error; the others still apply. Bytes that are not a command are refused too.
+    /// An empty entry (a leader's no-op, a configuration change) only advances the applied index: its result has
+    /// neither response nor error. The commands may be slices of larger buffers; they are not copied.
     /// </summary>
     /// <param name="entries">Log entries in index order.</param>
     /// <param name="durable">Sync before returning; null: as <see cref="StorageOptions.SyncOnCommit"/> says.</param>
-    public IReadOnlyList<ApplyResult> ApplyBatch(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool? durable = null)
+    public IReadOnlyList<ApplyResult> ApplyBatch(IReadOnlyList<(ulong Index, ReadOnlyMemory<byte> Command)> entries, bool? durable = null)
     {
-        lock (_apply) return ApplyBatchLocked(entries, durable ?? _options.Storage.SyncOnCommit);
+        ArgumentNullException.ThrowIfNull(entries);
+        lock (_apply) return ApplyBatchLocked(new MemoryEntries(entries), durable ?? _options.Storage.SyncOnCommit);
     }
 
-    private List<ApplyResult> ApplyBatchLocked(IReadOnlyList<(ulong Index, byte[] Command)> entries, bool durable)
+    /// <summary>Log entries of either shape, read through a constrained generic so neither is copied into the other.</summary>
+    private interface IEntries
+    {
+        int Count { get; }
+        ulong Index(int i);
+        ReadOnlySpan<byte> Command(int i);
+    }
+
+    private readonly struct ArrayEntries(IReadOnlyList<(ulong Index, byte[] Command)> list) : IEntries
+    {
+        public int Count => list.Count;
+        public ulong Index(int i) => list[i].Index;
+        public ReadOnlySpan<byte> Command(int i) => list[i].Command;
+    }
+
+    private readonly struct MemoryEntries(IReadOnlyList<(ulong Index, ReadOnlyMemory<byte> Command)> list) : IEntries
+    {
+        public int Count => list.Count;
+        public ulong Index(int i) => list[i].Index;
+        public ReadOnlySpan<byte> Command(int i) => list[i].Command.Span;
+    }
+
+    private List<ApplyResult> ApplyBatchLocked<TEntries>(TEntries entries, bool durable) where TEntries : struct, IEntries
     {
         var results = new List<ApplyResult>(entries.Count);
         var applied = AppliedIndex;
+        // A null command with no error is an empty entry: a no-op.
         var pending = new List<(ulong Index, KvCommand? Command, KvException? Error)>();
-        foreach (var (index, bytes) in entries)
+        for (var i = 0; i < entries.Count; i++)
         {
+            var index = entries.Index(i);
             if (index <= applied) continue;
             if (index != applied + 1 && applied != 0) throw new ArgumentException($"Entry {index} does not follow the applied index {applied}; apply the log in order.");
             applied = index;
+            var bytes = entries.Command(i);
+            if (bytes.IsEmpty)
+            {
+                pending.Add((index, null, null));
+                continue;
+            }
             try
             {
                 pending.Add((index, KvCommand.Decode(bytes), null));
@@ -171,7 +222,7 @@ public sealed class KvStateMachine : IDisposable
                 }
                 try
                 {
-                    results.Add(new ApplyResult(index, Execute(m, command!), null));
+                    results.Add(new ApplyResult(index, command is null ? null : Execute(m, command), null));
                     m.EndRequest();
                 }
                 catch (Exception e) when (e is KvException or ArgumentException)
@@ -201,6 +252,7 @@ public sealed class KvStateMachine : IDisposable
             m.SetAlarm(alarm);
             return new ResponseHeader(m.Revision);
         }
+        if (c.Cluster is { } cluster) return m.SetCluster(cluster.Key, cluster.Value);
         return m.Compact(c.CompactRevision);
     }
 
@@ -223,6 +275,9 @@ public sealed class KvStateMachine : IDisposable
     /// <summary>Every granted lease.</summary>
     public IReadOnlyList<LeaseInfo> Leases() => Read(m => m.Leases());
 
+    /// <summary>Every cluster metadata record (see <see cref="KvCommand.Cluster"/>), in key order.</summary>
+    public IReadOnlyList<(byte[] Key, byte[] Value)> ClusterMetadata() => Read(m => m.ClusterMetadata());
+
     /// <summary>A hash of the key space as of <paramref name="revision"/> (0: current), with the revisions it covers.</summary>
     public (ulong Hash, long Revision, long CompactRevision) Hash(long revision = 0) => Read(m =>
     {
@@ -231,67 +286,6 @@ public sealed class KvStateMachine : IDisposable
         var at = revision == 0 ? m.Revision : revision;
         return (m.Hash(at), at, m.CompactRevision);
     });
-
-    /// <summary>
-    /// Rewrites the store into a fresh file holding only live pages, then swaps it in (reads wait for the moment of the
-    /// swap; nothing is lost: the copy is synced before the rename). Returns the file sizes before and after.
-    /// </summary>
-    public DefragmentResult Defragment()
-    {
-        lock (_apply)
-        {
-            lock (_gate)
-            {
-                _swapping = true;
-                while (_readers > 0) Monitor.Wait(_gate);
-            }
-            try
-            {
-                var before = new FileInfo(_path).Length;
-                var temp = _path + ".defrag";
-                File.Delete(temp);
-                using (var fresh = Database.Open(temp, _options.Storage))
-                using (var from = _db.BeginRead())
-                {
-                    foreach (var name in from.GetTreeNames())
-                    {
-                        var batch = fresh.BeginWrite();
-                        var n = 0;
-                        try
-                        {
-                            var to = batch.CreateTree(name);
-                            foreach (var e in from.OpenTree(name).All())
-                            {
-                                to.Put(e.Key, e.Value);
-                                if (++n % 10_000 != 0) continue;
-                                batch.Commit(durable: false);
-                                batch = fresh.BeginWrite();
-                                to = batch.CreateTree(name);
-                            }
-                            batch.Commit(durable: false);
-                        }
-                        finally
-                        {
-                            batch.Dispose();
-                        }
-                    }
-                    fresh.Sync();
-                }
-                _db.Dispose();
-                File.Move(temp, _path, overwrite: true);
-                _db = Database.Open(_path, _options.Storage);
-                return new DefragmentResult(before, new FileInfo(_path).Length);
-            }
-            finally
-            {
-                lock (_gate)
-                {
-                    _swapping = false;
-                    Monitor.PulseAll(_gate);
-                }
-            }
-        }
-    }
 
     /// <summary>Syncs and closes the file.</summary>
     public void Dispose()

@@ -16,12 +16,14 @@ internal sealed class Mvcc
     public const string MetaTree = "kv.meta";
     public const string LeaseTree = "kv.lease";           // lease id (i64 BE) → ttl (i64)
     public const string LeaseKeysTree = "kv.leasekeys";   // lease id (i64 BE) ‖ key → empty
+    public const string ClusterTree = "kv.cluster";       // the server's replicated records (member directory); no revisions
     public static readonly byte[] StateKey = "state"u8.ToArray(); // revision, compact revision, applied index, NOSPACE alarm
+    public const int StateBytes = 25;
 
     private readonly Transaction _tx;
     private readonly KvOptions _options;
     private readonly bool _empty; // read transaction over a store that has never been written
-    private Tree? _indexTree, _historyTree, _eventsTree, _leasesTree, _leaseKeysTree;
+    private Tree? _indexTree, _historyTree, _eventsTree, _leasesTree, _leaseKeysTree, _clusterTree;
     private Tree _meta;
 
     // Write state of the revision being built.
@@ -49,7 +51,7 @@ internal sealed class Mvcc
     /// <summary>Creates every tree of the key space once, when a store is opened, so readers can open them without asking.</summary>
     public static void CreateTrees(WriteTransaction w)
     {
-        foreach (var name in new[] { IndexTree, HistoryTree, EventsTree, MetaTree, LeaseTree, LeaseKeysTree }) w.CreateTree(name);
+        foreach (var name in new[] { IndexTree, HistoryTree, EventsTree, MetaTree, LeaseTree, LeaseKeysTree, ClusterTree }) w.CreateTree(name);
     }
 
     /// <summary>Trees are opened on first use: a point read touches only the ones it needs.</summary>
@@ -67,6 +69,7 @@ internal sealed class Mvcc
     private Tree _events => Open(ref _eventsTree, EventsTree);
     private Tree _leases => Open(ref _leasesTree, LeaseTree);
     private Tree _leaseKeys => Open(ref _leaseKeysTree, LeaseKeysTree);
+    private Tree _cluster => Open(ref _clusterTree, ClusterTree);
 
     /// <summary>The current revision (after the writes made so far in this transaction).</summary>
     public long Revision { get; private set; }
@@ -428,6 +431,35 @@ internal sealed class Mvcc
         return all;
     }
 
+    // ---------------- cluster metadata ----------------
+
+    /// <summary>
+    /// Sets or (null value) deletes a cluster record. No revision, no event: the member directory is not part of the
+    /// key space. Not refused under NOSPACE: membership must stay changeable to recover from it.
+    /// </summary>
+    public ResponseHeader SetCluster(byte[] key, byte[]? value)
+    {
+        ValidateKey(key, allowEmpty: false);
+        if (value is null)
+        {
+            _cluster.Delete(key);
+        }
+        else
+        {
+            if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"cluster record is {value.Length} bytes; the limit is {_options.MaxValueBytes} (KvOptions.MaxValueBytes).");
+            _cluster.Put(key, value);
+        }
+        return new ResponseHeader(Revision);
+    }
+
+    public List<(byte[] Key, byte[] Value)> ClusterMetadata()
+    {
+        var all = new List<(byte[] Key, byte[] Value)>();
+        if (_empty) return all;
+        foreach (var e in _cluster.All()) all.Add((e.Key.ToArray(), e.Value.ToArray()));
+        return all;
+    }
+
     /// <summary>Ends the revision being built: the next write starts the next one.</summary>
     public void EndRequest()
     {
@@ -438,7 +470,7 @@ internal sealed class Mvcc
     public void Finish(ulong applied)
     {
         if (applied > 0) Applied = applied;
-        Span<byte> state = stackalloc byte[25];
+        Span<byte> state = stackalloc byte[StateBytes];
         BinaryPrimitives.WriteInt64LittleEndian(state, Revision);
         BinaryPrimitives.WriteInt64LittleEndian(state[8..], CompactRevision);
         BinaryPrimitives.WriteUInt64LittleEndian(state[16..], Applied);

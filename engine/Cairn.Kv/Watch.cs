@@ -102,6 +102,20 @@ public sealed class WatchHub
         }
     }
 
+    /// <summary>
+    /// The store's state was replaced (a snapshot installed) at <paramref name="revision"/>: every synced watcher drops
+    /// to catching up, so its reader replays the new store's changes from the revision it is owed — or learns that
+    /// they were compacted — exactly as a slow watcher does. Called while no change can be published.
+    /// </summary>
+    internal void Reset(long revision)
+    {
+        lock (_lock)
+        {
+            _published = revision;
+            _synced.Clear();
+        }
+    }
+
     /// <summary>Sends a progress notification to every synced watcher that asked for them.</summary>
     public void NotifyProgress()
     {
