@@ -19,6 +19,8 @@ internal static class Program
             var verb = args.Length > 0 ? args[0] : "demo";
             return verb switch
             {
+                "serve" => Serve.Run(args),
+                "dev-cluster" => Serve.DevCluster(args),
                 "demo" => Demo(Option(args, "--path") ?? "demo.cairn", int.Parse(Option(args, "--keys") ?? "200000", CultureInfo.InvariantCulture), KeyOptions(args, create: true)),
                 "verify" when args.Length > 1 => VerifyFile(args[1], KeyOptions(args, create: false)),
                 "stats" when args.Length > 1 => Stats(args[1], KeyOptions(args, create: false)),
@@ -26,7 +28,7 @@ internal static class Program
                 _ => Usage(2),
             };
         }
-        catch (Exception e) when (e is StorageException or IOException or FormatException or UnauthorizedAccessException)
+        catch (Exception e) when (e is StorageException or IOException or FormatException or UnauthorizedAccessException or ArgumentException or Server.MemberStartException)
         {
             Console.Error.WriteLine($"cairn: {e.Message}");
             return 1;

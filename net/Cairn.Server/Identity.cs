@@ -1,0 +1,137 @@
+using System.Globalization;
+using System.Net.Sockets;
+using Cairn.Protocol;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// Who a data directory belongs to: member name and id, and cluster id, written once in `member/identity` so that a
+/// restarted member cannot silently join another cluster or take another member's place.
+/// </summary>
+internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
+{
+    public static Identity LoadOrCreate(string dir, MemberOptions options)
+    {
+        var path = Path.Combine(dir, "identity");
+        var id = MemberOptions.MemberId(options.Name);
+        if (File.Exists(path))
+        {
+            var fields = File.ReadAllLines(path).Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+            if (!fields.TryGetValue("name", out var name) || !fields.TryGetValue("cluster", out var cluster) ||
+                !ulong.TryParse(cluster, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var clusterId))
+            {
+                throw new MemberStartException($"{path} is damaged (it should hold name= and cluster= lines); restore it or start with an empty --data-dir.");
+            }
+            if (name != options.Name) throw new MemberStartException($"--data-dir {options.DataDir} belongs to member '{name}', not '{options.Name}'; pass --name {name} or another --data-dir.");
+            return new Identity(name, id, clusterId);
+        }
+        var clusterIdNew = options.InitialClusterState == "new"
+            ? MemberOptions.ClusterIdOf(options.Cluster, options.ClusterToken)
+            : AskCluster(options, id);
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, $"name={options.Name}\nmember={id:x16}\ncluster={clusterIdNew:x16}\n");
+        File.Move(tmp, path, overwrite: true);
+        return new Identity(options.Name, id, clusterIdNew);
+    }
+
+    /// <summary>A member joining an existing cluster asks its peers for the cluster id; they answer only members already added.</summary>
+    private static ulong AskCluster(MemberOptions options, ulong self)
+    {
+        var tried = new List<string>();
+        foreach (var (name, url) in options.Cluster)
+        {
+            if (name == options.Name) continue;
+            tried.Add(url);
+            try
+            {
+                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+                socket.ConnectAsync(MemberOptions.ParseEndpoint(url, "--initial-cluster"), cts.Token).AsTask().GetAwaiter().GetResult();
+                using var w = new FrameWriter();
+                PeerCodec.WriteHello(w, 0, self, MemberOptions.MemberId(name), PeerCodec.LinkKind.Query);
+                socket.Send(w.WrittenSpan);
+                socket.ReceiveTimeout = 3000;
+                var header = new byte[Frame.HeaderSize];
+                ReadExactly(socket, header);
+                Frame.TryReadHeader(header, out var h);
+                if (h.PayloadLength > 4096) continue;
+                var payload = new byte[h.PayloadLength];
+                ReadExactly(socket, payload);
+                var r = new PayloadReader(payload);
+                if (h.Type == MessageType.Error)
+                {
+                    var (_, message) = Messages.ReadError(ref r);
+                    throw new MemberStartException($"member {name} at {url} refused to let '{options.Name}' join: {message}");
+                }
+                return r.U64();
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException or ProtocolException)
+            {
+            }
+        }
+        throw new MemberStartException($"--initial-cluster-state existing: no member answered at {string.Join(", ", tried)}. Start the existing members first and run `cairn member add {options.Name} --peer-urls {options.ListenPeer}` before starting this one.");
+    }
+
+    private static void ReadExactly(Socket s, Span<byte> buffer)
+    {
+        while (!buffer.IsEmpty)
+        {
+            var n = s.Receive(buffer);
+            if (n == 0) throw new IOException("connection closed");
+            buffer = buffer[n..];
+        }
+    }
+}
+
+/// <summary>Names and addresses of members: the bootstrap list from the flags, overlaid by the replicated records.</summary>
+internal sealed class MemberDirectory
+{
+    public const string Prefix = "member/";
+    private readonly Dictionary<ulong, (string Name, string PeerUrl, string ClientUrl)> _members;
+
+    private MemberDirectory(Dictionary<ulong, (string, string, string)> members) => _members = members;
+
+    public static MemberDirectory Build(MemberOptions options, IReadOnlyList<(byte[] Key, byte[] Value)> records)
+    {
+        var map = new Dictionary<ulong, (string, string, string)>();
+        foreach (var (name, url) in options.Cluster) map[MemberOptions.MemberId(name)] = (name, url, name == options.Name ? options.ClientUrl : "");
+        foreach (var (key, value) in records)
+        {
+            var k = System.Text.Encoding.UTF8.GetString(key);
+            if (!k.StartsWith(Prefix, StringComparison.Ordinal) || !ulong.TryParse(k.AsSpan(Prefix.Length), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id)) continue;
+            if (Decode(value) is { } rec) map[id] = rec;
+        }
+        return new MemberDirectory(map);
+    }
+
+    public static byte[] Key(ulong id) => System.Text.Encoding.UTF8.GetBytes($"{Prefix}{id:x16}");
+
+    public static byte[] Encode(string name, string peerUrl, string clientUrl) => System.Text.Encoding.UTF8.GetBytes($"{name}\n{peerUrl}\n{clientUrl}");
+
+    public static (string Name, string PeerUrl, string ClientUrl)? Decode(ReadOnlySpan<byte> value)
+    {
+        var parts = System.Text.Encoding.UTF8.GetString(value).Split('\n');
+        return parts.Length == 3 ? (parts[0], parts[1], parts[2]) : null;
+    }
+
+    public (string Name, string PeerUrl, string ClientUrl)? Get(ulong id) => _members.TryGetValue(id, out var m) ? m : null;
+
+    public Dictionary<ulong, string> PeerUrls(ulong self)
+    {
+        var d = new Dictionary<ulong, string>();
+        foreach (var (id, m) in _members) if (id != self) d[id] = m.PeerUrl;
+        return d;
+    }
+
+    public List<MemberInfo> List(IEnumerable<ulong> voters, IEnumerable<ulong> learners)
+    {
+        var list = new List<MemberInfo>();
+        foreach (var id in voters) list.Add(Describe(id, false));
+        foreach (var id in learners) list.Add(Describe(id, true));
+        list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return list;
+    }
+
+    private MemberInfo Describe(ulong id, bool learner) =>
+        _members.TryGetValue(id, out var m) ? new MemberInfo(id, m.Name, m.PeerUrl, m.ClientUrl, learner) : new MemberInfo(id, $"{id:x16}", "", "", learner);
+}

@@ -1,0 +1,551 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Cairn.Kv;
+using Cairn.Protocol;
+using Cairn.Raft;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// The raft thread: the only thread that touches the consensus core and the log. Each round it ticks when due, steps
+/// the messages that arrived, drains every queued proposal into one append, starts one ReadIndex round for every read
+/// waiting, then carries out the core's <see cref="Ready"/> — persist (one fsync for the batch), send, apply the
+/// committed entries in one storage transaction — and answers the clients waiting on them.
+/// </summary>
+public sealed partial class Member
+{
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly ConcurrentQueue<(Message Message, string? SnapshotPath)> _inbox = new();
+    private readonly ConcurrentQueue<Proposal> _proposals = new();
+    private readonly ConcurrentQueue<PendingRead> _reads = new();
+    private readonly ConcurrentQueue<AdminOp> _admin = new();
+    private int _pendingProposals;
+    private ulong _nextSeq;
+
+    // Owned by the raft thread.
+    private readonly Dictionary<ulong, Proposal> _waiting = [];                      // seq → proposal of this member, proposed
+    private readonly List<(ulong Index, List<PendingRead> Reads)> _readBatches = [];  // confirmed read index → reads waiting for apply
+    private readonly Dictionary<ulong, List<PendingRead>> _readRounds = [];          // read-index context → reads in that round
+    private readonly List<(ulong Index, AdminOp Op)> _adminWaiting = [];             // config changes awaiting apply
+    private AdminOp.HandOver? _handOver;
+    private long _handOverDeadline;
+    private ulong _readContext;
+    private readonly List<byte[]> _batch = [];
+    private readonly List<Proposal> _batchProposals = [];
+    private readonly List<(ulong Index, ReadOnlyMemory<byte> Command)> _apply = [];
+    private readonly List<(ulong Index, ulong Origin, ulong Seq)> _applyOrigins = [];
+    private MemberDirectory _directory;
+    private ulong _lastLeader;
+    private volatile bool _published;
+    private long _publishAt;
+    private readonly LeaseKeeper _leases = new();
+    private long _nextLeaseCheck;
+
+    /// <summary>A message from a peer, for the raft thread.</summary>
+    internal void Deliver(Message m, string? snapshotPath = null)
+    {
+        _inbox.Enqueue((m, snapshotPath));
+        _wake.Set();
+    }
+
+    /// <summary>Queues a command for the log; false (busy) when the queue is full.</summary>
+    internal bool TryPropose(Proposal p)
+    {
+        if (Interlocked.Increment(ref _pendingProposals) > _options.MaxPendingProposals)
+        {
+            Interlocked.Decrement(ref _pendingProposals);
+            Interlocked.Increment(ref Stats.ProposalsRefused);
+            return false;
+        }
+        p.Deadline = Stopwatch.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * Stopwatch.Frequency);
+        _proposals.Enqueue(p);
+        _wake.Set();
+        return true;
+    }
+
+    internal void QueueRead(PendingRead r)
+    {
+        r.Deadline = Stopwatch.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * Stopwatch.Frequency);
+        _reads.Enqueue(r);
+        _wake.Set();
+    }
+
+    internal void QueueAdmin(AdminOp op)
+    {
+        _admin.Enqueue(op);
+        _wake.Set();
+    }
+
+    /// <summary>The entry bytes for a command: this member's id and a sequence number (so the proposer can find its waiter when it applies), then the command.</summary>
+    internal byte[] Envelope(ReadOnlySpan<byte> command, out ulong seq)
+    {
+        seq = Interlocked.Increment(ref _nextSeq);
+        var data = new byte[16 + command.Length];
+        BinaryPrimitives.WriteUInt64LittleEndian(data, Id);
+        BinaryPrimitives.WriteUInt64LittleEndian(data.AsSpan(8), seq);
+        command.CopyTo(data.AsSpan(16));
+        return data;
+    }
+
+    private void RaftLoop()
+    {
+        var tick = (long)(_options.HeartbeatInterval.TotalSeconds * Stopwatch.Frequency);
+        var nextTick = Stopwatch.GetTimestamp() + tick;
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (now < nextTick) _wake.WaitOne(TimeSpan.FromSeconds((nextTick - now) / (double)Stopwatch.Frequency));
+                now = Stopwatch.GetTimestamp();
+                var ticked = false;
+                if (now >= nextTick)
+                {
+                    _node.Tick();
+                    ticked = true;
+                    nextTick = now - nextTick > 5 * tick ? now + tick : nextTick + tick; // after a long stall, do not burst
+                }
+                while (_inbox.TryDequeue(out var item)) Step(item.Message, item.SnapshotPath);
+                ProposeQueued();
+                StartReads();
+                RunAdmin();
+                while (_node.GetReady() is { } ready) Carry(ready);
+                ServeReads();
+                if (ticked) Housekeeping(now);
+                PublishView();
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Storage.StorageException or InvalidOperationException)
+        {
+            // The disk failed under the log or the database: nothing more can be made durable. Stop rather than
+            // acknowledge what might not survive.
+            Log($"fatal: {e.GetType().Name}: {e.Message}; stopping this member");
+            _ = Task.Run(() => StopAsync(handOver: false));
+        }
+    }
+
+    private void Step(Message m, string? snapshotPath)
+    {
+        if (m.Type == Raft.MessageType.Snapshot && snapshotPath is not null)
+        {
+            var before = _node.SnapshotIndex;
+            _node.Step(m);
+            var ready = _node.GetReady();
+            if (ready?.Snapshot is { } snap && snap.Meta.Index == m.Snapshot!.Index)
+            {
+                InstallSnapshot(snap.Meta, snapshotPath);
+            }
+            else
+            {
+                TryDelete(snapshotPath);
+            }
+            if (ready is not null) Carry(ready, snapshotInstalled: true);
+            _ = before;
+            return;
+        }
+        _node.Step(m);
+    }
+
+    private void InstallSnapshot(SnapshotMetadata meta, string path)
+    {
+        var info = _sm.InstallSnapshot(path);
+        SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);
+        _wal.SaveSnapshot(meta.Index, meta.Term);
+        _wal.ReleaseSegments();
+        RefreshDirectory();
+        Interlocked.Increment(ref Stats.SnapshotsInstalled);
+        Log($"installed a snapshot at index {meta.Index} (state applied to {info.AppliedIndex}, revision {info.Revision})");
+    }
+
+    private void ProposeQueued()
+    {
+        if (_proposals.IsEmpty) return;
+        _batch.Clear();
+        _batchProposals.Clear();
+        var leader = _node.Role == Role.Leader && _node.Transferee == 0;
+        while (_proposals.TryDequeue(out var p))
+        {
+            Interlocked.Decrement(ref _pendingProposals);
+            if (!leader)
+            {
+                p.Waiter?.Fail(ErrorCode.NoLeader, "this member stopped leading before the request was proposed (it was not applied); retry");
+                continue;
+            }
+            if (p.AddsData && !_sm.NoSpaceAlarm && _sm.Storage.DataSize + 2L * p.Data.Length > _options.QuotaBytes && !_alarmProposed)
+            {
+                // The space check is made where writes are proposed; the alarm itself goes through the log so every member raises it at the same index.
+                _batch.Add(Envelope(new KvCommand { NoSpaceAlarm = true }.Encode(), out _));
+                _batchProposals.Add(new Proposal([], null));
+                _alarmProposed = true;
+                Log($"storage quota reached ({_sm.Storage.DataSize} bytes in use of {_options.QuotaBytes}): raising the NOSPACE alarm");
+            }
+            _batch.Add(p.Data);
+            _batchProposals.Add(p);
+        }
+        if (_batch.Count == 0) return;
+        int taken;
+        try
+        {
+            taken = _node.ProposeBatch(_batch);
+        }
+        catch (ProposalRefusedException e)
+        {
+            taken = 0;
+            foreach (var p in _batchProposals) p.Waiter?.Fail(ErrorCode.Busy, e.Message);
+            return;
+        }
+        for (var i = 0; i < _batchProposals.Count; i++)
+        {
+            var p = _batchProposals[i];
+            if (i < taken)
+            {
+                if (p.Waiter is not null) _waiting[p.Seq] = p;
+            }
+            else
+            {
+                Interlocked.Increment(ref Stats.ProposalsRefused);
+                p.Waiter?.Fail(ErrorCode.Busy, "the leader holds too many uncommitted entries (a follower is slow or down); retry with backoff");
+            }
+        }
+    }
+
+    private bool _alarmProposed;
+
+    private void StartReads()
+    {
+        if (_reads.IsEmpty) return;
+        List<PendingRead>? round = null;
+        while (_reads.TryDequeue(out var r))
+        {
+            if (_node.Role != Role.Leader)
+            {
+                r.Fail(ErrorCode.NoLeader, "this member stopped leading before the read was confirmed; retry");
+                continue;
+            }
+            (round ??= []).Add(r);
+        }
+        if (round is null) return;
+        var context = ++_readContext;
+        var ctx = new byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(ctx, context);
+        if (!_node.ReadIndex(ctx))
+        {
+            foreach (var r in round) r.Fail(ErrorCode.NoLeader, "this member is not the leader; retry");
+            return;
+        }
+        _readRounds[context] = round;
+        Interlocked.Increment(ref Stats.ReadRounds);
+    }
+
+    private void ServeReads()
+    {
+        if (_readBatches.Count == 0) return;
+        var applied = _view.Applied;
+        applied = Math.Max(applied, _appliedIndex);
+        for (var i = 0; i < _readBatches.Count;)
+        {
+            var (index, reads) = _readBatches[i];
+            if (index > applied)
+            {
+                i++;
+                continue;
+            }
+            foreach (var r in reads) r.Serve(this);
+            _readBatches.RemoveAt(i);
+        }
+    }
+
+    private ulong _appliedIndex;
+
+    private void RunAdmin()
+    {
+        while (_admin.TryDequeue(out var op))
+        {
+            switch (op)
+            {
+                case AdminOp.Change c:
+                    try
+                    {
+                        if (!_node.ProposeConfigChange(c.ChangeToMake, c.Context))
+                        {
+                            c.Fail(_node.Role == Role.Leader ? ErrorCode.MemberChange : ErrorCode.NoLeader,
+                                _node.Role == Role.Leader ? "another membership change is still in progress; retry when it has committed" : "this member is not the leader; retry");
+                            break;
+                        }
+                        _adminWaiting.Add((_node.LastIndex, c));
+                    }
+                    catch (ArgumentException e)
+                    {
+                        c.Fail(ErrorCode.MemberChange, e.Message);
+                    }
+                    break;
+                case AdminOp.Transfer t:
+                    if (!_node.TransferLeadership(t.To))
+                    {
+                        t.Fail(_node.Role == Role.Leader ? ErrorCode.MemberChange : ErrorCode.NoLeader,
+                            _node.Role == Role.Leader ? $"member {t.To:x16} is not a voter of this cluster" : "this member is not the leader; retry");
+                        break;
+                    }
+                    _adminWaiting.Add((0, t));
+                    t.Deadline = Stopwatch.GetTimestamp() + (long)(_options.ElectionTimeout.TotalSeconds * 2 * Stopwatch.Frequency);
+                    break;
+                case AdminOp.HandOver h:
+                    var target = _node.Voters.Where(v => v != Id).OrderBy(v => v).FirstOrDefault();
+                    if (target == 0 || !_node.TransferLeadership(target))
+                    {
+                        h.Done.TrySetResult(false);
+                        break;
+                    }
+                    _handOver = h;
+                    _handOverDeadline = Stopwatch.GetTimestamp() + (long)(_options.ElectionTimeout.TotalSeconds * 2 * Stopwatch.Frequency);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Carries out a Ready: persist, send, apply, in that order (the core's contract), then advance.</summary>
+    private void Carry(Ready ready, bool snapshotInstalled = false)
+    {
+        Interlocked.Increment(ref Stats.ReadyBatches);
+        if (ready.Snapshot is { } snap && !snapshotInstalled)
+        {
+            // Only a snapshot message delivered with its data file yields one; anything else is a protocol slip.
+            Log($"ignoring a snapshot at index {snap.Meta.Index} that arrived without its data");
+        }
+        if (ready.HardState is not null || ready.Entries.Count > 0)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            _wal.Save(ready.HardState, ready.Entries);
+            Interlocked.Add(ref Stats.WalSyncTicks, Stopwatch.GetTimestamp() - t0);
+        }
+        if (ready.Messages.Count > 0) _peers.Send(ready.Messages);
+        if (ready.Committed.Count > 0) Apply(ready.Committed);
+        foreach (var rs in ready.ReadStates)
+        {
+            var context = BinaryPrimitives.ReadUInt64LittleEndian(rs.Context);
+            if (_readRounds.Remove(context, out var reads)) _readBatches.Add((rs.Index, reads));
+        }
+        _node.Advance(ready);
+        var leader = _node.Leader;
+        if (leader != _lastLeader)
+        {
+            _lastLeader = leader;
+            Interlocked.Increment(ref Stats.LeaderChanges);
+            if (leader == Id)
+            {
+                _leases.Reset(_sm.Leases());
+                _alarmProposed = false;
+            }
+            Log(leader == 0 ? "no leader" : leader == Id ? $"leading in term {_node.Term}" : $"following {_directory.Get(leader)?.Name ?? leader.ToString("x16", null)} in term {_node.Term}");
+        }
+        if (_node.Role != Role.Leader && _readRounds.Count > 0)
+        {
+            foreach (var reads in _readRounds.Values) foreach (var r in reads) r.Fail(ErrorCode.NoLeader, "leadership changed before the read was confirmed; retry");
+            _readRounds.Clear();
+        }
+    }
+
+    private void Apply(IReadOnlyList<Entry> committed)
+    {
+        var t0 = Stopwatch.GetTimestamp();
+        _apply.Clear();
+        _applyOrigins.Clear();
+        var configChanged = false;
+        foreach (var e in committed)
+        {
+            if (e.Kind == EntryKind.Config)
+            {
+                _apply.Add((e.Index, ConfigCommand(e.Data)));
+                configChanged = true;
+            }
+            else if (e.Data.Length >= 16)
+            {
+                _apply.Add((e.Index, e.Data.AsMemory(16)));
+                _applyOrigins.Add((e.Index, BinaryPrimitives.ReadUInt64LittleEndian(e.Data), BinaryPrimitives.ReadUInt64LittleEndian(e.Data.AsSpan(8))));
+            }
+            else
+            {
+                _apply.Add((e.Index, ReadOnlyMemory<byte>.Empty)); // a leader's no-op
+            }
+        }
+        var results = _sm.ApplyBatch(_apply);
+        _appliedIndex = committed[^1].Index;
+        Interlocked.Add(ref Stats.ProposalsApplied, _applyOrigins.Count);
+        Interlocked.Add(ref Stats.ApplyTicks, Stopwatch.GetTimestamp() - t0);
+        var o = 0;
+        foreach (var r in results)
+        {
+            while (o < _applyOrigins.Count && _applyOrigins[o].Index < r.Index) o++;
+            if (o < _applyOrigins.Count && _applyOrigins[o].Index == r.Index)
+            {
+                var (_, origin, seq) = _applyOrigins[o];
+                if (origin == Id && _waiting.Remove(seq, out var p)) p.Waiter!.Complete(this, r);
+                if (r.Error is NoSpaceException) _alarmProposed = false;
+            }
+            if (r.Response is LeaseGrantResponse g && _node.Role == Role.Leader) _leases.Granted(g.Id, g.Ttl);
+        }
+        if (configChanged) RefreshDirectory();
+        for (var i = 0; i < _adminWaiting.Count;)
+        {
+            var (index, op) = _adminWaiting[i];
+            if (index != 0 && index <= _appliedIndex)
+            {
+                op.Complete(this);
+                _adminWaiting.RemoveAt(i);
+            }
+            else
+            {
+                i++;
+            }
+        }
+    }
+
+    /// <summary>A config entry reaches the key space as an update of the member directory (or a no-op).</summary>
+    private static ReadOnlyMemory<byte> ConfigCommand(byte[] data)
+    {
+        var change = ConfigChange.Decode(data);
+        var context = ConfigChange.Context(data);
+        return change.Type switch
+        {
+            ConfigChangeType.AddVoter or ConfigChangeType.AddLearner when !context.IsEmpty =>
+                new KvCommand { Cluster = (MemberDirectory.Key(change.Member), context.ToArray()) }.Encode(),
+            ConfigChangeType.Remove => new KvCommand { Cluster = (MemberDirectory.Key(change.Member), null) }.Encode(),
+            _ => ReadOnlyMemory<byte>.Empty,
+        };
+    }
+
+    private void RefreshDirectory()
+    {
+        _directory = MemberDirectory.Build(_options, _sm.ClusterMetadata());
+        var peers = _directory.PeerUrls(Id);
+        foreach (var id in peers.Keys.ToList())
+        {
+            if (!_node.Voters.Contains(id) && !_node.Learners.Contains(id)) peers.Remove(id);
+        }
+        _peers.SetPeers(peers);
+        RefreshMembers();
+        if (!_node.Voters.Contains(Id) && !_node.Learners.Contains(Id) && !_removed)
+        {
+            _removed = true;
+            Log("removed from the cluster; stopping");
+            _ = Task.Run(() => StopAsync(handOver: false));
+        }
+    }
+
+    private bool _removed;
+
+    private void Housekeeping(long now)
+    {
+        // Requests that waited too long: their outcome is unknown to the client (a write may still apply).
+        List<ulong>? expired = null;
+        foreach (var (seq, p) in _waiting) if (p.Deadline < now) (expired ??= []).Add(seq);
+        if (expired is not null)
+        {
+            foreach (var seq in expired)
+            {
+                _waiting.Remove(seq, out var p);
+                p!.Waiter!.Fail(ErrorCode.Timeout, "the request was proposed but not applied in time; its outcome is unknown (it may still be applied)");
+            }
+        }
+        for (var i = 0; i < _readBatches.Count; i++)
+        {
+            // Reads are retried by clients freely; nothing to expire but rounds that never confirmed (handled on leader change).
+        }
+        for (var i = 0; i < _adminWaiting.Count;)
+        {
+            var (_, op) = _adminWaiting[i];
+            if (op is AdminOp.Transfer t)
+            {
+                if (_node.Leader == t.To)
+                {
+                    t.Complete(this);
+                    _adminWaiting.RemoveAt(i);
+                    continue;
+                }
+                if (t.Deadline < now)
+                {
+                    t.Fail(ErrorCode.Timeout, $"leadership did not move to {t.To:x16} within two election timeouts; check that member is up and caught up");
+                    _adminWaiting.RemoveAt(i);
+                    continue;
+                }
+            }
+            i++;
+        }
+        if (_handOver is { } h && (_node.Role != Role.Leader || _handOverDeadline < now))
+        {
+            h.Done.TrySetResult(_node.Role != Role.Leader);
+            _handOver = null;
+        }
+        _forwards.Expire(now);
+        if (_node.Role == Role.Leader && now >= _nextLeaseCheck)
+        {
+            _nextLeaseCheck = now + Stopwatch.Frequency / 2;
+            foreach (var id in _leases.Expired(_sm))
+            {
+                var p = new Proposal(Envelope(new KvCommand { LeaseRevoke = id }.Encode(), out var seq), null) { Seq = seq };
+                _batch.Clear();
+                _batch.Add(p.Data);
+                if (_node.ProposeBatch(_batch) == 1) _leases.Revoking(id);
+            }
+        }
+        // Each member publishes its names and client address through the log once it knows a leader.
+        if (!_published && _node.Leader != 0 && now >= _publishAt && !_removed)
+        {
+            _publishAt = now + Stopwatch.Frequency * 2;
+            var mine = _directory.Get(Id);
+            if (mine is { } m && m.ClientUrl == _options.ClientUrl && _sm.ClusterMetadata().Any(r => r.Key.AsSpan().SequenceEqual(MemberDirectory.Key(Id))))
+            {
+                _published = true;
+            }
+            else
+            {
+                Publish();
+            }
+        }
+        var snapIndex = _node.SnapshotIndex;
+        var catchUp = (ulong)Math.Max(1, _options.SnapshotCount / 2);
+        if (_appliedIndex > snapIndex + (ulong)_options.SnapshotCount + catchUp) Compact(_appliedIndex - catchUp);
+    }
+
+    /// <summary>Compacts the log up to <paramref name="index"/>: the database (which holds everything applied) is synced first, then the snapshot record is written and old log segments go.</summary>
+    private void Compact(ulong index)
+    {
+        _sm.Storage.Sync();
+        _node.Compact(index, []);
+        var meta = _node.SnapshotMetadata!;
+        SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);
+        _wal.SaveSnapshot(meta.Index, meta.Term);
+        _wal.ReleaseSegments();
+    }
+
+    private void PublishView()
+    {
+        var applied = Math.Max(_appliedIndex, _sm.AppliedIndex == 0 ? 0 : _appliedIndex);
+        _view = new View(_node.Role, _node.Leader, _node.Term, _node.LastIndex, _node.Commit, applied, _sm.Watches.PublishedRevision,
+            _node.Voters.Count, _node.Learners.Contains(Id), _removed);
+    }
+
+    private void FailAllWaiters(ErrorCode code, string message)
+    {
+        foreach (var p in _waiting.Values) p.Waiter?.Fail(code, message);
+        _waiting.Clear();
+        while (_proposals.TryDequeue(out var p)) p.Waiter?.Fail(code, message);
+        while (_reads.TryDequeue(out var r)) r.Fail(code, message);
+        foreach (var reads in _readRounds.Values) foreach (var r in reads) r.Fail(code, message);
+        foreach (var (_, reads) in _readBatches) foreach (var r in reads) r.Fail(code, message);
+        foreach (var (_, op) in _adminWaiting) op.Fail(code, message);
+        _forwards.FailAll(code, message);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

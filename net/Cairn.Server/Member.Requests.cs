@@ -1,0 +1,565 @@
+using System.Buffers.Binary;
+using Cairn.Kv;
+using Cairn.Protocol;
+using Cairn.Raft;
+
+using MessageType = Cairn.Protocol.MessageType;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// What a member does with each request (docs/protocol.md). Serializable reads, watches, status and maintenance are
+/// served here; writes and linearizable reads are served by the leader — a follower forwards them over its peer link
+/// and relays the answer, so a client may talk to any member.
+/// </summary>
+public sealed partial class Member
+{
+    private readonly ForwardTable _forwards = new();
+
+    /// <summary>Handles one request frame. Runs on the connection's receive loop; never blocks on the log.</summary>
+    internal void Handle(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
+    {
+        Interlocked.Increment(ref Stats.Requests);
+        var id = h.RequestId;
+        if (_removed || _stopping.IsCancellationRequested)
+        {
+            Refuse(r, h.Type, id, ErrorCode.Stopping, _removed ? "this member was removed from the cluster; use another endpoint" : "this member is stopping; use another endpoint");
+            return;
+        }
+        if ((h.Flags & FrameFlags.Response) != 0)
+        {
+            Refuse(r, h.Type, id, ErrorCode.Malformed, "a client sent a frame flagged as a response");
+            return;
+        }
+        try
+        {
+            var reader = new PayloadReader(payload);
+            switch (h.Type)
+            {
+                case MessageType.Range:
+                {
+                    var v = Messages.ReadRangeView(ref reader);
+                    reader.End();
+                    if (v.Consistency == Consistency.Serializable) ServeRangeView(r, id, v);
+                    else if (IsLeader) QueueRead(new PendingRead(r, id, v.ToRequest()));
+                    else Forward(r, h, payload);
+                    break;
+                }
+                case MessageType.Put:
+                case MessageType.DeleteRange:
+                case MessageType.Txn:
+                case MessageType.Compact:
+                case MessageType.LeaseGrant:
+                case MessageType.LeaseRevoke:
+                case MessageType.AlarmDisarm:
+                    if (!IsLeader)
+                    {
+                        Forward(r, h, payload);
+                        break;
+                    }
+                    ProposeRequest(r, h.Type, id, ref reader);
+                    break;
+                case MessageType.LeaseKeepAlive:
+                case MessageType.LeaseTimeToLive:
+                    if (!IsLeader)
+                    {
+                        Forward(r, h, payload);
+                        break;
+                    }
+                    LeaseRequest(r, h.Type, id, ref reader);
+                    break;
+                case MessageType.LeaseList:
+                {
+                    reader.End();
+                    var w = r.Begin();
+                    try
+                    {
+                        w.BeginFrame(h.Type, FrameFlags.Response, id);
+                        Messages.WriteHeader(w, Header());
+                        Messages.WriteIds(w, [.. _sm.Leases().Select(l => l.Id)]);
+                        w.EndFrame();
+                    }
+                    finally
+                    {
+                        r.End();
+                    }
+                    break;
+                }
+                case MessageType.WatchCreate:
+                {
+                    var request = Messages.ReadWatchCreate(ref reader);
+                    reader.End();
+                    if (r is not ClientSession session) throw new ProtocolException(ErrorCode.InvalidArgument, "watches are served by the member a client is connected to");
+                    if (!session.Watches.Create(this, id, request)) throw new ProtocolException(ErrorCode.InvalidArgument, $"request id {id} already names a watch on this connection; use a fresh id");
+                    break;
+                }
+                case MessageType.WatchCancel:
+                {
+                    var watchId = reader.U64();
+                    reader.End();
+                    if (r is not ClientSession session || !session.Watches.Cancel(watchId)) throw new ProtocolException(ErrorCode.WatchNotFound, $"no watch {watchId} on this connection");
+                    WriteHeaderOnly(r, h.Type, id);
+                    break;
+                }
+                case MessageType.MemberList:
+                {
+                    reader.End();
+                    var w = r.Begin();
+                    try
+                    {
+                        w.BeginFrame(h.Type, FrameFlags.Response, id);
+                        Messages.WriteHeader(w, Header());
+                        Messages.WriteMembers(w, MemberList());
+                        w.EndFrame();
+                    }
+                    finally
+                    {
+                        r.End();
+                    }
+                    break;
+                }
+                case MessageType.MemberAdd:
+                case MessageType.MemberRemove:
+                case MessageType.MemberPromote:
+                case MessageType.MoveLeader:
+                    if (!IsLeader)
+                    {
+                        Forward(r, h, payload);
+                        break;
+                    }
+                    AdminRequest(r, h.Type, id, ref reader);
+                    break;
+                case MessageType.Status:
+                {
+                    reader.End();
+                    var w = r.Begin();
+                    try
+                    {
+                        w.BeginFrame(h.Type, FrameFlags.Response, id);
+                        Messages.WriteHeader(w, Header());
+                        Messages.WriteStatus(w, Status());
+                        w.EndFrame();
+                    }
+                    finally
+                    {
+                        r.End();
+                    }
+                    break;
+                }
+                case MessageType.AlarmList:
+                {
+                    reader.End();
+                    var w = r.Begin();
+                    try
+                    {
+                        w.BeginFrame(h.Type, FrameFlags.Response, id);
+                        Messages.WriteHeader(w, Header());
+                        Messages.WriteAlarms(w, _sm.NoSpaceAlarm ? [new Alarm(0, AlarmType.NoSpace)] : []);
+                        w.EndFrame();
+                    }
+                    finally
+                    {
+                        r.End();
+                    }
+                    break;
+                }
+                case MessageType.Defragment:
+                    reader.End();
+                    _ = Task.Run(() => Defragment(r, id));
+                    break;
+                case MessageType.Hash:
+                {
+                    var revision = reader.I64();
+                    reader.End();
+                    var (hash, rev, compact) = _sm.Hash(revision);
+                    var w = r.Begin();
+                    try
+                    {
+                        w.BeginFrame(h.Type, FrameFlags.Response, id);
+                        Messages.WriteHeader(w, Header());
+                        w.U64(hash);
+                        w.I64(rev);
+                        w.I64(compact);
+                        w.EndFrame();
+                    }
+                    finally
+                    {
+                        r.End();
+                    }
+                    break;
+                }
+                case MessageType.Snapshot:
+                    reader.End();
+                    if (r is not ClientSession s) throw new ProtocolException(ErrorCode.InvalidArgument, "snapshots are streamed by the member a client is connected to");
+                    _ = Task.Run(() => StreamSnapshotAsync(s, id));
+                    break;
+                case MessageType.Hello:
+                    throw new ProtocolException(ErrorCode.Malformed, "hello was already exchanged on this connection");
+                default:
+                    throw new ProtocolException(ErrorCode.Malformed, $"unknown request type {(ushort)h.Type}; see docs/protocol.md for the types this member serves");
+            }
+        }
+        catch (Exception e) when (e is ProtocolException or KvException or ArgumentException or InvalidDataException)
+        {
+            Refuse(r, h.Type, id, Responder.CodeOf(e), e.Message);
+        }
+    }
+
+    private void Refuse(Responder r, MessageType type, ulong id, ErrorCode code, string message)
+    {
+        Interlocked.Increment(ref Stats.Errors);
+        r.Error(type, id, code, message);
+    }
+
+    private void WriteHeaderOnly(Responder r, MessageType type, ulong id)
+    {
+        var w = r.Begin();
+        try
+        {
+            w.BeginFrame(type, FrameFlags.Response, id);
+            Messages.WriteHeader(w, Header());
+            w.EndFrame();
+        }
+        finally
+        {
+            r.End();
+        }
+    }
+
+    /// <summary>A range served from this member's applied state. A single key at the current revision takes the in-place path: no request object, no copy of the value.</summary>
+    private void ServeRangeView(Responder r, ulong id, in Messages.RangeView v)
+    {
+        if (v.IsSimpleGet && r is ClientSession session)
+        {
+            var view = session.BatchView(_sm);
+            var w = r.Begin();
+            try
+            {
+                w.BeginFrame(MessageType.Range, FrameFlags.Response, id);
+                Messages.WriteHeader(w, Header(view.Revision));
+                if (view.TryGet(v.Key, out var e))
+                {
+                    w.Count(1);
+                    Messages.WriteKv(w, e.Key, v.KeysOnly ? [] : e.Value, e.CreateRevision, e.ModRevision, e.Version, e.Lease);
+                    w.Bool(false);
+                    w.I64(1);
+                }
+                else
+                {
+                    w.Count(0);
+                    w.Bool(false);
+                    w.I64(0);
+                }
+                w.EndFrame();
+            }
+            finally
+            {
+                r.End();
+            }
+            return;
+        }
+        ServeRange(r, id, v.ToRequest());
+    }
+
+    /// <summary>Serves a range from the applied state (linearizable reads come here once their read index is applied).</summary>
+    internal void ServeRange(Responder r, ulong id, RangeRequest request)
+    {
+        if (!r.IsOpen) return;
+        RangeResponse resp;
+        try
+        {
+            resp = _sm.Range(request);
+        }
+        catch (Exception e) when (e is KvException or ArgumentException)
+        {
+            Refuse(r, MessageType.Range, id, Responder.CodeOf(e), e.Message);
+            return;
+        }
+        var w = r.Begin();
+        try
+        {
+            w.BeginFrame(MessageType.Range, FrameFlags.Response, id);
+            Messages.WriteHeader(w, Header(resp.Header.Revision));
+            Messages.WriteRangeResponse(w, resp);
+            if (w.OpenPayloadLength > _options.MaxFrameBytes)
+            {
+                w.AbandonFrame();
+                Responder.WriteError(w, id, ErrorCode.InvalidArgument, $"the answer would be {w.OpenPayloadLength} bytes, over the frame limit of {_options.MaxFrameBytes}; page through the range with --limit");
+                return;
+            }
+            w.EndFrame();
+        }
+        finally
+        {
+            r.End();
+        }
+    }
+
+    private void ProposeRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
+    {
+        KvCommand command;
+        var adds = false;
+        switch (type)
+        {
+            case MessageType.Put:
+                var put = Messages.ReadPut(ref reader);
+                command = new KvCommand { Put = put };
+                adds = true;
+                break;
+            case MessageType.DeleteRange:
+                command = new KvCommand { Delete = Messages.ReadDelete(ref reader) };
+                break;
+            case MessageType.Txn:
+                command = new KvCommand { Txn = Messages.ReadTxn(ref reader) };
+                adds = true;
+                break;
+            case MessageType.Compact:
+                var revision = reader.I64();
+                if (revision <= 0) throw new ProtocolException(ErrorCode.InvalidArgument, "compact needs a revision above 0");
+                command = new KvCommand { CompactRevision = revision };
+                break;
+            case MessageType.LeaseGrant:
+                var ttl = reader.I64();
+                var leaseId = reader.I64();
+                if (ttl <= 0) throw new ProtocolException(ErrorCode.InvalidArgument, "a lease needs a TTL of at least 1 second");
+                if (leaseId < 0) throw new ProtocolException(ErrorCode.InvalidArgument, "lease ids are positive (0: let the cluster choose)");
+                command = new KvCommand { LeaseGrant = (leaseId == 0 ? Random.Shared.NextInt64(1, long.MaxValue) : leaseId, ttl) };
+                break;
+            case MessageType.LeaseRevoke:
+                var revoke = reader.I64();
+                if (revoke <= 0) throw new ProtocolException(ErrorCode.LeaseNotFound, $"lease {revoke} not found");
+                command = new KvCommand { LeaseRevoke = revoke };
+                break;
+            case MessageType.AlarmDisarm:
+                var size = _sm.Storage.DataSize;
+                if (size >= _options.QuotaBytes)
+                {
+                    throw new ProtocolException(ErrorCode.NoSpace, $"the database holds {size} bytes against a quota of {_options.QuotaBytes}: compact and defragment first (or raise --quota-bytes), then disarm");
+                }
+                command = new KvCommand { NoSpaceAlarm = false };
+                break;
+            case MessageType.MemberPublish:
+                var name = reader.String();
+                var peer = reader.String();
+                var client = reader.String();
+                var who = reader.U64();
+                command = new KvCommand { Cluster = (MemberDirectory.Key(who), MemberDirectory.Encode(name, peer, client)) };
+                break;
+            default:
+                throw new ProtocolException(ErrorCode.Malformed, $"{type} is not a write");
+        }
+        reader.End();
+        var data = Envelope(command.Encode(), out var seq);
+        if (!TryPropose(new Proposal(data, new RequestWaiter(r, type, id)) { Seq = seq, AddsData = adds }))
+        {
+            Refuse(r, type, id, ErrorCode.Busy, $"the leader has {_options.MaxPendingProposals} proposals queued; retry with backoff");
+        }
+    }
+
+    private void LeaseRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
+    {
+        var leaseId = reader.I64();
+        var keys = type == MessageType.LeaseTimeToLive && reader.Bool();
+        reader.End();
+        var info = _sm.Lease(leaseId, withKeys: keys);
+        if (info is null) throw new ProtocolException(ErrorCode.LeaseNotFound, $"lease {leaseId} not found (it expired, was revoked, or never existed); grant a new one");
+        var w = r.Begin();
+        try
+        {
+            w.BeginFrame(type, FrameFlags.Response, id);
+            Messages.WriteHeader(w, Header());
+            if (type == MessageType.LeaseKeepAlive)
+            {
+                w.I64(leaseId);
+                w.I64(_leases.KeepAlive(leaseId, _sm));
+            }
+            else
+            {
+                Messages.WriteTimeToLive(w, new LeaseTimeToLiveResponse(leaseId, _leases.Remaining(leaseId), info.Ttl, keys ? info.Keys : []));
+            }
+            w.EndFrame();
+        }
+        finally
+        {
+            r.End();
+        }
+    }
+
+    private void AdminRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
+    {
+        switch (type)
+        {
+            case MessageType.MemberAdd:
+            {
+                var (name, peerUrl, learner) = Messages.ReadMemberAdd(ref reader);
+                reader.End();
+                if (string.IsNullOrWhiteSpace(name) || name.Contains('=') || name.Contains(',')) throw new ProtocolException(ErrorCode.InvalidArgument, $"member name '{name}' must be non-empty without '=' or ','");
+                MemberOptions.ParseEndpoint(peerUrl, "--peer-urls");
+                var memberId = MemberOptions.MemberId(name);
+                QueueAdmin(new AdminOp.Change(new ConfigChange(learner ? ConfigChangeType.AddLearner : ConfigChangeType.AddVoter, memberId),
+                    MemberDirectory.Encode(name, peerUrl, ""), r, type, id));
+                break;
+            }
+            case MessageType.MemberRemove:
+            case MessageType.MemberPromote:
+            {
+                var memberId = reader.U64();
+                reader.End();
+                QueueAdmin(new AdminOp.Change(new ConfigChange(type == MessageType.MemberRemove ? ConfigChangeType.Remove : ConfigChangeType.PromoteLearner, memberId), null, r, type, id));
+                break;
+            }
+            case MessageType.MoveLeader:
+            {
+                var to = reader.U64();
+                reader.End();
+                QueueAdmin(new AdminOp.Transfer(to, r, id));
+                break;
+            }
+        }
+    }
+
+    /// <summary>The members as the log says, with the names and addresses they published.</summary>
+    internal List<MemberInfo> MemberList()
+    {
+        var v = _memberSnapshot;
+        return v;
+    }
+
+    private volatile List<MemberInfo> _memberSnapshot = [];
+
+    private void Defragment(Responder r, ulong id)
+    {
+        try
+        {
+            var result = _sm.Defragment();
+            var w = r.Begin();
+            try
+            {
+                w.BeginFrame(MessageType.Defragment, FrameFlags.Response, id);
+                Messages.WriteHeader(w, Header());
+                w.I64(result.BytesBefore);
+                w.I64(result.BytesAfter);
+                w.EndFrame();
+            }
+            finally
+            {
+                r.End();
+            }
+        }
+        catch (Exception e) when (e is IOException or Storage.StorageException or KvException)
+        {
+            Refuse(r, MessageType.Defragment, id, ErrorCode.Internal, $"defragmentation failed: {e.Message}");
+        }
+    }
+
+    private async Task StreamSnapshotAsync(ClientSession s, ulong id)
+    {
+        try
+        {
+            await using var chunks = new ChunkStream(async (chunk, last) =>
+            {
+                var w = s.Begin();
+                try
+                {
+                    w.BeginFrame(MessageType.Snapshot, FrameFlags.Response | (last ? FrameFlags.Last : 0), id);
+                    w.Raw(chunk.Span);
+                    w.EndFrame();
+                }
+                finally
+                {
+                    s.End();
+                }
+                await s.DrainAsync(s.Closed).ConfigureAwait(false);
+            });
+            var info = await Task.Run(() =>
+            {
+                using var lz4 = K4os.Compression.LZ4.Streams.LZ4Stream.Encode(chunks, leaveOpen: true);
+                return _sm.WriteSnapshot(lz4);
+            }).ConfigureAwait(false);
+            await chunks.CompleteAsync().ConfigureAwait(false);
+            Log($"streamed a snapshot to a client: applied index {info.AppliedIndex}, revision {info.Revision}, {info.Bytes} bytes before compression");
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or Storage.StorageException or KvException or ObjectDisposedException)
+        {
+            if (s.IsOpen) Refuse(s, MessageType.Snapshot, id, ErrorCode.Internal, $"snapshot failed: {e.Message}");
+        }
+    }
+
+    // ---- forwarding ----
+
+    /// <summary>Hands a request to the leader over the peer link; its answer comes back through <see cref="OnForwardReply"/>.</summary>
+    private void Forward(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
+    {
+        var leader = _view.Leader;
+        if (leader == 0 || leader == Id)
+        {
+            Refuse(r, h.Type, h.RequestId, ErrorCode.NoLeader, "no leader is known right now (an election is under way or a quorum is unreachable); retry shortly");
+            return;
+        }
+        var deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        var fid = _forwards.Add(r, h.Type, h.RequestId, deadline);
+        Interlocked.Increment(ref Stats.Forwarded);
+        if (!_peers.Forward(leader, fid, h, payload))
+        {
+            if (_forwards.Take(fid) is not null) Refuse(r, h.Type, h.RequestId, ErrorCode.NoLeader, "the leader is not reachable from this member right now; retry shortly or use another endpoint");
+        }
+    }
+
+    /// <summary>The leader serves a request a follower forwarded; the answer goes back on the link.</summary>
+    internal void OnForwarded(ulong from, ulong forwardId, in FrameHeader h, ReadOnlySpan<byte> payload)
+    {
+        var responder = new ForwardResponder(_peers, from, forwardId);
+        if (!IsLeader)
+        {
+            responder.Error(h.Type, h.RequestId, ErrorCode.NoLeader, "leadership moved while the request was forwarded; retry");
+            return;
+        }
+        Handle(responder, h, payload);
+    }
+
+    /// <summary>A forwarded request's answer: relayed to the client with its own request id.</summary>
+    internal void OnForwardReply(ulong forwardId, ReadOnlySpan<byte> frames)
+    {
+        if (_forwards.Take(forwardId) is not { } f || !f.Responder.IsOpen) return;
+        var w = f.Responder.Begin();
+        try
+        {
+            while (Frame.TryReadHeader(frames, out var h) && frames.Length >= Frame.HeaderSize + (int)h.PayloadLength)
+            {
+                w.BeginFrame(h.Type, h.Flags, f.RequestId);
+                w.Raw(frames.Slice(Frame.HeaderSize, (int)h.PayloadLength));
+                w.EndFrame();
+                frames = frames[(Frame.HeaderSize + (int)h.PayloadLength)..];
+            }
+        }
+        finally
+        {
+            f.Responder.End();
+        }
+    }
+
+    /// <summary>Sends this member's name and addresses through the log (as a forwarded request when it does not lead).</summary>
+    private void Publish()
+    {
+        using var w = new FrameWriter(256);
+        w.BeginFrame(MessageType.MemberPublish, FrameFlags.None, 0);
+        w.String(Name);
+        w.String(_options.ListenPeer);
+        w.String(_options.ClientUrl);
+        w.U64(Id);
+        w.EndFrame();
+        Frame.TryReadHeader(w.WrittenSpan, out var h);
+        var responder = new SelfResponder(this);
+        if (IsLeader)
+        {
+            var reader = new PayloadReader(w.WrittenSpan[Frame.HeaderSize..]);
+            ProposeRequest(responder, MessageType.MemberPublish, 0, ref reader);
+        }
+        else
+        {
+            Forward(responder, h, w.WrittenSpan[Frame.HeaderSize..]);
+        }
+    }
+
+    internal void RefreshMembers() => _memberSnapshot = _directory.List(_node.Voters, _node.Learners);
+}

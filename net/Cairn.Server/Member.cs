@@ -1,0 +1,348 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Cairn.Kv;
+using Cairn.Protocol;
+using Cairn.Raft;
+using Cairn.Storage;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// A running member: its key space (<see cref="KvStateMachine"/>), its log (<see cref="Wal"/>) and consensus core
+/// (<see cref="RaftNode"/>) driven by one raft thread, peer links to the other members, a client listener and an
+/// HTTP listener for metrics and health. <see cref="Start"/> opens everything; <see cref="StopAsync"/> hands
+/// leadership over and closes it. Data directory layout: docs/server.md.
+/// </summary>
+public sealed partial class Member : IAsyncDisposable
+{
+    private readonly MemberOptions _options;
+    private readonly KvStateMachine _sm;
+    private readonly Wal _wal;
+    private readonly RaftNode _node;
+    private readonly string _snapshotMetaPath;
+    private readonly string _incomingDir;
+    private readonly PeerTransport _peers;
+    private readonly Socket _clientListener;
+    private readonly MetricsServer? _metrics;
+    private readonly Thread _raftThread;
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<ClientSession, byte> _sessions = new();
+    private readonly Action<string> _log;
+    internal readonly Counters Stats = new();
+
+    private Member(MemberOptions options, Identity identity, KvStateMachine sm, Wal wal, RaftNode node, string dir)
+    {
+        _options = options;
+        _log = options.Log ?? (line => Console.Error.WriteLine(line));
+        Id = identity.MemberId;
+        ClusterId = identity.ClusterId;
+        Name = options.Name;
+        _sm = sm;
+        _wal = wal;
+        _node = node;
+        _snapshotMetaPath = Path.Combine(dir, "snap.meta");
+        _incomingDir = Path.Combine(dir, "incoming");
+        Directory.CreateDirectory(_incomingDir);
+        _directory = MemberDirectory.Build(options, sm.ClusterMetadata());
+        _peers = new PeerTransport(this, MemberOptions.ParseEndpoint(options.ListenPeer, "--listen-peer"), options.MaxPeerQueue);
+        _clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        if (!string.IsNullOrEmpty(options.ListenMetrics)) _metrics = new MetricsServer(this, MemberOptions.ParseEndpoint(options.ListenMetrics, "--listen-metrics"));
+        _raftThread = new Thread(RaftLoop) { Name = $"cairn raft {Name}", IsBackground = true };
+        _appliedIndex = sm.AppliedIndex;
+        RefreshMembers();
+    }
+
+    /// <summary>This member's id (derived from its name).</summary>
+    public ulong Id { get; }
+
+    /// <summary>The cluster's id (derived from the bootstrap member list and token).</summary>
+    public ulong ClusterId { get; }
+
+    /// <summary>This member's name.</summary>
+    public string Name { get; }
+
+    /// <summary>The options it started with.</summary>
+    public MemberOptions Options => _options;
+
+    /// <summary>Completes when the member has stopped (asked to, or removed from the cluster).</summary>
+    public Task Stopped => _stopped.Task;
+
+    /// <summary>Where clients reach it (the bound address: useful when started on port 0).</summary>
+    public IPEndPoint ClientEndpoint => (IPEndPoint)_clientListener.LocalEndPoint!;
+
+    /// <summary>Where peers reach it.</summary>
+    public IPEndPoint PeerEndpoint => _peers.Endpoint;
+
+    internal KvStateMachine Machine => _sm;
+
+    internal string IncomingDir => _incomingDir;
+
+    /// <summary>Whether <paramref name="id"/> is a voter or learner (checked by the raft thread's last published view).</summary>
+    internal bool KnowsMember(ulong id) => _memberSnapshot.Any(m => m.Id == id);
+
+    internal void OnPublished(bool ok)
+    {
+        if (ok) _published = true;
+    }
+
+    internal void Log(string line) => _log($"cairn {Name}: {line}");
+
+    /// <summary>
+    /// Opens the data directory and starts the member. Corrupt or foreign data refuses start with a
+    /// <see cref="MemberStartException"/> that names the damaged file and what to do.
+    /// </summary>
+    public static Member Start(MemberOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var dir = Path.Combine(options.DataDir, "member");
+        Directory.CreateDirectory(dir);
+        var identity = Identity.LoadOrCreate(dir, options);
+        KvStateMachine? sm = null;
+        Wal? wal = null;
+        try
+        {
+            try
+            {
+                sm = KvStateMachine.Open(Path.Combine(dir, "kv.db"), new KvOptions
+                {
+                    QuotaBytes = options.QuotaBytes,
+                    Storage = new StorageOptions { PageSize = 16384, MasterKey = options.MasterKey, SyncOnCommit = false, Warning = w => options.Log?.Invoke(w) },
+                });
+            }
+            catch (Exception e) when (e is StorageException or IOException)
+            {
+                throw new MemberStartException($"the database {Path.Combine(dir, "kv.db")} cannot be opened: {e.Message} Restore the member from a snapshot, or remove it from the cluster and add it back with an empty --data-dir.", e);
+            }
+            try
+            {
+                wal = Wal.Open(Path.Combine(dir, "wal"), new WalOptions { MasterKey = options.MasterKey });
+            }
+            catch (Exception e) when (e is WalCorruptException or WalKeyException or IOException or InvalidDataException)
+            {
+                throw new MemberStartException($"the write-ahead log in {Path.Combine(dir, "wal")} cannot be read: {e.Message} Remove the member from the cluster and add it back with an empty --data-dir (it will receive a snapshot).", e);
+            }
+            (SnapshotMetadata Meta, byte[] Data)? snapshot = null;
+            var metaPath = Path.Combine(dir, "snap.meta");
+            if (File.Exists(metaPath))
+            {
+                try
+                {
+                    snapshot = SnapshotFile.Read(metaPath, options.MasterKey);
+                }
+                catch (SnapshotCorruptException e)
+                {
+                    throw new MemberStartException($"the snapshot record {metaPath} is damaged: {e.Message}", e);
+                }
+            }
+            var members = options.InitialClusterState == "existing"
+                ? options.Cluster.Where(m => m.Name != options.Name).Select(m => MemberOptions.MemberId(m.Name)).ToList()
+                : options.Cluster.Select(m => MemberOptions.MemberId(m.Name)).ToList();
+            var ticks = (int)Math.Max(3, Math.Round(options.ElectionTimeout / options.HeartbeatInterval));
+            var node = new RaftNode(new RaftOptions
+            {
+                Id = identity.MemberId,
+                Members = members.Count > 0 ? members : [identity.MemberId],
+                HeartbeatTicks = 1,
+                ElectionTicks = ticks,
+                PreVote = true,
+                CheckQuorum = true,
+                Seed = unchecked((int)identity.MemberId ^ Environment.TickCount),
+            }, wal.HardState, wal.Entries, snapshot);
+            if (sm.AppliedIndex < node.SnapshotIndex)
+            {
+                throw new MemberStartException($"the database has applied up to index {sm.AppliedIndex} but the log was compacted to {node.SnapshotIndex}: the database file is older than the log. Restore it, or remove the member and add it back with an empty --data-dir.");
+            }
+            var member = new Member(options, identity, sm, wal, node, dir);
+            member.Open();
+            return member;
+        }
+        catch
+        {
+            wal?.Dispose();
+            sm?.Dispose();
+            throw;
+        }
+    }
+
+    private void Open()
+    {
+        _clientListener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        try
+        {
+            _clientListener.Bind(MemberOptions.ParseEndpoint(_options.ListenClient, "--listen-client"));
+            _clientListener.Listen(512);
+            _peers.Start();
+            _metrics?.Start();
+        }
+        catch (SocketException e)
+        {
+            _clientListener.Dispose();
+            _peers.Dispose();
+            _metrics?.Dispose();
+            _wal.Dispose();
+            _sm.Dispose();
+            throw new MemberStartException($"cannot listen: {e.Message} (is another member or program using --listen-client {_options.ListenClient}, --listen-peer {_options.ListenPeer} or --listen-metrics {_options.ListenMetrics}?)", e);
+        }
+        _peers.SetPeers(_directory.PeerUrls(Id));
+        PublishView();
+        _raftThread.Start();
+        _ = AcceptClientsAsync();
+        Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}, peers on {PeerEndpoint}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
+    }
+
+    private async Task AcceptClientsAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _clientListener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (_stopping.IsCancellationRequested) return;
+                continue;
+            }
+            socket.NoDelay = true;
+            var session = new ClientSession(socket, this, _options.MaxFrameBytes);
+            _sessions[session] = 0;
+            Interlocked.Increment(ref Stats.ClientConnections);
+            _ = RunSessionAsync(session);
+        }
+    }
+
+    private async Task RunSessionAsync(ClientSession session)
+    {
+        try
+        {
+            await session.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _sessions.TryRemove(session, out _);
+        }
+    }
+
+    /// <summary>The header for an answer now.</summary>
+    internal WireHeader Header() => new(ClusterId, Id, _view.Revision, _view.Term);
+
+    internal WireHeader Header(long revision) => new(ClusterId, Id, revision, _view.Term);
+
+    /// <summary>
+    /// Stops: a leader first hands leadership to another voter (so the cluster does not wait an election timeout),
+    /// then listeners, links and the raft thread stop, and the files close.
+    /// </summary>
+    public async Task StopAsync(bool handOver = true)
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            await Stopped.ConfigureAwait(false);
+            return;
+        }
+        if (handOver && _view.Role == Role.Leader && _view.Voters > 1)
+        {
+            var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _admin.Enqueue(new AdminOp.HandOver(done));
+            _wake.Set();
+            await Task.WhenAny(done.Task, Task.Delay(_options.ElectionTimeout * 2)).ConfigureAwait(false);
+        }
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        _wake.Set();
+        _clientListener.Dispose();
+        foreach (var s in _sessions.Keys) s.Close();
+        _metrics?.Dispose();
+        if (_raftThread.IsAlive) await Task.Run(() => _raftThread.Join()).ConfigureAwait(false);
+        _peers.Dispose();
+        FailAllWaiters(ErrorCode.Stopping, "the member is stopping; retry on another endpoint");
+        _wal.Dispose();
+        _sm.Dispose();
+        Log("stopped");
+        _stopped.TrySetResult();
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync() => await StopAsync(handOver: false).ConfigureAwait(false);
+
+    /// <summary>Figures for status, metrics and tests, published by the raft thread after each round.</summary>
+    internal sealed record View(Role Role, ulong Leader, ulong Term, ulong LastIndex, ulong Commit, ulong Applied, long Revision, int Voters, bool IsLearner, bool Removed);
+
+    private volatile View _view = new(Role.Follower, 0, 0, 0, 0, 0, 0, 1, false, false);
+
+    internal View Current => _view;
+
+    /// <summary>The leader this member knows (0: none).</summary>
+    public ulong Leader => _view.Leader;
+
+    /// <summary>Whether this member leads.</summary>
+    public bool IsLeader => _view.Role == Role.Leader;
+
+    /// <summary>The last applied log index.</summary>
+    public ulong AppliedIndex => _view.Applied;
+
+    /// <summary>The member's status, as `cairn status` shows it.</summary>
+    internal StatusResponse Status()
+    {
+        var v = _view;
+        var errors = new List<string>();
+        if (_sm.NoSpaceAlarm) errors.Add("NOSPACE alarm raised: writes that add data are refused; compact, defragment, then `cairn alarm disarm`");
+        if (v.Leader == 0) errors.Add("no leader known");
+        if (v.Removed) errors.Add("removed from the cluster");
+        var db = _sm.Storage;
+        return new StatusResponse(VersionText, new FileInfo(db.Path).Length, db.DataSize, v.Leader, v.LastIndex, v.Term, v.Applied, v.Commit, v.IsLearner, errors);
+    }
+
+    internal static string VersionText => typeof(Member).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    /// <summary>Lines of Prometheus text: the member's figures.</summary>
+    internal string MetricsText()
+    {
+        var v = _view;
+        var c = Stats;
+        var ci = CultureInfo.InvariantCulture;
+        var lines = new List<string>
+        {
+            "# TYPE cairn_server_is_leader gauge", $"cairn_server_is_leader {(v.Role == Role.Leader ? 1 : 0)}",
+            "# TYPE cairn_server_has_leader gauge", $"cairn_server_has_leader {(v.Leader != 0 ? 1 : 0)}",
+            "# TYPE cairn_raft_term gauge", $"cairn_raft_term {v.Term}",
+            "# TYPE cairn_raft_commit_index gauge", $"cairn_raft_commit_index {v.Commit}",
+            "# TYPE cairn_raft_applied_index gauge", $"cairn_raft_applied_index {v.Applied}",
+            "# TYPE cairn_kv_revision gauge", $"cairn_kv_revision {v.Revision}",
+            "# TYPE cairn_db_size_bytes gauge", $"cairn_db_size_bytes {new FileInfo(_sm.Storage.Path).Length}",
+            "# TYPE cairn_db_size_in_use_bytes gauge", $"cairn_db_size_in_use_bytes {_sm.Storage.DataSize}",
+            "# TYPE cairn_client_connections gauge", $"cairn_client_connections {_sessions.Count}",
+            "# TYPE cairn_proposals_pending gauge", $"cairn_proposals_pending {Volatile.Read(ref _pendingProposals)}",
+            "# TYPE cairn_proposals_committed_total counter", $"cairn_proposals_committed_total {Volatile.Read(ref c.ProposalsApplied)}",
+            "# TYPE cairn_proposals_refused_total counter", $"cairn_proposals_refused_total {Volatile.Read(ref c.ProposalsRefused)}",
+            "# TYPE cairn_raft_batches_total counter", $"cairn_raft_batches_total {Volatile.Read(ref c.ReadyBatches)}",
+            "# TYPE cairn_wal_fsync_seconds_total counter", $"cairn_wal_fsync_seconds_total {(Volatile.Read(ref c.WalSyncTicks) / (double)Stopwatch.Frequency).ToString("0.######", ci)}",
+            "# TYPE cairn_apply_seconds_total counter", $"cairn_apply_seconds_total {(Volatile.Read(ref c.ApplyTicks) / (double)Stopwatch.Frequency).ToString("0.######", ci)}",
+            "# TYPE cairn_client_requests_total counter", $"cairn_client_requests_total {Volatile.Read(ref c.Requests)}",
+            "# TYPE cairn_client_errors_total counter", $"cairn_client_errors_total {Volatile.Read(ref c.Errors)}",
+            "# TYPE cairn_client_connections_total counter", $"cairn_client_connections_total {Volatile.Read(ref c.ClientConnections)}",
+            "# TYPE cairn_forwarded_total counter", $"cairn_forwarded_total {Volatile.Read(ref c.Forwarded)}",
+            "# TYPE cairn_read_index_rounds_total counter", $"cairn_read_index_rounds_total {Volatile.Read(ref c.ReadRounds)}",
+            "# TYPE cairn_snapshots_sent_total counter", $"cairn_snapshots_sent_total {Volatile.Read(ref c.SnapshotsSent)}",
+            "# TYPE cairn_snapshots_installed_total counter", $"cairn_snapshots_installed_total {Volatile.Read(ref c.SnapshotsInstalled)}",
+            "# TYPE cairn_peer_handshakes_refused_total counter", $"cairn_peer_handshakes_refused_total {Volatile.Read(ref c.PeerRefused)}",
+            "# TYPE cairn_peer_messages_dropped_total counter", $"cairn_peer_messages_dropped_total {Volatile.Read(ref c.PeerDropped)}",
+            "# TYPE cairn_leader_changes_total counter", $"cairn_leader_changes_total {Volatile.Read(ref c.LeaderChanges)}",
+        };
+        return string.Join('\n', lines) + "\n";
+    }
+
+    /// <summary>Counters (incremented with Interlocked).</summary>
+    internal sealed class Counters
+    {
+        public long Requests, Errors, ClientConnections, Forwarded, ReadRounds, ProposalsApplied, ProposalsRefused, ReadyBatches,
+            WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges;
+    }
+}
+
+/// <summary>A member cannot start: its data is damaged or foreign, or it cannot listen. The message says what to do.</summary>
+public sealed class MemberStartException(string message, Exception? inner = null) : Exception(message, inner);

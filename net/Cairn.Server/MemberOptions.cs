@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.IO.Hashing;
+using System.Net;
+using System.Text;
+using Cairn.Crypto;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// How a member starts: its name and data directory, where it listens, the cluster it belongs to, and its limits.
+/// The flag names of `cairn serve` map one to one onto these (docs/server.md).
+/// </summary>
+public sealed record MemberOptions
+{
+    /// <summary>This member's name (--name); its id is derived from it.</summary>
+    public string Name { get; init; } = "default";
+
+    /// <summary>Where its database, log and snapshot live (--data-dir).</summary>
+    public string DataDir { get; init; } = "default.cairn";
+
+    /// <summary>Client listener (--listen-client).</summary>
+    public string ListenClient { get; init; } = "127.0.0.1:9379";
+
+    /// <summary>Peer listener (--listen-peer).</summary>
+    public string ListenPeer { get; init; } = "127.0.0.1:9380";
+
+    /// <summary>HTTP listener for /metrics and /health (--listen-metrics; empty: none).</summary>
+    public string ListenMetrics { get; init; } = "127.0.0.1:9381";
+
+    /// <summary>The address clients are told to use (--advertise-client; default: the client listener).</summary>
+    public string? AdvertiseClient { get; init; }
+
+    /// <summary>Every member of the cluster at bootstrap, name=HOST:PORT of its peer listener (--initial-cluster); default: this member alone.</summary>
+    public IReadOnlyList<(string Name, string PeerUrl)>? InitialCluster { get; init; }
+
+    /// <summary>"new" to bootstrap a cluster; "existing" to join one after `cairn member add` (--initial-cluster-state).</summary>
+    public string InitialClusterState { get; init; } = "new";
+
+    /// <summary>Separates clusters started from the same member list (--initial-cluster-token).</summary>
+    public string ClusterToken { get; init; } = "cairn-cluster";
+
+    /// <summary>The master key that seals pages, log and snapshots; null: unencrypted.</summary>
+    public IKeyProvider? MasterKey { get; init; }
+
+    /// <summary>Leader heartbeat period (--heartbeat-interval); one Raft tick.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Followers stand for election after hearing nothing for a random time in [T, 2T) (--election-timeout).</summary>
+    public TimeSpan ElectionTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Storage quota; past it the NOSPACE alarm refuses writes (--quota-bytes).</summary>
+    public long QuotaBytes { get; init; } = 2L << 30;
+
+    /// <summary>Largest frame accepted from a client (--max-frame-bytes).</summary>
+    public int MaxFrameBytes { get; init; } = Protocol.Frame.DefaultMaxFrameBytes;
+
+    /// <summary>Proposals waiting for the raft loop beyond which new writes are refused as busy (backpressure).</summary>
+    public int MaxPendingProposals { get; init; } = 16_384;
+
+    /// <summary>Longest a client request waits for its answer before it is told Timeout.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(7);
+
+    /// <summary>Applied entries kept in the log before it is compacted into a snapshot (--snapshot-count).</summary>
+    public int SnapshotCount { get; init; } = 10_000;
+
+    /// <summary>Raft messages queued for one peer beyond which new ones are dropped (Raft retries them) so a slow peer never blocks the others.</summary>
+    public int MaxPeerQueue { get; init; } = 8_192;
+
+    /// <summary>Sync the log on every append (the default, as etcd does). Off only for tests that do not need durability.</summary>
+    public bool SyncLog { get; init; } = true;
+
+    /// <summary>Where diagnostics go (a line each); default: standard error.</summary>
+    public Action<string>? Log { get; init; }
+
+    /// <summary>The member list at bootstrap (this member alone when <see cref="InitialCluster"/> is unset).</summary>
+    public IReadOnlyList<(string Name, string PeerUrl)> Cluster => InitialCluster ?? [(Name, ListenPeer)];
+
+    /// <summary>The client address this member publishes.</summary>
+    public string ClientUrl => AdvertiseClient ?? ListenClient;
+
+    /// <summary>Refuses settings that cannot work, saying which flag to fix.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name) || Name.Contains('=') || Name.Contains(',')) throw new ArgumentException($"--name '{Name}' must be non-empty without '=' or ','.", nameof(Name));
+        ParseEndpoint(ListenClient, "--listen-client");
+        ParseEndpoint(ListenPeer, "--listen-peer");
+        if (!string.IsNullOrEmpty(ListenMetrics)) ParseEndpoint(ListenMetrics, "--listen-metrics");
+        var names = new HashSet<string>();
+        foreach (var (name, url) in Cluster)
+        {
+            if (!names.Add(name)) throw new ArgumentException($"--initial-cluster names '{name}' twice.", nameof(InitialCluster));
+            ParseEndpoint(url, $"--initial-cluster {name}");
+        }
+        if (!names.Contains(Name)) throw new ArgumentException($"--initial-cluster does not list this member's --name '{Name}'; add {Name}=HOST:PORT (its peer address).", nameof(InitialCluster));
+        if (InitialClusterState is not ("new" or "existing")) throw new ArgumentException($"--initial-cluster-state is '{InitialClusterState}'; use 'new' or 'existing'.", nameof(InitialClusterState));
+        if (HeartbeatInterval < TimeSpan.FromMilliseconds(1)) throw new ArgumentException("--heartbeat-interval must be at least 1 ms.", nameof(HeartbeatInterval));
+        if (ElectionTimeout < 3 * HeartbeatInterval) throw new ArgumentException($"--election-timeout ({ElectionTimeout.TotalMilliseconds} ms) must be at least 3 × --heartbeat-interval ({HeartbeatInterval.TotalMilliseconds} ms), or followers time out between heartbeats.", nameof(ElectionTimeout));
+        if (QuotaBytes < 1 << 20) throw new ArgumentException("--quota-bytes must be at least 1 MiB.", nameof(QuotaBytes));
+        if (MaxFrameBytes < 64 << 10) throw new ArgumentException("--max-frame-bytes must be at least 64 KiB.", nameof(MaxFrameBytes));
+        if (SnapshotCount < 1) throw new ArgumentException("--snapshot-count must be positive.", nameof(SnapshotCount));
+    }
+
+    /// <summary>The id a member name maps to (never 0).</summary>
+    public static ulong MemberId(string name)
+    {
+        var id = XxHash64.HashToUInt64(Encoding.UTF8.GetBytes("cairn-member/" + name));
+        return id == 0 ? 1 : id;
+    }
+
+    /// <summary>The cluster id a bootstrap member list and token map to.</summary>
+    public static ulong ClusterIdOf(IEnumerable<(string Name, string PeerUrl)> members, string token)
+    {
+        var text = token + "|" + string.Join(",", members.Select(m => $"{m.Name}={m.PeerUrl}").Order(StringComparer.Ordinal));
+        var id = XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(text));
+        return id == 0 ? 1 : id;
+    }
+
+    /// <summary>Parses HOST:PORT (HOST an IP address or "localhost"), naming the flag on error.</summary>
+    public static IPEndPoint ParseEndpoint(string text, string flag)
+    {
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
+        {
+            throw new ArgumentException($"{flag} '{text}' is not HOST:PORT (e.g. 127.0.0.1:9379).");
+        }
+        var host = text[..colon].Trim('[', ']');
+        if (host == "localhost") return new IPEndPoint(IPAddress.Loopback, port);
+        if (!IPAddress.TryParse(host, out var ip)) throw new ArgumentException($"{flag} '{text}': '{host}' is not an IP address (use 127.0.0.1, 0.0.0.0 or localhost).");
+        return new IPEndPoint(ip, port);
+    }
+
+    /// <summary>Parses name=HOST:PORT,name=HOST:PORT.</summary>
+    public static IReadOnlyList<(string Name, string PeerUrl)> ParseCluster(string text)
+    {
+        var list = new List<(string, string)>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var eq = part.IndexOf('=');
+            if (eq <= 0 || eq == part.Length - 1) throw new ArgumentException($"--initial-cluster entry '{part}' is not name=HOST:PORT.");
+            list.Add((part[..eq], part[(eq + 1)..]));
+        }
+        if (list.Count == 0) throw new ArgumentException("--initial-cluster is empty; list name=HOST:PORT for every member.");
+        return list;
+    }
+}

@@ -1,0 +1,117 @@
+using Cairn.Protocol;
+using Cairn.Raft;
+using MessageType = Cairn.Protocol.MessageType;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// Raft messages and forwarded requests on peer links (docs/protocol.md, "Peer links"). Snapshot data never travels
+/// in a Raft message: it follows on a link of its own, in LZ4-compressed chunks.
+/// </summary>
+internal static class PeerCodec
+{
+    /// <summary>Purposes of a peer link, named in its hello.</summary>
+    public enum LinkKind : byte
+    {
+        Raft = 1,
+        Snapshot = 2,
+        Query = 3,      // a joining member asks for the cluster id
+    }
+
+    public static void WriteHello(FrameWriter w, ulong cluster, ulong from, ulong to, LinkKind kind)
+    {
+        w.BeginFrame(MessageType.PeerHello, FrameFlags.None, 0);
+        w.U32(Frame.Magic);
+        w.U16(Frame.Version);
+        w.U64(cluster);
+        w.U64(from);
+        w.U64(to);
+        w.U8((byte)kind);
+        w.EndFrame();
+    }
+
+    public static (ulong Cluster, ulong From, ulong To, LinkKind Kind) ReadHello(ReadOnlySpan<byte> payload)
+    {
+        var r = new PayloadReader(payload);
+        if (r.U32() != Frame.Magic) throw new ProtocolException(ErrorCode.Malformed, "not a Cairn peer");
+        var version = r.U16();
+        if (version != Frame.Version) throw new ProtocolException(ErrorCode.UnsupportedVersion, $"peer speaks protocol version {version}; this member speaks {Frame.Version}");
+        var h = (r.U64(), r.U64(), r.U64(), (LinkKind)r.U8());
+        r.End();
+        if (h.Item4 is < LinkKind.Raft or > LinkKind.Query) throw new ProtocolException(ErrorCode.Malformed, $"unknown peer link kind {(byte)h.Item4}");
+        return h;
+    }
+
+    public static void WriteMessage(FrameWriter w, Message m)
+    {
+        w.BeginFrame(MessageType.PeerRaft, FrameFlags.None, 0);
+        w.U8((byte)m.Type);
+        w.U64(m.From);
+        w.U64(m.To);
+        w.U64(m.Term);
+        w.U64(m.LogTerm);
+        w.U64(m.Index);
+        w.U64(m.Commit);
+        w.Bool(m.Reject);
+        w.U64(m.Context);
+        var entries = m.Entries ?? [];
+        w.Count(entries.Count);
+        foreach (var e in entries)
+        {
+            w.U64(e.Index);
+            w.U64(e.Term);
+            w.U8((byte)e.Kind);
+            w.Bytes(e.Data);
+        }
+        w.Bool(m.Snapshot is not null);
+        if (m.Snapshot is { } s)
+        {
+            w.U64(s.Index);
+            w.U64(s.Term);
+            w.Count(s.Voters.Count);
+            foreach (var v in s.Voters) w.U64(v);
+            w.Count(s.Learners.Count);
+            foreach (var l in s.Learners) w.U64(l);
+        }
+        w.EndFrame();
+    }
+
+    public static Message ReadMessage(ReadOnlySpan<byte> payload)
+    {
+        var r = new PayloadReader(payload);
+        var type = r.U8();
+        if (type > (byte)Raft.MessageType.HeartbeatResponse) throw new ProtocolException(ErrorCode.Malformed, $"unknown raft message type {type}");
+        var from = r.U64();
+        var to = r.U64();
+        var term = r.U64();
+        var logTerm = r.U64();
+        var index = r.U64();
+        var commit = r.U64();
+        var reject = r.Bool();
+        var context = r.U64();
+        var entries = new Entry[r.Count(21)];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var ei = r.U64();
+            var et = r.U64();
+            var kind = r.U8();
+            if (kind > (byte)EntryKind.Config) throw new ProtocolException(ErrorCode.Malformed, $"unknown entry kind {kind}");
+            entries[i] = new Entry(ei, et, r.BytesArray(), (EntryKind)kind);
+        }
+        SnapshotMetadata? snap = null;
+        if (r.Bool())
+        {
+            var si = r.U64();
+            var st = r.U64();
+            var voters = new ulong[r.Count(8)];
+            for (var i = 0; i < voters.Length; i++) voters[i] = r.U64();
+            var learners = new ulong[r.Count(8)];
+            for (var i = 0; i < learners.Length; i++) learners[i] = r.U64();
+            snap = new SnapshotMetadata(si, st, voters, learners);
+        }
+        r.End();
+        var mt = (Raft.MessageType)type;
+        return new Message(mt, from, to, term, logTerm, index, entries.Length == 0 ? null : entries, commit, reject, context, snap,
+            mt == Raft.MessageType.Snapshot ? [] : null);
+    }
+}

@@ -1,0 +1,148 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using Cairn.Protocol;
+using Cairn.Raft;
+using MessageType = Cairn.Protocol.MessageType;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// The outbound stream to one peer: a queue drained by one writer loop, several frames per write. It dials, says
+/// hello, and on any failure reconnects with backoff (50 ms doubling to 1 s); what was queued for a broken link is
+/// dropped, as Raft resends what matters.
+/// </summary>
+internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
+{
+    private readonly ConcurrentQueue<object> _queue = new();   // Message, or a pre-encoded frame (byte[])
+    private readonly AsyncSignal _wake = new();
+    private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(transport.Stopping);
+    private int _count;
+    private volatile bool _connected;
+
+    public ulong Id => id;
+
+    public string Url => url;
+
+    public bool Connected => _connected;
+
+    public void Start() => _ = RunAsync();
+
+    public bool Enqueue(object item)
+    {
+        if (Interlocked.Increment(ref _count) > maxQueue)
+        {
+            Interlocked.Decrement(ref _count);
+            return false;
+        }
+        _queue.Enqueue(item);
+        _wake.Set();
+        return true;
+    }
+
+    /// <summary>Dials the peer and exchanges hellos; null when it cannot (refused, or another cluster: logged).</summary>
+    public async Task<Socket?> ConnectAsync(PeerCodec.LinkKind kind, CancellationToken cancellationToken)
+    {
+        var member = transport.Member;
+        var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            await socket.ConnectAsync(MemberOptions.ParseEndpoint(url, "peer address"), timeout.Token).ConfigureAwait(false);
+            using (var w = new FrameWriter(64))
+            {
+                PeerCodec.WriteHello(w, member.ClusterId, member.Id, id, kind);
+                await socket.SendAsync(w.Written, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            }
+            using var reader = new FrameReader(socket, 1 << 16);
+            var answer = await reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+            if (answer is not var (h, payload)) throw new IOException("the peer closed the link during the hello");
+            if (h.Type == MessageType.Error)
+            {
+                var r = new PayloadReader(payload.Span);
+                var (_, message) = Messages.ReadError(ref r);
+                throw new ProtocolException(ErrorCode.ClusterMismatch, message);
+            }
+            if (h.Type != MessageType.PeerHello) throw new ProtocolException(ErrorCode.Malformed, $"expected a peer hello answer, got {h.Type}");
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var backoff = TimeSpan.FromMilliseconds(50);
+        var loggedRefusal = false;
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket? socket = null;
+            try
+            {
+                socket = await ConnectAsync(PeerCodec.LinkKind.Raft, _stop.Token).ConfigureAwait(false);
+                if (socket is null) continue;
+                backoff = TimeSpan.FromMilliseconds(50);
+                loggedRefusal = false;
+                _connected = true;
+                await PumpAsync(socket).ConfigureAwait(false);
+            }
+            catch (ProtocolException e)
+            {
+                if (!loggedRefusal) transport.Member.Log($"peer {id:x16} at {url} refused the link: {e.Message}");
+                loggedRefusal = true;
+            }
+            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+            finally
+            {
+                _connected = false;
+                socket?.Dispose();
+            }
+            // Whatever was queued for the broken link is stale by the time it reconnects.
+            while (_queue.TryDequeue(out _)) Interlocked.Decrement(ref _count);
+            if (_stop.IsCancellationRequested) return;
+            try
+            {
+                await Task.Delay(backoff, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+        }
+    }
+
+    private async Task PumpAsync(Socket socket)
+    {
+        // The peer never writes on this stream after its hello: a read that returns means it closed.
+        var closed = socket.ReceiveAsync(new byte[1], SocketFlags.None, _stop.Token).AsTask();
+        using var w = new FrameWriter(64 << 10);
+        while (!_stop.IsCancellationRequested)
+        {
+            var wait = _wake.WaitAsync().AsTask();
+            if (await Task.WhenAny(wait, closed).ConfigureAwait(false) == closed) return;
+            while (!_queue.IsEmpty)
+            {
+                w.Reset();
+                while (w.Length < (1 << 20) && _queue.TryDequeue(out var item))
+                {
+                    Interlocked.Decrement(ref _count);
+                    if (item is Message m) PeerCodec.WriteMessage(w, m);
+                    else w.Raw((byte[])item);
+                }
+                await socket.SendAsync(w.Written, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _wake.Set();
+    }
+}

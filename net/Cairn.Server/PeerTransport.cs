@@ -1,0 +1,379 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Cairn.Kv;
+using Cairn.Protocol;
+using Cairn.Raft;
+using K4os.Compression.LZ4.Streams;
+using MessageType = Cairn.Protocol.MessageType;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// Links to the other members over raw TCP. Each member dials each peer once and sends on that stream only: Raft
+/// messages and forwarded requests queue per peer and go out several per write, without waiting for
+/// acknowledgements. A snapshot goes on a link of its own, in LZ4-compressed chunks, so it never holds up the Raft
+/// stream. Every link opens with a hello naming cluster, sender and receiver; a peer of another cluster is refused.
+/// A peer that is slow or down only fills its own queue (past its bound, messages are dropped and Raft resends).
+/// </summary>
+internal sealed class PeerTransport : IDisposable
+{
+    public const int MaxPeerFrame = 64 << 20;
+
+    private readonly Member _member;
+    private readonly Socket _listener;
+    private readonly int _maxQueue;
+    private readonly ConcurrentDictionary<ulong, PeerLink> _links = new();
+    private readonly ConcurrentDictionary<ulong, byte> _snapshotsInFlight = new();
+    private readonly CancellationTokenSource _stop = new();
+
+    public PeerTransport(Member member, IPEndPoint endpoint, int maxQueue)
+    {
+        _member = member;
+        _maxQueue = maxQueue;
+        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(endpoint);
+    }
+
+    public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndPoint!;
+
+    public CancellationToken Stopping => _stop.Token;
+
+    internal Member Member => _member;
+
+    public void Start()
+    {
+        _listener.Listen(64);
+        _ = AcceptAsync();
+    }
+
+    /// <summary>The peers to link to (id → HOST:PORT); links to members no longer listed close.</summary>
+    public void SetPeers(IReadOnlyDictionary<ulong, string> peers)
+    {
+        foreach (var (id, url) in peers)
+        {
+            if (_links.TryGetValue(id, out var link) && link.Url == url) continue;
+            var fresh = new PeerLink(this, id, url, _maxQueue);
+            if (_links.TryGetValue(id, out var old)) old.Dispose();
+            _links[id] = fresh;
+            fresh.Start();
+        }
+        foreach (var id in _links.Keys)
+        {
+            if (!peers.ContainsKey(id) && _links.TryRemove(id, out var gone)) gone.Dispose();
+        }
+    }
+
+    /// <summary>Queues Raft messages (never blocks: a full queue drops).</summary>
+    public void Send(IReadOnlyList<Message> messages)
+    {
+        foreach (var m in messages)
+        {
+            if (!_links.TryGetValue(m.To, out var link))
+            {
+                Interlocked.Increment(ref _member.Stats.PeerDropped);
+                continue;
+            }
+            if (m.Type == Raft.MessageType.Snapshot)
+            {
+                if (_snapshotsInFlight.TryAdd(m.To, 0)) _ = Task.Run(() => SendSnapshotAsync(link, m));
+                continue;
+            }
+            if (!link.Enqueue(m)) Interlocked.Increment(ref _member.Stats.PeerDropped);
+        }
+    }
+
+    /// <summary>Queues a forwarded client request for the leader.</summary>
+    public bool Forward(ulong to, ulong forwardId, in FrameHeader h, ReadOnlySpan<byte> payload)
+    {
+        if (!_links.TryGetValue(to, out var link) || !link.Connected) return false;
+        var frame = new byte[Frame.HeaderSize + 8 + Frame.HeaderSize + payload.Length];
+        Frame.WriteHeader(frame, new FrameHeader((uint)(8 + Frame.HeaderSize + payload.Length), MessageType.PeerForward, FrameFlags.None, 0));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(Frame.HeaderSize), forwardId);
+        Frame.WriteHeader(frame.AsSpan(Frame.HeaderSize + 8), h with { PayloadLength = (uint)payload.Length });
+        payload.CopyTo(frame.AsSpan(Frame.HeaderSize + 8 + Frame.HeaderSize));
+        return link.Enqueue(frame);
+    }
+
+    /// <summary>Queues the answer to a forwarded request.</summary>
+    public void Reply(ulong to, ulong forwardId, ReadOnlySpan<byte> frames)
+    {
+        if (!_links.TryGetValue(to, out var link)) return;
+        var frame = new byte[Frame.HeaderSize + 8 + frames.Length];
+        Frame.WriteHeader(frame, new FrameHeader((uint)(8 + frames.Length), MessageType.PeerForwardReply, FrameFlags.Response, 0));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(Frame.HeaderSize), forwardId);
+        frames.CopyTo(frame.AsSpan(Frame.HeaderSize + 8));
+        link.Enqueue(frame);
+    }
+
+    private async Task SendSnapshotAsync(PeerLink link, Message m)
+    {
+        try
+        {
+            using var socket = await link.ConnectAsync(PeerCodec.LinkKind.Snapshot, _stop.Token).ConfigureAwait(false);
+            if (socket is null) return;
+            await using var net = new NetworkStream(socket, ownsSocket: false);
+            using (var w = new FrameWriter())
+            {
+                PeerCodec.WriteMessage(w, m);
+                await net.WriteAsync(w.Written, _stop.Token).ConfigureAwait(false);
+            }
+            var header = new byte[Frame.HeaderSize];
+            await using var chunks = new ChunkStream(async (chunk, last) =>
+            {
+                Frame.WriteHeader(header, new FrameHeader((uint)chunk.Length, MessageType.PeerSnapshotChunk, last ? FrameFlags.Last : FrameFlags.None, 0));
+                await net.WriteAsync(header, _stop.Token).ConfigureAwait(false);
+                await net.WriteAsync(chunk, _stop.Token).ConfigureAwait(false);
+            }, 1 << 20);
+            SnapshotInfo info;
+            using (var lz4 = LZ4Stream.Encode(chunks, leaveOpen: true)) info = _member.Machine.WriteSnapshot(lz4);
+            await chunks.CompleteAsync().ConfigureAwait(false);
+            // Wait for the receiver to close: it has the whole stream then.
+            var one = new byte[1];
+            await socket.ReceiveAsync(one, SocketFlags.None, _stop.Token).AsTask().WaitAsync(TimeSpan.FromMinutes(5), _stop.Token).ConfigureAwait(false);
+            Interlocked.Increment(ref _member.Stats.SnapshotsSent);
+            _member.Log($"sent a snapshot to {link.Id:x16} (raft index {m.Snapshot!.Index}, state applied to {info.AppliedIndex}, {info.Bytes} bytes before compression)");
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or TimeoutException or ObjectDisposedException or ProtocolException)
+        {
+            if (!_stop.IsCancellationRequested) _member.Log($"snapshot to {link.Id:x16} failed: {e.Message}; it will be retried");
+        }
+        finally
+        {
+            _snapshotsInFlight.TryRemove(link.Id, out _);
+        }
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (_stop.IsCancellationRequested) return;
+                continue;
+            }
+            socket.NoDelay = true;
+            _ = ServeAsync(socket);
+        }
+    }
+
+    /// <summary>One inbound link: the hello, then Raft messages and forwards, or one snapshot.</summary>
+    private async Task ServeAsync(Socket socket)
+    {
+        var reader = new FrameReader(socket, MaxPeerFrame);
+        try
+        {
+            using var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            helloTimeout.CancelAfter(TimeSpan.FromSeconds(5));
+            var (h, payload) = await reader.ReadAsync(helloTimeout.Token).ConfigureAwait(false) ?? default;
+            if (h.Type != MessageType.PeerHello) throw new ProtocolException(ErrorCode.Malformed, "a peer link must start with a peer hello");
+            var (cluster, from, to, kind) = PeerCodec.ReadHello(payload.Span);
+            if (kind == PeerCodec.LinkKind.Query)
+            {
+                if (!_member.KnowsMember(from)) throw new ProtocolException(ErrorCode.ClusterMismatch, $"member {from:x16} is not a member of cluster {_member.ClusterId:x16}; add it with `cairn member add` first");
+            }
+            else if (cluster != _member.ClusterId)
+            {
+                throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} belongs to cluster {cluster:x16}, this member to {_member.ClusterId:x16}; check --initial-cluster and --initial-cluster-token");
+            }
+            else if (to != _member.Id)
+            {
+                throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} dialed member {to:x16}, but this is {_member.Id:x16}; check --initial-cluster addresses");
+            }
+            using (var w = new FrameWriter(64))
+            {
+                w.BeginFrame(MessageType.PeerHello, FrameFlags.Response, 0);
+                w.U64(_member.ClusterId);
+                w.EndFrame();
+                await socket.SendAsync(w.Written, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+            }
+            if (kind == PeerCodec.LinkKind.Raft) await ServeRaftAsync(reader, from).ConfigureAwait(false);
+            else if (kind == PeerCodec.LinkKind.Snapshot) await ReceiveSnapshotAsync(reader, from).ConfigureAwait(false);
+        }
+        catch (ProtocolException e)
+        {
+            Interlocked.Increment(ref _member.Stats.PeerRefused);
+            _member.Log($"refused a peer link from {socket.RemoteEndPoint}: {e.Message}");
+            try
+            {
+                using var w = new FrameWriter(256);
+                Responder.WriteError(w, 0, e.Code, e.Message);
+                await socket.SendAsync(w.Written, SocketFlags.None).AsTask().WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
+            catch (Exception se) when (se is SocketException or ObjectDisposedException or TimeoutException)
+            {
+            }
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or InvalidDataException)
+        {
+        }
+        finally
+        {
+            reader.Dispose();
+            socket.Dispose();
+        }
+    }
+
+    private async Task ServeRaftAsync(FrameReader reader, ulong from)
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            if (await reader.ReadAsync(_stop.Token).ConfigureAwait(false) is not var (h, payload)) return;
+            switch (h.Type)
+            {
+                case MessageType.PeerRaft:
+                    var m = PeerCodec.ReadMessage(payload.Span);
+                    if (m.From != from || m.To != _member.Id) throw new ProtocolException(ErrorCode.Malformed, $"raft message from {m.From:x16} to {m.To:x16} on the link from {from:x16}");
+                    if (m.Type == Raft.MessageType.Snapshot) continue; // snapshots come with their data on a link of their own
+                    _member.Deliver(m);
+                    break;
+                case MessageType.PeerForward:
+                {
+                    var span = payload.Span;
+                    if (span.Length < 8 + Frame.HeaderSize) throw new ProtocolException(ErrorCode.Malformed, "short forward frame");
+                    var fid = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(span);
+                    Frame.TryReadHeader(span[8..], out var inner);
+                    if (inner.PayloadLength != span.Length - 8 - Frame.HeaderSize) throw new ProtocolException(ErrorCode.Malformed, "forward frame length mismatch");
+                    _member.OnForwarded(from, fid, inner, span[(8 + Frame.HeaderSize)..]);
+                    break;
+                }
+                case MessageType.PeerForwardReply:
+                {
+                    var span = payload.Span;
+                    if (span.Length < 8) throw new ProtocolException(ErrorCode.Malformed, "short forward reply");
+                    _member.OnForwardReply(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(span), span[8..]);
+                    break;
+                }
+                default:
+                    throw new ProtocolException(ErrorCode.Malformed, $"unexpected {h.Type} on a raft link");
+            }
+        }
+    }
+
+    private async Task ReceiveSnapshotAsync(FrameReader reader, ulong from)
+    {
+        if (await reader.ReadAsync(_stop.Token).ConfigureAwait(false) is not var (h, payload) || h.Type != MessageType.PeerRaft) return;
+        var m = PeerCodec.ReadMessage(payload.Span);
+        if (m.Type != Raft.MessageType.Snapshot || m.Snapshot is null || m.From != from) throw new ProtocolException(ErrorCode.Malformed, "a snapshot link must start with a snapshot message");
+        var stem = Path.Combine(_member.IncomingDir, $"{from:x16}-{m.Snapshot.Index}-{Environment.TickCount64}");
+        var compressed = stem + ".lz4";
+        var db = stem + ".db";
+        try
+        {
+            await using (var file = new FileStream(compressed, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                while (true)
+                {
+                    if (await reader.ReadAsync(_stop.Token).ConfigureAwait(false) is not var (ch, chunk)) throw new IOException("the snapshot stream ended early");
+                    if (ch.Type != MessageType.PeerSnapshotChunk) throw new ProtocolException(ErrorCode.Malformed, $"unexpected {ch.Type} in a snapshot stream");
+                    await file.WriteAsync(chunk, _stop.Token).ConfigureAwait(false);
+                    if ((ch.Flags & FrameFlags.Last) != 0) break;
+                }
+            }
+            await Task.Run(() =>
+            {
+                using var input = File.OpenRead(compressed);
+                using var lz4 = LZ4Stream.Decode(input);
+                KvStateMachine.BuildFromSnapshot(lz4, db, _member.Machine.Options);
+            }).ConfigureAwait(false);
+            _member.Deliver(m, db);
+        }
+        catch
+        {
+            TryDelete(db);
+            throw;
+        }
+        finally
+        {
+            TryDelete(compressed);
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Dispose();
+        foreach (var link in _links.Values) link.Dispose();
+        _links.Clear();
+    }
+}
+
+/// <summary>Reads whole frames from a socket into a pooled buffer; null at a clean end of stream.</summary>
+internal sealed class FrameReader(Socket socket, int maxFrame) : IDisposable
+{
+    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(64 << 10);
+    private int _start;
+    private int _end;
+
+    /// <summary>The next frame; its payload is valid until the next call.</summary>
+    public async ValueTask<(FrameHeader Header, ReadOnlyMemory<byte> Payload)?> ReadAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (Frame.TryReadHeader(_buffer.AsSpan(_start, _end - _start), out var h))
+            {
+                if (h.PayloadLength > (uint)maxFrame) throw new ProtocolException(ErrorCode.FrameTooLarge, $"peer frame of {h.PayloadLength} bytes is over the limit of {maxFrame}");
+                var total = Frame.HeaderSize + (int)h.PayloadLength;
+                if (_end - _start >= total)
+                {
+                    var payload = _buffer.AsMemory(_start + Frame.HeaderSize, (int)h.PayloadLength);
+                    _start += total;
+                    return (h, payload);
+                }
+                if (total > _buffer.Length - _start)
+                {
+                    var target = total > _buffer.Length ? ArrayPool<byte>.Shared.Rent(total) : _buffer;
+                    _buffer.AsSpan(_start, _end - _start).CopyTo(target);
+                    if (!ReferenceEquals(target, _buffer)) ArrayPool<byte>.Shared.Return(_buffer);
+                    _buffer = target;
+                    _end -= _start;
+                    _start = 0;
+                }
+            }
+            else if (_start > 0 && _buffer.Length - _end < Frame.HeaderSize)
+            {
+                _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+                _end -= _start;
+                _start = 0;
+            }
+            if (_start == _end)
+            {
+                _start = 0;
+                _end = 0;
+            }
+            var n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                if (_start == _end) return null;
+                throw new IOException("the peer closed the link in the middle of a frame");
+            }
+            _end += n;
+        }
+    }
+
+    public void Dispose()
+    {
+        var b = _buffer;
+        _buffer = [];
+        if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
+    }
+}

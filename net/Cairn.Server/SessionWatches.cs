@@ -1,0 +1,124 @@
+using Cairn.Kv;
+using Cairn.Protocol;
+
+namespace Cairn.Server;
+
+/// <summary>
+/// The watches of one client connection, each identified by the id of the request that created it. Events are pushed
+/// as <see cref="MessageType.WatchEvents"/> frames with that id; a canceled watch ends with a frame flagged Last.
+/// </summary>
+internal sealed class SessionWatches(ClientSession session)
+{
+    private readonly Dictionary<ulong, (Watcher Watcher, CancellationTokenSource Stop)> _watches = [];
+    private readonly Lock _lock = new();
+
+    public int Count { get { lock (_lock) return _watches.Count; } }
+
+    /// <summary>Starts a watch and answers its create request; false when the id is in use.</summary>
+    public bool Create(Member member, ulong id, WatchRequest request)
+    {
+        Watcher watcher;
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(session.Closed);
+        lock (_lock)
+        {
+            if (_watches.ContainsKey(id))
+            {
+                stop.Dispose();
+                return false;
+            }
+            watcher = member.Machine.Watch(request);
+            _watches[id] = (watcher, stop);
+        }
+        var w = session.Begin();
+        try
+        {
+            w.BeginFrame(MessageType.WatchCreate, FrameFlags.Response, id);
+            Messages.WriteHeader(w, member.Header());
+            w.EndFrame();
+        }
+        finally
+        {
+            session.End();
+        }
+        _ = PumpAsync(member, id, watcher, stop.Token);
+        return true;
+    }
+
+    private async Task PumpAsync(Member member, ulong id, Watcher watcher, CancellationToken stop)
+    {
+        var canceledByServer = false;
+        try
+        {
+            await foreach (var response in watcher.ReadAllAsync(stop).ConfigureAwait(false))
+            {
+                canceledByServer |= response.Canceled;
+                var w = session.Begin();
+                try
+                {
+                    w.BeginFrame(MessageType.WatchEvents, FrameFlags.Response | (response.Canceled ? FrameFlags.Last : 0), id);
+                    Messages.WriteHeader(w, member.Header() with { Revision = response.Header.Revision });
+                    Messages.WriteWatchEvents(w, response);
+                    w.EndFrame();
+                }
+                finally
+                {
+                    session.End();
+                }
+                if (response.Canceled) break;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e) when (e is KvException or Storage.StorageException or ObjectDisposedException)
+        {
+            if (session.IsOpen) session.Error(MessageType.WatchEvents, id, ErrorCode.Internal, $"watch ended: {e.Message}");
+        }
+        finally
+        {
+            Remove(id, sendCanceled: !canceledByServer && session.IsOpen, member);
+        }
+    }
+
+    /// <summary>Cancels watch <paramref name="id"/>; false when there is no such watch.</summary>
+    public bool Cancel(ulong id)
+    {
+        lock (_lock)
+        {
+            if (!_watches.TryGetValue(id, out var w)) return false;
+            w.Stop.Cancel();
+            return true;
+        }
+    }
+
+    private void Remove(ulong id, bool sendCanceled, Member member)
+    {
+        lock (_lock)
+        {
+            if (!_watches.Remove(id, out var w)) return;
+            w.Watcher.Dispose();
+            w.Stop.Dispose();
+        }
+        if (!sendCanceled) return;
+        var wr = session.Begin();
+        try
+        {
+            wr.BeginFrame(MessageType.WatchEvents, FrameFlags.Response | FrameFlags.Last, id);
+            Messages.WriteHeader(wr, member.Header());
+            Messages.WriteWatchEvents(wr, new WatchResponse(new ResponseHeader(member.Header().Revision), [], Canceled: true));
+            wr.EndFrame();
+        }
+        finally
+        {
+            session.End();
+        }
+    }
+
+    public void CancelAll()
+    {
+        lock (_lock)
+        {
+            foreach (var w in _watches.Values) w.Stop.Cancel();
+        }
+    }
+}
