@@ -1,0 +1,97 @@
+using Cairn.Protocol;
+
+namespace Cairn.Client;
+
+/// <summary>
+/// A request failed. <see cref="Code"/> is the member's <see cref="ErrorCode"/> when a member refused it (null when
+/// the client gave up on its own: nothing reachable, connection lost); the message says what to do.
+/// </summary>
+public class CairnException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CairnException(ErrorCode? code, string message, string? endpoint = null, Exception? inner = null) : base(message, inner)
+    {
+        Code = code;
+        Endpoint = endpoint;
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public CairnException() : this(null, "Cairn request failed") { }
+
+    /// <summary>Creates the exception.</summary>
+    public CairnException(string message) : this(null, message) { }
+
+    /// <summary>Creates the exception.</summary>
+    public CairnException(string message, Exception inner) : this(null, message, null, inner) { }
+
+    /// <summary>The member's error code; null when the client raised it.</summary>
+    public ErrorCode? Code { get; }
+
+    /// <summary>The endpoint that answered (or was tried last), HOST:PORT.</summary>
+    public string? Endpoint { get; }
+
+    /// <summary>The typed exception for an error a member sent.</summary>
+    public static CairnException FromServer(ErrorCode code, string message, string endpoint) => code switch
+    {
+        ErrorCode.Compacted => new CairnCompactedException(message, endpoint),
+        ErrorCode.NoSpace => new CairnNoSpaceException(message, endpoint),
+        ErrorCode.LeaseNotFound => new CairnLeaseNotFoundException(message, endpoint),
+        ErrorCode.Timeout => new CairnUnknownOutcomeException(ErrorCode.Timeout, $"{endpoint}: {message}", endpoint),
+        _ => new CairnException(code, message, endpoint),
+    };
+
+    /// <summary>Whether a member sending <paramref name="code"/> guarantees the request was not applied (so it may be sent again).</summary>
+    public static bool IsNotApplied(ErrorCode code) => code is ErrorCode.NoLeader or ErrorCode.Busy or ErrorCode.Stopping or ErrorCode.TooManyRequests;
+}
+
+/// <summary>The revision asked for was compacted away: read or watch from <see cref="CompactRevision"/> or later.</summary>
+public sealed class CairnCompactedException : CairnException
+{
+    /// <summary>Creates the exception.</summary>
+    public CairnCompactedException(string message, string? endpoint = null, long compactRevision = 0) : base(ErrorCode.Compacted, message, endpoint)
+    {
+        CompactRevision = compactRevision != 0 ? compactRevision : ParseCompactRevision(message);
+    }
+
+    /// <summary>The compaction revision (0 when the member did not say).</summary>
+    public long CompactRevision { get; }
+
+    // The member says "... (compacted up to N) ..." (Cairn.Kv.CompactedException).
+    private static long ParseCompactRevision(string message)
+    {
+        const string marker = "compacted up to ";
+        var at = message.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0) return 0;
+        var span = message.AsSpan(at + marker.Length);
+        var n = 0;
+        while (n < span.Length && char.IsAsciiDigit(span[n])) n++;
+        return long.TryParse(span[..n], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : 0;
+    }
+}
+
+/// <summary>The storage quota is exhausted (NOSPACE alarm): compact, defragment and disarm, or raise the quota.</summary>
+public sealed class CairnNoSpaceException(string message, string? endpoint = null) : CairnException(ErrorCode.NoSpace, message, endpoint);
+
+/// <summary>The lease does not exist (expired, revoked, or never granted): grant a new one.</summary>
+public sealed class CairnLeaseNotFoundException(string message, string? endpoint = null) : CairnException(ErrorCode.LeaseNotFound, message, endpoint);
+
+/// <summary>No endpoint could be reached; the message names each one tried and why it failed.</summary>
+public sealed class CairnUnavailableException : CairnException
+{
+    /// <summary>Creates the exception from the endpoints tried and, for each, why it failed.</summary>
+    public CairnUnavailableException(IReadOnlyList<(string Endpoint, string Reason)> failures, Exception? inner = null)
+        : base(null, "no member reachable: tried " + string.Join(", ", failures.Select(f => $"{f.Endpoint} ({f.Reason})")), failures.Count > 0 ? failures[^1].Endpoint : null, inner)
+    {
+        Failures = failures;
+    }
+
+    /// <summary>Each endpoint tried, in order, with the reason it failed ("connection refused").</summary>
+    public IReadOnlyList<(string Endpoint, string Reason)> Failures { get; }
+}
+
+/// <summary>
+/// A write may or may not have been applied: the connection was lost after it was sent, or the member answered
+/// Timeout. Read the key space to find out before retrying a write that is not idempotent.
+/// </summary>
+public sealed class CairnUnknownOutcomeException(ErrorCode? code, string message, string? endpoint = null, Exception? inner = null)
+    : CairnException(code, message, endpoint, inner);

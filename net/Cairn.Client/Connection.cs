@@ -1,0 +1,385 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Cairn.Protocol;
+
+namespace Cairn.Client;
+
+/// <summary>
+/// One multiplexed connection to a member (docs/protocol.md): many requests in flight, each with its own id, answered
+/// in any order. Requests are encoded straight into a pooled front buffer under a short lock; a writer loop swaps it
+/// with the back buffer and sends everything gathered in one write, so requests queued during a send leave together.
+/// A reader loop parses frames in place from a pooled receive buffer and hands each to the request with its id. When
+/// either loop fails, every request still waiting learns whether its bytes may have reached the member.
+/// </summary>
+internal sealed class Connection : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly int _maxFrame;
+    private readonly Lock _lock = new();
+    private FrameWriter _front = new(16 << 10);          // requests not yet sent; guarded by _lock
+    private FrameWriter _back = new(16 << 10);           // owned by the writer loop
+    private List<PendingOp> _frontOps = [];              // the requests in _front; guarded by _lock
+    private List<PendingOp> _backOps = [];               // owned by the writer loop
+    private readonly Dictionary<ulong, PendingOp> _pending = [];  // id → request waiting for frames; guarded by _lock
+    private string? _failure;                            // why the connection died; guarded by _lock, set once
+    private readonly Signal _wake = new();
+    private readonly CancellationTokenSource _closing = new();
+    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(64 << 10);  // owned by the reader loop once started
+    private int _filled;
+    private Task _reader = Task.CompletedTask;
+    private Task _writer = Task.CompletedTask;
+
+    private Connection(string endpoint, Socket socket, int maxFrame)
+    {
+        Endpoint = endpoint;
+        _socket = socket;
+        _maxFrame = maxFrame;
+    }
+
+    /// <summary>HOST:PORT as given.</summary>
+    public string Endpoint { get; }
+
+    /// <summary>The member's answer to the hello: version, cluster, member, frame limit.</summary>
+    public HelloResponse Hello { get; private set; }
+
+    /// <summary>Canceled when the connection closes.</summary>
+    public CancellationToken Closing => _closing.Token;
+
+    /// <summary>False once the connection has failed or been closed.</summary>
+    public bool IsOpen
+    {
+        get { lock (_lock) return _failure is null; }
+    }
+
+    /// <summary>Set by the client once it has asked this member for the member list.</summary>
+    public int Discovered;
+
+    /// <summary>Connects and exchanges hellos within <paramref name="timeout"/>; a <see cref="ConnectFailedException"/> says why not.</summary>
+    public static async Task<Connection> OpenAsync(string endpoint, TimeSpan timeout, int maxResponseFrame, CancellationToken cancellationToken)
+    {
+        var (host, port) = Client.Endpoint.Parse(endpoint);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Connection? c = null;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            if (IPAddress.TryParse(host, out var ip)) await socket.ConnectAsync(new IPEndPoint(ip, port), deadline.Token).ConfigureAwait(false);
+            else await socket.ConnectAsync(host, port, deadline.Token).ConfigureAwait(false);
+            c = new Connection(endpoint, socket, maxResponseFrame);
+            await c.HandshakeAsync(deadline.Token).ConfigureAwait(false);
+            c.Start();
+            return c;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            Discard(socket, c);
+            throw new ConnectFailedException(endpoint, $"no answer within {timeout.TotalMilliseconds:0} ms");
+        }
+        catch (SocketException e)
+        {
+            Discard(socket, c);
+            throw new ConnectFailedException(endpoint, Describe(e));
+        }
+        catch (Exception e) when (e is IOException or ProtocolException)
+        {
+            Discard(socket, c);
+            throw new ConnectFailedException(endpoint, e.Message);
+        }
+        catch (CairnException e)
+        {
+            Discard(socket, c);
+            throw new ConnectFailedException(endpoint, $"{e.Code}: {e.Message}", e);
+        }
+        catch
+        {
+            Discard(socket, c);
+            throw;
+        }
+    }
+
+    private static void Discard(Socket socket, Connection? c)
+    {
+        socket.Dispose();
+        if (c is null) return;
+        c.ReleaseBuffers();
+        c._front.Dispose();
+        c._back.Dispose();
+        c._closing.Dispose();
+    }
+
+    /// <summary>Words for a socket error that a person reads.</summary>
+    public static string Describe(SocketException e) => e.SocketErrorCode switch
+    {
+        SocketError.ConnectionRefused => "connection refused",
+        SocketError.TimedOut => "timed out",
+        SocketError.HostNotFound or SocketError.NoData => "unknown host",
+        SocketError.HostUnreachable or SocketError.NetworkUnreachable => "unreachable",
+        SocketError.ConnectionReset => "connection reset",
+        _ => e.Message,
+    };
+
+    private async Task HandshakeAsync(CancellationToken cancellationToken)
+    {
+        using (var w = new FrameWriter(64))
+        {
+            w.BeginFrame(MessageType.Hello, FrameFlags.None, 0);
+            Messages.WriteHello(w);
+            w.EndFrame();
+            await _socket.SendAsync(w.Written, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        }
+        while (true)
+        {
+            if (Frame.TryReadHeader(_buffer.AsSpan(0, _filled), out var h))
+            {
+                if (h.PayloadLength > 1 << 16) throw new ProtocolException(ErrorCode.Malformed, $"the hello answer claims {h.PayloadLength} bytes: not a Cairn member?");
+                var total = Frame.HeaderSize + (int)h.PayloadLength;
+                if (_filled >= total)
+                {
+                    var r = new PayloadReader(_buffer.AsSpan(Frame.HeaderSize, (int)h.PayloadLength));
+                    if (h.Type == MessageType.Error)
+                    {
+                        var (code, message) = Messages.ReadError(ref r);
+                        throw CairnException.FromServer(code, message, Endpoint);
+                    }
+                    if (h.Type != MessageType.Hello || (h.Flags & FrameFlags.Response) == 0) throw new ProtocolException(ErrorCode.Malformed, $"expected a hello answer, got {h.Type}: not a Cairn member?");
+                    Hello = Messages.ReadHelloResponse(ref r);
+                    _buffer.AsSpan(total, _filled - total).CopyTo(_buffer);
+                    _filled -= total;
+                    return;
+                }
+            }
+            var n = await _socket.ReceiveAsync(_buffer.AsMemory(_filled), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0) throw new IOException("the member closed the connection during the hello");
+            _filled += n;
+        }
+    }
+
+    private void Start()
+    {
+        _reader = Task.Run(ReadLoopAsync);
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>
+    /// Queues a request: its frame is encoded into the send buffer at once (<paramref name="body"/> writes the payload)
+    /// and it joins the table of requests waiting for answers. False when the connection is dead (nothing was sent).
+    /// </summary>
+    public bool TryStart(PendingOp op, Action<FrameWriter>? body)
+    {
+        lock (_lock)
+        {
+            if (_failure is not null) return false;
+            _front.BeginFrame(op.Type, FrameFlags.None, op.Id);
+            try
+            {
+                body?.Invoke(_front);
+            }
+            catch
+            {
+                _front.AbandonFrame();
+                throw;
+            }
+            var size = _front.OpenPayloadLength;
+            if (size > Hello.MaxFrameBytes)
+            {
+                _front.AbandonFrame();
+                throw new CairnException(ErrorCode.FrameTooLarge,
+                    $"the {op.Type} request is {size} bytes, over {Endpoint}'s frame limit of {Hello.MaxFrameBytes}; split it or store large values in pieces", Endpoint);
+            }
+            _front.EndFrame();
+            _pending[op.Id] = op;
+            _frontOps.Add(op);
+        }
+        _wake.Set();
+        return true;
+    }
+
+    /// <summary>Stops waiting for <paramref name="op"/> (canceled or timed out): later frames for it are dropped.</summary>
+    public void Forget(PendingOp op)
+    {
+        lock (_lock)
+        {
+            if (_pending.TryGetValue(op.Id, out var p) && ReferenceEquals(p, op)) _pending.Remove(op.Id);
+        }
+    }
+
+    private long _socketWrites;
+    private long _framesWritten;
+
+    /// <summary>Socket writes and the request frames they carried (for tests and diagnostics: many frames per write is coalescing at work).</summary>
+    public (long Writes, long Frames) WriteCounters => (Interlocked.Read(ref _socketWrites), Interlocked.Read(ref _framesWritten));
+
+    /// <summary>Requests waiting for answers (for tests and diagnostics).</summary>
+    public int PendingCount
+    {
+        get { lock (_lock) return _pending.Count; }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await _wake.WaitAsync().ConfigureAwait(false);
+                while (true)
+                {
+                    lock (_lock)
+                    {
+                        if (_failure is not null) return;
+                        (_front, _back) = (_back, _front);
+                        (_frontOps, _backOps) = (_backOps, _frontOps);
+                        // From here the bytes may reach the member: a lost connection leaves these requests' outcome unknown.
+                        foreach (var op in _backOps) op.Written = true;
+                    }
+                    var frames = _backOps.Count;
+                    _backOps.Clear();
+                    if (_back.Length == 0) break;
+                    Interlocked.Increment(ref _socketWrites);
+                    Interlocked.Add(ref _framesWritten, frames);
+                    await _socket.SendAsync(_back.Written, SocketFlags.None, _closing.Token).ConfigureAwait(false);
+                    _back.Reset();
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            Fail(e is SocketException se ? Describe(se) : e.Message);
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var at = 0;
+                while (Frame.TryReadHeader(_buffer.AsSpan(at, _filled - at), out var h))
+                {
+                    if (h.PayloadLength > (uint)_maxFrame)
+                    {
+                        throw new ProtocolException(ErrorCode.FrameTooLarge, $"the member sent a frame of {h.PayloadLength} bytes, over this client's limit of {_maxFrame} (MaxResponseFrameBytes)");
+                    }
+                    var total = Frame.HeaderSize + (int)h.PayloadLength;
+                    if (_filled - at < total)
+                    {
+                        if (total > _buffer.Length)
+                        {
+                            Grow(at, total);
+                            at = 0;
+                        }
+                        break;
+                    }
+                    var wait = Dispatch(h, at + Frame.HeaderSize);
+                    at += total;
+                    if (!wait.IsCompletedSuccessfully) await wait.ConfigureAwait(false);
+                }
+                if (at > 0)
+                {
+                    _buffer.AsSpan(at, _filled - at).CopyTo(_buffer);
+                    _filled -= at;
+                }
+                var n = await _socket.ReceiveAsync(_buffer.AsMemory(_filled), SocketFlags.None, _closing.Token).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    Fail(_filled == 0 ? "the member closed the connection" : "the member closed the connection in the middle of a frame");
+                    return;
+                }
+                _filled += n;
+            }
+        }
+        catch (ProtocolException e)
+        {
+            Fail($"protocol error: {e.Message}");
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            Fail(e is SocketException se ? Describe(se) : e.Message);
+        }
+        finally
+        {
+            ReleaseBuffers();
+        }
+    }
+
+    /// <summary>Moves the partial frame at <paramref name="at"/> to the start of a buffer big enough for its <paramref name="total"/> bytes.</summary>
+    private void Grow(int at, int total)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent(total);
+        _buffer.AsSpan(at, _filled - at).CopyTo(bigger);
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = bigger;
+        _filled -= at;
+    }
+
+    private ValueTask Dispatch(in FrameHeader h, int offset)
+    {
+        if ((h.Flags & FrameFlags.Response) == 0) throw new ProtocolException(ErrorCode.Malformed, $"the member sent a {h.Type} frame not flagged as a response");
+        PendingOp? op;
+        lock (_lock) _pending.TryGetValue(h.RequestId, out op);
+        if (op is null) return default; // forgotten (canceled, timed out) or a stream's frame after it ended
+        var wait = op.OnFrame(this, h, _buffer.AsSpan(offset, (int)h.PayloadLength), out var done);
+        if (done) Forget(op);
+        return wait;
+    }
+
+    private void Fail(string reason)
+    {
+        List<PendingOp> lost;
+        lock (_lock)
+        {
+            if (_failure is not null) return;
+            _failure = reason;
+            lost = [.. _pending.Values];
+            _pending.Clear();
+        }
+        _closing.Cancel();
+        _wake.Set();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+        _socket.Dispose();
+        foreach (var op in lost) op.OnConnectionLost(new ConnectionLostException(Endpoint, reason, op.Written));
+    }
+
+    private void ReleaseBuffers()
+    {
+        var b = Interlocked.Exchange(ref _buffer, []);
+        if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
+    }
+
+    /// <summary>Closes the connection; requests still waiting fail with a lost connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Fail("closed by the client");
+        try
+        {
+            await Task.WhenAll(_reader, _writer).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+        }
+        lock (_lock)
+        {
+            _front.Dispose();
+            _back.Dispose();
+        }
+        _closing.Dispose();
+    }
+}
+
+/// <summary>An endpoint could not be reached or did not speak the protocol; <see cref="Reason"/> says why in a few words.</summary>
+internal sealed class ConnectFailedException(string endpoint, string reason, Exception? inner = null)
+    : Exception($"{endpoint} ({reason})", inner)
+{
+    public string Endpoint { get; } = endpoint;
+
+    public string Reason { get; } = reason;
+}
