@@ -53,6 +53,9 @@ public sealed record KvCommand
         return w.ToArray();
     }
 
+    /// <summary>Whether <paramref name="bytes"/> encode a <see cref="Cluster"/> command (without decoding them).</summary>
+    public static bool IsClusterCommand(ReadOnlySpan<byte> bytes) => bytes.Length > 0 && bytes[0] == TagCluster;
+
     /// <summary>Reads a command; <see cref="InvalidDataException"/> for bytes that are not one.</summary>
     public static KvCommand Decode(ReadOnlySpan<byte> bytes)
     {

@@ -27,12 +27,14 @@ public sealed partial class KvStateMachine : IDisposable
     private readonly object _gate = new();
     private int _readers;
     private bool _swapping;
+    private bool _disposed;      // closed: new reads are refused; Dispose waited for the open ones
 
     internal Database EnterRead()
     {
         lock (_gate)
         {
             while (_swapping) Monitor.Wait(_gate);
+            ObjectDisposedException.ThrowIf(_disposed, this);
             _readers++;
             return _db;
         }
@@ -288,8 +290,18 @@ public sealed partial class KvStateMachine : IDisposable
     });
 
     /// <summary>Syncs and closes the file.</summary>
+    /// <remarks>Waits for open reads (views, snapshots being written) to end first: the file is unmapped after, and a read of unmapped memory would bring the process down.</remarks>
     public void Dispose()
     {
-        _db.Dispose();
+        lock (_apply)
+        {
+            lock (_gate)
+            {
+                if (_disposed) return;
+                _disposed = true;
+                while (_readers > 0) Monitor.Wait(_gate);
+            }
+            _db.Dispose();
+        }
     }
 }

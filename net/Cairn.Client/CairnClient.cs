@@ -336,6 +336,15 @@ public sealed partial class CairnClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Requests waiting for answers over the open connections (for tests).</summary>
+    internal int PendingRequests
+    {
+        get
+        {
+            lock (_lock) return _connections.Values.Where(t => t.IsCompletedSuccessfully).Sum(t => t.Result.PendingCount);
+        }
+    }
+
     /// <summary>Socket writes and request frames over the open connections (for tests: coalescing shows as fewer writes than frames).</summary>
     internal (long Writes, long Frames) WriteCounters
     {

@@ -176,4 +176,6 @@ public enum ErrorCode : ushort
     Conflict = 18,
     /// <summary>A peer from another cluster, or a member this cluster does not know.</summary>
     ClusterMismatch = 19,
+    /// <summary>Peer links: the dialing member was removed from the cluster (it stops when told).</summary>
+    MemberRemoved = 20,
 }

@@ -100,8 +100,11 @@ internal sealed class SelfResponder(Member member) : Responder
 
 #pragma warning restore CA1001
 
-/// <summary>A write-only stream that cuts what is written into chunks and hands each to a sink (the last one flagged).</summary>
-internal sealed class ChunkStream(Func<ReadOnlyMemory<byte>, bool, Task> sink, int chunkBytes = 256 << 10) : Stream
+/// <summary>
+/// A write-only stream that cuts what is written into chunks and hands each to a sink (the last one flagged). The sink
+/// blocks (it writes to a socket): use it from a thread of its own, never from the thread pool.
+/// </summary>
+internal sealed class ChunkStream(Action<ReadOnlyMemory<byte>, bool> sink, int chunkBytes = 256 << 10) : Stream
 {
     private readonly byte[] _chunk = new byte[chunkBytes];
     private int _filled;
@@ -129,18 +132,18 @@ internal sealed class ChunkStream(Func<ReadOnlyMemory<byte>, bool, Task> sink, i
             buffer = buffer[n..];
             if (_filled == _chunk.Length)
             {
-                sink(_chunk.AsMemory(0, _filled), false).GetAwaiter().GetResult();
+                sink(_chunk.AsMemory(0, _filled), false);
                 _filled = 0;
             }
         }
     }
 
     /// <summary>Sends what is left as the last chunk.</summary>
-    public async Task CompleteAsync()
+    public void Complete()
     {
         if (_completed) return;
         _completed = true;
-        await sink(_chunk.AsMemory(0, _filled), true).ConfigureAwait(false);
+        sink(_chunk.AsMemory(0, _filled), true);
         _filled = 0;
     }
 }

@@ -37,7 +37,31 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
     /// <summary>A member joining an existing cluster asks its peers for the cluster id; they answer only members already added.</summary>
     private static ulong AskCluster(MemberOptions options, ulong self)
     {
+        // A member that has not applied the change adding this one yet refuses; ask around for a few seconds.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        string? refusal = null;
+        while (true)
+        {
+            try
+            {
+                return AskOnce(options, self);
+            }
+            catch (MemberStartException e) when (DateTime.UtcNow < deadline)
+            {
+                refusal = e.Message;
+                Thread.Sleep(200);
+            }
+            catch (MemberStartException e) when (refusal is not null && !e.Message.Contains("refused", StringComparison.Ordinal))
+            {
+                throw new MemberStartException(refusal);
+            }
+        }
+    }
+
+    private static ulong AskOnce(MemberOptions options, ulong self)
+    {
         var tried = new List<string>();
+        string? refused = null;
         foreach (var (name, url) in options.Cluster)
         {
             if (name == options.Name) continue;
@@ -61,7 +85,8 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
                 if (h.Type == MessageType.Error)
                 {
                     var (_, message) = Messages.ReadError(ref r);
-                    throw new MemberStartException($"member {name} at {url} refused to let '{options.Name}' join: {message}");
+                    refused = $"member {name} at {url} refused to let '{options.Name}' join: {message}";
+                    continue;
                 }
                 return r.U64();
             }
@@ -69,6 +94,7 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
             {
             }
         }
+        if (refused is not null) throw new MemberStartException(refused);
         throw new MemberStartException($"--initial-cluster-state existing: no member answered at {string.Join(", ", tried)}. Start the existing members first and run `cairn member add {options.Name} --peer-urls {options.ListenPeer}` before starting this one.");
     }
 

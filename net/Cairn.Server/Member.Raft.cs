@@ -116,11 +116,11 @@ public sealed partial class Member
                 PublishView();
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Storage.StorageException or InvalidOperationException)
+        catch (Exception e)
         {
-            // The disk failed under the log or the database: nothing more can be made durable. Stop rather than
-            // acknowledge what might not survive.
-            Log($"fatal: {e.GetType().Name}: {e.Message}; stopping this member");
+            // The disk failed under the log or the database (or a bug surfaced): nothing more can be made durable
+            // safely. Stop this member rather than acknowledge what might not survive; the process stays up.
+            Log($"fatal: {e}; stopping this member");
             _ = Task.Run(() => StopAsync(handOver: false));
         }
     }
@@ -356,12 +356,14 @@ public sealed partial class Member
         {
             if (e.Kind == EntryKind.Config)
             {
+                if (ConfigChange.Decode(e.Data) is { Type: ConfigChangeType.Remove } removal) _removedIds[removal.Member] = 0;
                 _apply.Add((e.Index, ConfigCommand(e.Data)));
                 configChanged = true;
             }
             else if (e.Data.Length >= 16)
             {
                 _apply.Add((e.Index, e.Data.AsMemory(16)));
+                configChanged |= KvCommand.IsClusterCommand(e.Data.AsSpan(16)); // a member published its addresses
                 _applyOrigins.Add((e.Index, BinaryPrimitives.ReadUInt64LittleEndian(e.Data), BinaryPrimitives.ReadUInt64LittleEndian(e.Data.AsSpan(8))));
             }
             else
@@ -433,7 +435,23 @@ public sealed partial class Member
         }
     }
 
-    private bool _removed;
+    private volatile bool _removed;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, byte> _removedIds = new(); // members whose removal this member applied
+
+    /// <summary>Whether this member applied the removal of <paramref name="id"/> (its links are then refused, which tells it).</summary>
+    internal bool WasRemoved(ulong id) => _removedIds.ContainsKey(id);
+
+    /// <summary>
+    /// A peer refused this member's link because it applied this member's removal. The removal entry never reaches a
+    /// removed member (the leader stops replicating to it), so this is how it learns; it stops.
+    /// </summary>
+    internal void OnRemovedByPeer(string message)
+    {
+        if (_removed) return;
+        _removed = true;
+        Log($"removed from the cluster ({message}); stopping");
+        _ = Task.Run(() => StopAsync(handOver: false));
+    }
 
     private void Housekeeping(long now)
     {

@@ -52,6 +52,8 @@ public sealed partial class Member
                 case MessageType.LeaseGrant:
                 case MessageType.LeaseRevoke:
                 case MessageType.AlarmDisarm:
+                case MessageType.MemberPublish:
+                    if (h.Type == MessageType.MemberPublish && r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members publish their own addresses; clients cannot");
                     if (!IsLeader)
                     {
                         Forward(r, h, payload);
@@ -191,7 +193,7 @@ public sealed partial class Member
                 case MessageType.Snapshot:
                     reader.End();
                     if (r is not ClientSession s) throw new ProtocolException(ErrorCode.InvalidArgument, "snapshots are streamed by the member a client is connected to");
-                    _ = Task.Run(() => StreamSnapshotAsync(s, id));
+                    new Thread(() => StreamSnapshot(s, id)) { IsBackground = true, Name = "cairn snapshot stream" }.Start();
                     break;
                 case MessageType.Hello:
                     throw new ProtocolException(ErrorCode.Malformed, "hello was already exchanged on this connection");
@@ -452,12 +454,14 @@ public sealed partial class Member
         }
     }
 
-    private async Task StreamSnapshotAsync(ClientSession s, ulong id)
+    /// <summary>Streams this member's state to a client as LZ4-compressed chunks, paced by the connection; on a thread of its own (it blocks).</summary>
+    private void StreamSnapshot(ClientSession s, ulong id)
     {
         try
         {
-            await using var chunks = new ChunkStream(async (chunk, last) =>
+            using var chunks = new ChunkStream((chunk, last) =>
             {
+                _stopping.Token.ThrowIfCancellationRequested(); // stopping: end the dump so the store can close
                 var w = s.Begin();
                 try
                 {
@@ -469,18 +473,16 @@ public sealed partial class Member
                 {
                     s.End();
                 }
-                await s.DrainAsync(s.Closed).ConfigureAwait(false);
+                s.DrainAsync(s.Closed).GetAwaiter().GetResult();
             });
-            var info = await Task.Run(() =>
-            {
-                using var lz4 = K4os.Compression.LZ4.Streams.LZ4Stream.Encode(chunks, leaveOpen: true);
-                return _sm.WriteSnapshot(lz4);
-            }).ConfigureAwait(false);
-            await chunks.CompleteAsync().ConfigureAwait(false);
+            SnapshotInfo info;
+            using (var lz4 = K4os.Compression.LZ4.Streams.LZ4Stream.Encode(chunks, leaveOpen: true)) info = _sm.WriteSnapshot(lz4);
+            chunks.Complete();
             Log($"streamed a snapshot to a client: applied index {info.AppliedIndex}, revision {info.Revision}, {info.Bytes} bytes before compression");
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or Storage.StorageException or KvException or ObjectDisposedException)
+        catch (Exception e)
         {
+            // On a thread of its own: whatever failed is reported to the client, never allowed to end the process.
             if (s.IsOpen) Refuse(s, MessageType.Snapshot, id, ErrorCode.Internal, $"snapshot failed: {e.Message}");
         }
     }

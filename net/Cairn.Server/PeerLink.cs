@@ -8,7 +8,7 @@ namespace Cairn.Server;
 
 /// <summary>
 /// The outbound stream to one peer: a queue drained by one writer loop, several frames per write. It dials, says
-/// hello, and on any failure reconnects with backoff (50 ms doubling to 1 s); what was queued for a broken link is
+/// hello, and on any failure reconnects with backoff (from 10 ms, doubling, to two heartbeats); what was queued for a broken link is
 /// dropped, as Raft resends what matters.
 /// </summary>
 internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
@@ -20,6 +20,9 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
     private volatile bool _connected;
 
     public ulong Id => id;
+
+    /// <summary>Retries never wait longer than two heartbeats (at most a second): a peer that comes back is heard from before anyone times out.</summary>
+    private TimeSpan MaxBackoff => TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, transport.Member.Options.HeartbeatInterval.Ticks * 2));
 
     public string Url => url;
 
@@ -60,8 +63,8 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
             if (h.Type == MessageType.Error)
             {
                 var r = new PayloadReader(payload.Span);
-                var (_, message) = Messages.ReadError(ref r);
-                throw new ProtocolException(ErrorCode.ClusterMismatch, message);
+                var (code, message) = Messages.ReadError(ref r);
+                throw new ProtocolException(code == ErrorCode.MemberRemoved ? code : ErrorCode.ClusterMismatch, message);
             }
             if (h.Type != MessageType.PeerHello) throw new ProtocolException(ErrorCode.Malformed, $"expected a peer hello answer, got {h.Type}");
             return socket;
@@ -75,7 +78,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
 
     private async Task RunAsync()
     {
-        var backoff = TimeSpan.FromMilliseconds(50);
+        var backoff = TimeSpan.FromMilliseconds(10);
         var loggedRefusal = false;
         while (!_stop.IsCancellationRequested)
         {
@@ -84,10 +87,15 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
             {
                 socket = await ConnectAsync(PeerCodec.LinkKind.Raft, _stop.Token).ConfigureAwait(false);
                 if (socket is null) continue;
-                backoff = TimeSpan.FromMilliseconds(50);
+                backoff = TimeSpan.FromMilliseconds(10);
                 loggedRefusal = false;
                 _connected = true;
                 await PumpAsync(socket).ConfigureAwait(false);
+            }
+            catch (ProtocolException e) when (e.Code == ErrorCode.MemberRemoved)
+            {
+                transport.Member.OnRemovedByPeer(e.Message);
+                return;
             }
             catch (ProtocolException e)
             {
@@ -113,7 +121,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
             {
                 return;
             }
-            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
         }
     }
 

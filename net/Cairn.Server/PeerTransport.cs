@@ -78,7 +78,7 @@ internal sealed class PeerTransport : IDisposable
             }
             if (m.Type == Raft.MessageType.Snapshot)
             {
-                if (_snapshotsInFlight.TryAdd(m.To, 0)) _ = Task.Run(() => SendSnapshotAsync(link, m));
+                if (_snapshotsInFlight.TryAdd(m.To, 0)) new Thread(() => SendSnapshot(link, m)) { IsBackground = true, Name = "cairn snapshot sender" }.Start();
                 continue;
             }
             if (!link.Enqueue(m)) Interlocked.Increment(ref _member.Stats.PeerDropped);
@@ -108,36 +108,39 @@ internal sealed class PeerTransport : IDisposable
         link.Enqueue(frame);
     }
 
-    private async Task SendSnapshotAsync(PeerLink link, Message m)
+    /// <summary>Streams the state to a follower on a link of its own, from a thread of its own (the dump and the socket writes block).</summary>
+    private void SendSnapshot(PeerLink link, Message m)
     {
         try
         {
-            using var socket = await link.ConnectAsync(PeerCodec.LinkKind.Snapshot, _stop.Token).ConfigureAwait(false);
+            using var socket = link.ConnectAsync(PeerCodec.LinkKind.Snapshot, _stop.Token).GetAwaiter().GetResult();
             if (socket is null) return;
-            await using var net = new NetworkStream(socket, ownsSocket: false);
+            using var net = new NetworkStream(socket, ownsSocket: false);
             using (var w = new FrameWriter())
             {
                 PeerCodec.WriteMessage(w, m);
-                await net.WriteAsync(w.Written, _stop.Token).ConfigureAwait(false);
+                net.Write(w.WrittenSpan);
             }
             var header = new byte[Frame.HeaderSize];
-            await using var chunks = new ChunkStream(async (chunk, last) =>
+            using var chunks = new ChunkStream((chunk, last) =>
             {
+                _stop.Token.ThrowIfCancellationRequested(); // stopping: end the dump so the store can close
                 Frame.WriteHeader(header, new FrameHeader((uint)chunk.Length, MessageType.PeerSnapshotChunk, last ? FrameFlags.Last : FrameFlags.None, 0));
-                await net.WriteAsync(header, _stop.Token).ConfigureAwait(false);
-                await net.WriteAsync(chunk, _stop.Token).ConfigureAwait(false);
+                net.Write(header);
+                net.Write(chunk.Span);
             }, 1 << 20);
             SnapshotInfo info;
             using (var lz4 = LZ4Stream.Encode(chunks, leaveOpen: true)) info = _member.Machine.WriteSnapshot(lz4);
-            await chunks.CompleteAsync().ConfigureAwait(false);
+            chunks.Complete();
             // Wait for the receiver to close: it has the whole stream then.
-            var one = new byte[1];
-            await socket.ReceiveAsync(one, SocketFlags.None, _stop.Token).AsTask().WaitAsync(TimeSpan.FromMinutes(5), _stop.Token).ConfigureAwait(false);
+            socket.ReceiveTimeout = (int)TimeSpan.FromMinutes(5).TotalMilliseconds;
+            _ = socket.Receive(new byte[1]);
             Interlocked.Increment(ref _member.Stats.SnapshotsSent);
             _member.Log($"sent a snapshot to {link.Id:x16} (raft index {m.Snapshot!.Index}, state applied to {info.AppliedIndex}, {info.Bytes} bytes before compression)");
         }
-        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or TimeoutException or ObjectDisposedException or ProtocolException)
+        catch (Exception e)
         {
+            // Whatever went wrong (the peer went away, this member is stopping), Raft sends the snapshot again later.
             if (!_stop.IsCancellationRequested) _member.Log($"snapshot to {link.Id:x16} failed: {e.Message}; it will be retried");
         }
         finally
@@ -184,6 +187,10 @@ internal sealed class PeerTransport : IDisposable
             {
                 throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} belongs to cluster {cluster:x16}, this member to {_member.ClusterId:x16}; check --initial-cluster and --initial-cluster-token");
             }
+            else if (_member.WasRemoved(from))
+            {
+                throw new ProtocolException(ErrorCode.MemberRemoved, $"member {from:x16} was removed from cluster {_member.ClusterId:x16}");
+            }
             else if (to != _member.Id)
             {
                 throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} dialed member {to:x16}, but this is {_member.Id:x16}; check --initial-cluster addresses");
@@ -227,6 +234,8 @@ internal sealed class PeerTransport : IDisposable
         while (!_stop.IsCancellationRequested)
         {
             if (await reader.ReadAsync(_stop.Token).ConfigureAwait(false) is not var (h, payload)) return;
+            // A member removed after its link was opened is told by having the link closed: it redials and is refused.
+            if (_member.WasRemoved(from)) throw new ProtocolException(ErrorCode.MemberRemoved, $"member {from:x16} was removed from cluster {_member.ClusterId:x16}");
             switch (h.Type)
             {
                 case MessageType.PeerRaft:

@@ -27,6 +27,7 @@ internal static class Serve
 
     public static int Run(string[] args)
     {
+        RaiseThreadFloor();
         var flags = Flags.Parse(args, 1);
         if (flags.Get("--config") is { } config) flags = Flags.FromConfigFile(config).Overlay(flags);
         var options = Options(flags);
@@ -36,6 +37,7 @@ internal static class Serve
 
     public static int DevCluster(string[] args)
     {
+        RaiseThreadFloor();
         var flags = Flags.Parse(args, 1);
         var dir = flags.Get("--dir") ?? "dev-cluster";
         var key = Key(flags);
@@ -67,6 +69,16 @@ internal static class Serve
         Console.WriteLine($"cairn dev-cluster: three members in {Path.GetFullPath(dir)}; try");
         Console.WriteLine("  cairn --endpoints 127.0.0.1:9379,127.0.0.1:9479,127.0.0.1:9579 status -w table");
         return WaitForSignal(members);
+    }
+
+    /// <summary>
+    /// The thread pool starts with one thread per core (two here) and adds more slowly; a member's sockets must never
+    /// wait behind a briefly blocked thread, or heartbeats arrive late and elections start.
+    /// </summary>
+    private static void RaiseThreadFloor()
+    {
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 16), Math.Max(io, 16));
     }
 
     private static int WaitForSignal(List<Member> members)

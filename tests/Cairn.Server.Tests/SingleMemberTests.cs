@@ -180,7 +180,7 @@ public sealed class SingleMemberTests
         Messages.ReadHeader(ref r);
         var lease = r.I64();
         Assert.True(lease > 0);
-        var kept = TestClient.Ok(await c.CallAsync(MessageType.LeaseGrant, w => { w.I64(1); w.I64(4242); }), MessageType.LeaseGrant);
+        var kept = TestClient.Ok(await c.CallAsync(MessageType.LeaseGrant, w => { w.I64(5); w.I64(4242); }), MessageType.LeaseGrant);
         TestClient.Ok(await c.CallAsync(MessageType.Put, w => Messages.WritePut(w, new PutRequest { Key = TestClient.Bytes("ephemeral"), Value = [1], Lease = lease })), MessageType.Put);
         TestClient.Ok(await c.CallAsync(MessageType.Put, w => Messages.WritePut(w, new PutRequest { Key = TestClient.Bytes("kept"), Value = [1], Lease = 4242 })), MessageType.Put);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);

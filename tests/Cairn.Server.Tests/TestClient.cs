@@ -96,16 +96,33 @@ internal sealed class TestClient : IAsyncDisposable
         return answer.Payload;
     }
 
+    /// <summary>Retries what the member guarantees was not applied (no leader, busy, stopping), as a real client does.</summary>
+    private static async Task<byte[]> RetryAsync(Func<Task<(FrameHeader, byte[])>> call, MessageType type)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (true)
+        {
+            try
+            {
+                return Ok(await call(), type);
+            }
+            catch (ServerError e) when (e.Code is ErrorCode.NoLeader or ErrorCode.Busy && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
     public async Task<long> PutAsync(string key, string value)
     {
-        var p = Ok(await CallAsync(MessageType.Put, w => Messages.WritePut(w, new PutRequest { Key = Bytes(key), Value = Bytes(value) })), MessageType.Put);
+        var p = await RetryAsync(() => CallAsync(MessageType.Put, w => Messages.WritePut(w, new PutRequest { Key = Bytes(key), Value = Bytes(value) })), MessageType.Put);
         var r = new PayloadReader(p);
         return Messages.ReadHeader(ref r).Revision;
     }
 
     public async Task<RangeResponse> RangeAsync(RangeRequest request, Consistency consistency = Consistency.Linearizable)
     {
-        var p = Ok(await CallAsync(MessageType.Range, w => Messages.WriteRange(w, request, consistency)), MessageType.Range);
+        var p = await RetryAsync(() => CallAsync(MessageType.Range, w => Messages.WriteRange(w, request, consistency)), MessageType.Range);
         var r = new PayloadReader(p);
         var h = Messages.ReadHeader(ref r);
         return Messages.ReadRangeResponse(ref r, h.Revision);

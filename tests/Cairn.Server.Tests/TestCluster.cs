@@ -53,8 +53,8 @@ internal sealed class TestCluster : IAsyncDisposable
         InitialClusterState = state,
         ClusterToken = token ?? _token,
         MasterKey = _key,
-        HeartbeatInterval = TimeSpan.FromMilliseconds(20),
-        ElectionTimeout = TimeSpan.FromMilliseconds(200),
+        HeartbeatInterval = TimeSpan.FromMilliseconds(50),
+        ElectionTimeout = TimeSpan.FromMilliseconds(500),
         RequestTimeout = TimeSpan.FromSeconds(5),
         SnapshotCount = _snapshotCount,
         Log = line => { lock (Log) Log.Add(line); },
@@ -106,9 +106,24 @@ internal sealed class TestCluster : IAsyncDisposable
         }
     }
 
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out waiting until {what}");
+            await Task.Delay(20);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var m in Running.ToList()) await m.DisposeAsync();
+        if (Environment.GetEnvironmentVariable("CAIRN_TEST_LOGS") is { } logs)
+        {
+            Directory.CreateDirectory(logs);
+            lock (Log) File.WriteAllLines(Path.Combine(logs, Path.GetFileName(_root) + ".log"), Log);
+        }
         try
         {
             Directory.Delete(_root, recursive: true);
