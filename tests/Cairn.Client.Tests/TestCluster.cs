@@ -56,7 +56,7 @@ public sealed class TestCluster : IAsyncDisposable
         ListenMetrics = "",
         InitialCluster = _cluster,
         HeartbeatInterval = TimeSpan.FromMilliseconds(20),
-        ElectionTimeout = TimeSpan.FromMilliseconds(200),
+        ElectionTimeout = TimeSpan.FromMilliseconds(400),
         RequestTimeout = TimeSpan.FromSeconds(3),
         SyncLog = false,
         Log = line => { lock (Log) Log.Add(line); },
@@ -132,5 +132,8 @@ public sealed class SingleMember : IAsyncLifetime
 
     public async Task InitializeAsync() => Cluster = await TestCluster.StartAsync(1);
 
-    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        if (Cluster is not null) await Cluster.DisposeAsync();
+    }
 }
