@@ -34,7 +34,7 @@ internal sealed class ClientSession : Responder, IDisposable
     private Kv.KvReadView? _batchView;
 
     /// <summary>A read view shared by the reads of one received batch of frames (closed when the batch is done).</summary>
-    public Kv.KvReadView BatchView(Kv.KvStateMachine machine) => _batchView ??= machine.BeginRead();
+    public override Kv.KvReadView BatchView(Kv.KvStateMachine machine) => _batchView ??= machine.BeginRead();
 
     /// <summary>This connection's watches.</summary>
     public SessionWatches Watches { get; }

@@ -231,9 +231,8 @@ public sealed partial class Member
     /// <summary>A range served from this member's applied state. A single key at the current revision takes the in-place path: no request object, no copy of the value.</summary>
     private void ServeRangeView(Responder r, ulong id, in Messages.RangeView v)
     {
-        if (v.IsSimpleGet && r is ClientSession session)
+        if (v.IsSimpleGet && r.BatchView(_sm) is { } view)
         {
-            var view = session.BatchView(_sm);
             var w = r.Begin();
             try
             {

@@ -18,6 +18,9 @@ internal abstract class Responder
     /// <summary>False once the other side is gone: answers are dropped.</summary>
     public abstract bool IsOpen { get; }
 
+    /// <summary>A read view shared by the single-key reads of one batch of requests, or null to read without one (then the general path serves them).</summary>
+    public virtual Kv.KvReadView? BatchView(Kv.KvStateMachine machine) => null;
+
     /// <summary>Writes an error answer to request <paramref name="id"/>.</summary>
     public void Error(MessageType type, ulong id, ErrorCode code, string message)
     {

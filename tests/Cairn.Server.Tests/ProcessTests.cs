@@ -67,7 +67,8 @@ public sealed class ProcessTests : IAsyncDisposable
         {
             var seen = new List<ulong>();
             foreach (var n in among) seen.Add((await StatusAsync(n))?.Leader ?? 0);
-            if (seen[0] != 0 && seen.All(s => s == seen[0])) return _ports.Keys.First(n => MemberOptions.MemberId(n) == seen[0]);
+            // Agreed on by every member asked, and one of them (followers may still name a leader that was just killed).
+            if (seen[0] != 0 && seen.All(s => s == seen[0]) && among.FirstOrDefault(n => MemberOptions.MemberId(n) == seen[0]) is { } leader) return leader;
             await Task.Delay(100);
         }
         throw new TimeoutException("no leader agreed on; output:\n" + string.Join("\n", _output.TakeLast(40)));
