@@ -149,7 +149,20 @@ public sealed partial class Member
 
     private void InstallSnapshot(SnapshotMetadata meta, string path)
     {
-        var info = _sm.InstallSnapshot(path);
+        SnapshotInfo info;
+        try
+        {
+            info = _sm.InstallSnapshot(path);
+        }
+        catch (ArgumentException e)
+        {
+            // The store already holds more of the same committed log than the dump (it installed a later dump
+            // before): keep it; the entries after the snapshot index are skipped up to what it holds.
+            Log($"kept the local state over a snapshot at index {meta.Index}: {e.Message}");
+            TryDelete(path);
+            info = new SnapshotInfo(_sm.AppliedIndex, _sm.Revision, 0);
+        }
+        _appliedIndex = meta.Index; // the core hands out entries after it again; the store skips what it already holds
         SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);
         _wal.SaveSnapshot(meta.Index, meta.Term);
         _wal.ReleaseSegments();
@@ -172,7 +185,7 @@ public sealed partial class Member
                 p.Waiter?.Fail(ErrorCode.NoLeader, "this member stopped leading before the request was proposed (it was not applied); retry");
                 continue;
             }
-            if (p.AddsData && !_sm.NoSpaceAlarm && _sm.Storage.DataSize + 2L * p.Data.Length > _options.QuotaBytes && !_alarmProposed)
+            if (p.AddsData && !_alarmProposed && _sm.Storage.DataSize + 2L * p.Data.Length > _options.QuotaBytes && !_sm.NoSpaceAlarm)
             {
                 // The space check is made where writes are proposed; the alarm itself goes through the log so every member raises it at the same index.
                 _batch.Add(Envelope(new KvCommand { NoSpaceAlarm = true }.Encode(), out _));
