@@ -128,11 +128,7 @@ public sealed partial class KvStateMachine
     /// </summary>
     private void SwapIn(string replacement)
     {
-        lock (_gate)
-        {
-            _swapping = true;
-            while (_readers > 0) Monitor.Wait(_gate);
-        }
+        CloseGate(disposing: false);
         try
         {
             _db.Dispose();

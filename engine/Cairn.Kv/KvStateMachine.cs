@@ -33,10 +33,31 @@ public sealed partial class KvStateMachine : IDisposable
     {
         lock (_gate)
         {
-            while (_swapping) Monitor.Wait(_gate);
+            while (_swapping && !_disposed) Monitor.Wait(_gate);
             ObjectDisposedException.ThrowIf(_disposed, this);
             _readers++;
             return _db;
+        }
+    }
+
+    /// <summary>
+    /// Stops new reads (they wait for a swap, or are refused once disposing) and waits for the open ones to end. The
+    /// shared latest view is retired on every round of the wait: one opened just before the gate closed ends as soon
+    /// as its holders give it back.
+    /// </summary>
+    private void CloseGate(bool disposing)
+    {
+        while (true)
+        {
+            RetireShared();
+            lock (_gate)
+            {
+                _swapping = true;
+                if (disposing) _disposed = true;
+                if (_readers == 0) return;
+                Monitor.Wait(_gate, 10);
+                if (_readers == 0) return;
+            }
         }
     }
 
@@ -237,6 +258,7 @@ public sealed partial class KvStateMachine : IDisposable
             if (failedAt != 0) continue; // roll back this attempt, retry without the refused command
             m.Finish(pending[^1].Index);
             attempt.Commit(durable);
+            RetireShared();
             if (m.Events.Count > 0) Watches.Publish(m.Events, m.Revision);
             return results;
         }
@@ -298,9 +320,8 @@ public sealed partial class KvStateMachine : IDisposable
             lock (_gate)
             {
                 if (_disposed) return;
-                _disposed = true;
-                while (_readers > 0) Monitor.Wait(_gate);
             }
+            CloseGate(disposing: true);
             _db.Dispose();
         }
     }

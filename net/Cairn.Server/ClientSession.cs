@@ -34,7 +34,13 @@ internal sealed class ClientSession : Responder, IDisposable
     private Kv.KvReadView? _batchView;
 
     /// <summary>A read view shared by the reads of one received batch of frames (closed when the batch is done).</summary>
-    public override Kv.KvReadView BatchView(Kv.KvStateMachine machine) => _batchView ??= machine.BeginRead();
+    public override Kv.KvReadView BatchView(Kv.KvStateMachine machine)
+    {
+        _batchMachine = machine;
+        return _batchView ??= machine.AcquireLatest();
+    }
+
+    private Kv.KvStateMachine? _batchMachine;
 
     /// <summary>This connection's watches.</summary>
     public SessionWatches Watches { get; }
@@ -103,7 +109,7 @@ internal sealed class ClientSession : Responder, IDisposable
                 }
                 finally
                 {
-                    _batchView?.Dispose();
+                    if (_batchView is not null) _batchMachine!.ReleaseLatest(_batchView);
                     _batchView = null;
                 }
                 if (stop) return;

@@ -460,3 +460,75 @@ public sealed class SnapshotTests : IDisposable
         [.. events.GroupBy(e => e.Kv.ModRevision).SelectMany(g => g.OrderBy(e => e.Kv.Key, ByteOrder.Instance))
             .Select(e => $"{e.Type} {Encoding.UTF8.GetString(e.Kv.Key)}@{e.Kv.ModRevision} v{e.Kv.Version} c{e.Kv.CreateRevision} {Encoding.UTF8.GetString(e.Kv.Value)}")];
 }
+
+/// <summary>The shared view of the latest state that a server's single-key reads use.</summary>
+public sealed class SharedViewTests
+{
+    private static (KvStateMachine Machine, string Dir) Open()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "cairn-shared-view-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return (KvStateMachine.Open(Path.Combine(dir, "kv.db")), dir);
+    }
+
+    private static byte[] Put(string key, string value) => new KvCommand { Put = new PutRequest { Key = System.Text.Encoding.UTF8.GetBytes(key), Value = System.Text.Encoding.UTF8.GetBytes(value) } }.Encode();
+
+    [Fact]
+    public void The_same_view_is_shared_until_a_commit_and_a_held_stale_view_keeps_reading_its_state()
+    {
+        var (m, dir) = Open();
+        try
+        {
+            m.Apply(1, Put("a", "1"));
+            var first = m.AcquireLatest();
+            var again = m.AcquireLatest();
+            Assert.Same(first, again);                             // no commit between: shared, nothing allocated
+            m.ReleaseLatest(again);
+            m.Apply(2, Put("a", "2"));
+            var second = m.AcquireLatest();
+            Assert.NotSame(first, second);
+            Assert.True(first.TryGet("a"u8, out var old));
+            Assert.Equal("1"u8.ToArray(), old.Value.ToArray());   // the stale view still sees its own state
+            Assert.True(second.TryGet("a"u8, out var now));
+            Assert.Equal("2"u8.ToArray(), now.Value.ToArray());
+            m.ReleaseLatest(first);
+            Assert.Throws<ObjectDisposedException>(() => first.TryGet("a"u8, out _)); // closed with its last holder
+            m.ReleaseLatest(second);
+        }
+        finally
+        {
+            m.Dispose();
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Defragment_and_dispose_wait_for_a_held_view_and_go_on_once_it_is_given_back()
+    {
+        var (m, dir) = Open();
+        try
+        {
+            for (ulong i = 1; i <= 50; i++) m.Apply(i, Put($"k{i}", new string('v', 300)));
+            var held = m.AcquireLatest();
+            var defrag = new Thread(() => m.Defragment());
+            defrag.Start();
+            Assert.False(defrag.Join(200));                        // waits for the holder
+            Assert.True(held.TryGet("k7"u8, out _));
+            m.ReleaseLatest(held);
+            Assert.True(defrag.Join(TimeSpan.FromSeconds(10)));
+            var after = m.AcquireLatest();                         // a fresh view of the swapped-in file
+            Assert.True(after.TryGet("k50"u8, out _));
+            var closing = new Thread(m.Dispose);
+            closing.Start();
+            Assert.False(closing.Join(200));
+            m.ReleaseLatest(after);
+            Assert.True(closing.Join(TimeSpan.FromSeconds(10)));
+            Assert.Throws<ObjectDisposedException>(() => m.AcquireLatest());
+        }
+        finally
+        {
+            m.Dispose();
+            Directory.Delete(dir, true);
+        }
+    }
+}
