@@ -21,6 +21,7 @@ internal static class Program
             {
                 "serve" => Serve.Run(args),
                 "dev-cluster" => Serve.DevCluster(args),
+                _ when ClientVerbs.Handles(verb) => ClientVerbs.Run(args),
                 "demo" => Demo(Option(args, "--path") ?? "demo.cairn", int.Parse(Option(args, "--keys") ?? "200000", CultureInfo.InvariantCulture), KeyOptions(args, create: true)),
                 "verify" when args.Length > 1 => VerifyFile(args[1], KeyOptions(args, create: false)),
                 "stats" when args.Length > 1 => Stats(args[1], KeyOptions(args, create: false)),
@@ -63,6 +64,7 @@ internal static class Program
             Databases are encrypted (AES-256-GCM) with the master key in --key-file, by default
             ~/.cairn/master.key (created with mode 0600 when absent).
             """);
+        Console.Error.WriteLine(ClientVerbs.Usage);
         return code;
     }
 

@@ -133,7 +133,7 @@ internal static class Serve
 /// <summary>Command-line flags: "--flag value" pairs and bare switches.</summary>
 internal sealed class Flags
 {
-    private static readonly HashSet<string> Switches = ["--plain", "--prefix", "--keys-only", "--prev-kv", "--learner", "--count-only", "--interactive", "--keys", "--json", "--physical"];
+    private static readonly HashSet<string> Switches = ["--plain", "--prefix", "--keys-only", "--prev-kv", "--learner", "--count-only", "--interactive", "--keys", "--json", "--physical", "--once", "--compressed", "--cluster"];
     private readonly Dictionary<string, string?> _values;
 
     private Flags(Dictionary<string, string?> values, List<string> positional)
