@@ -286,13 +286,7 @@ public sealed partial class CairnClient : IAsyncDisposable
     private async Task CloseWhenIdleAsync(Connection c)
     {
         var until = DateTime.UtcNow + _options.RequestTimeout;
-        try
-        {
-            while (c.IsOpen && c.PendingCount > 0 && DateTime.UtcNow < until) await Task.Delay(20, c.Closing).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        while (c.IsOpen && c.PendingCount > 0 && DateTime.UtcNow < until) await Task.Delay(20).ConfigureAwait(false);
         await c.DisposeAsync().ConfigureAwait(false);
     }
 
