@@ -167,7 +167,7 @@ public sealed partial class Member
                 }
                 case MessageType.Defragment:
                     reader.End();
-                    _ = Task.Run(() => Defragment(r, id));
+                    StartDefragment(r, id);
                     break;
                 case MessageType.Hash:
                 {
@@ -193,7 +193,7 @@ public sealed partial class Member
                 case MessageType.Snapshot:
                     reader.End();
                     if (r is not ClientSession s) throw new ProtocolException(ErrorCode.InvalidArgument, "snapshots are streamed by the member a client is connected to");
-                    new Thread(() => StreamSnapshot(s, id)) { IsBackground = true, Name = "cairn snapshot stream" }.Start();
+                    StartSnapshotStream(s, id);
                     break;
                 case MessageType.Hello:
                     throw new ProtocolException(ErrorCode.Malformed, "hello was already exchanged on this connection");
@@ -427,6 +427,12 @@ public sealed partial class Member
     }
 
     private volatile List<MemberInfo> _memberSnapshot = [];
+
+    // Lambdas live in methods of their own: a closure over Handle's parameters would be allocated on every request.
+    private void StartDefragment(Responder r, ulong id) => _ = Task.Run(() => Defragment(r, id));
+
+    private void StartSnapshotStream(ClientSession s, ulong id) =>
+        new Thread(() => StreamSnapshot(s, id)) { IsBackground = true, Name = "cairn snapshot stream" }.Start();
 
     private void Defragment(Responder r, ulong id)
     {
