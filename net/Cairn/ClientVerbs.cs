@@ -60,7 +60,11 @@ internal static class ClientVerbs
     }
 
     /// <summary>Runs a verb with the given streams (tests capture them); <paramref name="interrupt"/> plays Ctrl+C.</summary>
-    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt)
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt) =>
+        RunAsync(args, stdout, stderr, stdin, interrupt).GetAwaiter().GetResult();
+
+    /// <summary>Runs a verb; the exit code: 0 done, 1 refused or unreachable, 2 a usage mistake.</summary>
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt)
     {
         Command cmd;
         try
@@ -69,13 +73,13 @@ internal static class ClientVerbs
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
-            stderr.WriteLine($"cairn: {e.Message}");
-            stderr.WriteLine("see `cairn help` for the verbs and their flags");
+            await stderr.WriteLineAsync($"cairn: {e.Message}");
+            await stderr.WriteLineAsync("see `cairn help` for the verbs and their flags");
             return 2;
         }
         try
         {
-            return cmd.RunAsync().GetAwaiter().GetResult();
+            return await cmd.RunAsync();
         }
         catch (CairnUnavailableException e)
         {

@@ -137,7 +137,8 @@ public sealed class FailoverTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task A_client_pointed_at_a_closed_port_is_told_no_member_is_reachable_there()
     {
-        var port = TestCluster.FreePort();
+        var (holder, port) = TestCluster.ClosedPort();
+        using var _ = holder;
         await using var client = new CairnClient(new CairnClientOptions { Endpoints = [$"127.0.0.1:{port}"], ConnectTimeout = TimeSpan.FromSeconds(1) });
         var started = DateTime.UtcNow;
         var e = await Assert.ThrowsAsync<CairnUnavailableException>(() => client.GetAsync("x"));

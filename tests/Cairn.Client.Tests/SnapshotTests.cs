@@ -34,7 +34,12 @@ public sealed class SnapshotTests(SingleMember member) : IClassFixture<SingleMem
         using (var decoded = new MemoryStream())
         {
             using (var lz4 = LZ4Stream.Decode(compressed, leaveOpen: true)) await lz4.CopyToAsync(decoded);
-            Assert.Equal(dump.ToArray(), decoded.ToArray());
+            byte[] a = dump.ToArray(), b = decoded.ToArray();
+            Assert.Equal(a.Length, b.Length);
+            // An entry that changes no key (a leader's no-op, a member publishing its address) may have applied between
+            // the two: then only the applied index (bytes 12..20 of the dump) and the trailing checksum differ.
+            if (a.AsSpan(12, 8).SequenceEqual(b.AsSpan(12, 8))) Assert.Equal(a, b);
+            else Assert.Equal(a[20..^8], b[20..^8]);
         }
 
         var dir = Path.Combine(Path.GetTempPath(), "cairn-client-tests", Guid.NewGuid().ToString("N"));
@@ -60,7 +65,8 @@ public sealed class SnapshotTests(SingleMember member) : IClassFixture<SingleMem
     public async Task A_snapshot_of_an_unreachable_endpoint_names_it()
     {
         await using var client = member.Cluster.Client();
-        var port = TestCluster.FreePort();
+        var (holder, port) = TestCluster.ClosedPort();
+        using var _ = holder;
         var e = await Assert.ThrowsAsync<CairnUnavailableException>(() => client.SnapshotAsync(Stream.Null, $"127.0.0.1:{port}"));
         Assert.Contains($"127.0.0.1:{port} (connection refused)", e.Message);
     }

@@ -47,6 +47,17 @@ public sealed class TestCluster : IAsyncDisposable
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
+    /// <summary>
+    /// A port nothing listens on, held (bound, not listening) until disposed so no one else takes it meanwhile:
+    /// connecting to it is refused at once.
+    /// </summary>
+    public static (Socket Holder, int Port) ClosedPort()
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return (s, ((IPEndPoint)s.LocalEndPoint!).Port);
+    }
+
     private MemberOptions Options(string name) => new()
     {
         Name = name,
