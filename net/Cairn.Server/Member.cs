@@ -251,6 +251,10 @@ public sealed partial class Member : IAsyncDisposable
             _admin.Enqueue(new AdminOp.HandOver(done));
             _wake.Set();
             await Task.WhenAny(done.Task, Task.Delay(_options.ElectionTimeout * 2)).ConfigureAwait(false);
+            var to = _view.Leader;
+            Log(done.Task.IsCompletedSuccessfully && done.Task.Result && to != Id && to != 0
+                ? $"handed leadership to {_directory.Get(to)?.Name ?? to.ToString("x16", null)} before stopping"
+                : "could not hand leadership over before stopping; the others will elect a leader after an election timeout");
         }
         await _stopping.CancelAsync().ConfigureAwait(false);
         _wake.Set();

@@ -152,6 +152,25 @@ public sealed class ProcessTests : IAsyncDisposable
         Assert.NotEqual("cairn_snapshots_installed_total 0", installed);
     }
 
+    [Fact]
+    public async Task SIGTERM_stops_a_leader_gracefully_after_it_hands_leadership_over()
+    {
+        foreach (var n in new[] { "m1", "m2", "m3" }) _ports[n] = (TestCluster.FreePort(), TestCluster.FreePort(), TestCluster.FreePort());
+        foreach (var n in _ports.Keys) Start(n);
+        var leader = await LeaderAsync(_ports.Keys);
+        await using (var c = await TestClient.ConnectAsync(Client(leader))) await c.PutAsync("before", "1");
+        using (var kill = Process.Start("kill", ["-TERM", _processes[leader].Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
+        await _processes[leader].WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(20));
+        _processes[leader].WaitForExit();                       // also waits until its output has been read to the end
+        Assert.Equal(0, _processes[leader].ExitCode);
+        lock (_output) Assert.True(_output.Any(l => l.Contains($"cairn {leader}: handed leadership to", StringComparison.Ordinal)), string.Join("\n", _output));
+        var others = _ports.Keys.Where(n => n != leader).ToArray();
+        var next = await LeaderAsync(others);
+        await using var after = await TestClient.ConnectAsync(Client(next));
+        Assert.Equal("1", await after.GetAsync("before"));
+        await after.PutAsync("after", "2");
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var p in _processes.Values)
