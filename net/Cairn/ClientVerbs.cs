@@ -355,10 +355,7 @@ internal static class ClientVerbs
             var text = _flags.Get("--file") is { } file ? await File.ReadAllTextAsync(file, _interrupt) : null;
             using var reader = text is null ? null : new StringReader(text);
             var input = reader ?? _in;
-            var compares = ReadSection(input, interactive ? "compares:" : null).Select(ParseCompare).ToList();
-            var success = ReadSection(input, interactive ? "success requests (get, put, del):" : null).Select(ParseOp).ToList();
-            var failure = ReadSection(input, interactive ? "failure requests (get, put, del):" : null).Select(ParseOp).ToList();
-            var (h, txn) = await client.TxnAsync(new TxnRequest { Compares = compares, Success = success, Failure = failure }, _interrupt);
+            var (h, txn) = await client.TxnAsync(TxnScript.Parse(input, interactive ? _err : null), _interrupt);
             if (_output == Output.Json)
             {
                 WriteJson(w =>
@@ -407,109 +404,6 @@ internal static class ClientVerbs
                 else if (r.Range is { } g) foreach (var kv in g.Kvs) WriteKv(kv, keysOnly: false);
             }
             return 0;
-        }
-
-        /// <summary>Lines up to a blank line (or the end of the input).</summary>
-        private List<string> ReadSection(TextReader input, string? prompt)
-        {
-            if (prompt is not null) _err.WriteLine(prompt);
-            var lines = new List<string>();
-            while (input.ReadLine() is { } line)
-            {
-                if (line.Trim().Length == 0) break;
-                lines.Add(line.Trim());
-            }
-            return lines;
-        }
-
-        /// <summary>etcdctl's compare syntax: <c>mod("key") &gt; "3"</c>, <c>value("key") = "v"</c>, version, create, lease.</summary>
-        private static Compare ParseCompare(string line)
-        {
-            var open = line.IndexOf('(', StringComparison.Ordinal);
-            var close = line.IndexOf(')', StringComparison.Ordinal);
-            if (open <= 0 || close < open) throw new FormatException($"compare '{line}' is not target(\"key\") op \"value\" (e.g. mod(\"k\") > \"3\")");
-            var target = line[..open].Trim() switch
-            {
-                "value" or "val" => CompareTarget.Value,
-                "version" or "ver" => CompareTarget.Version,
-                "create" or "c" => CompareTarget.Create,
-                "mod" or "m" => CompareTarget.Mod,
-                "lease" => CompareTarget.Lease,
-                var t => throw new FormatException($"compare target '{t}' is not value, version, create, mod or lease"),
-            };
-            var key = Words(line[(open + 1)..close]);
-            if (key.Count != 1) throw new FormatException($"compare '{line}' names {key.Count} keys; give one");
-            var rest = Words(line[(close + 1)..]);
-            if (rest.Count != 2) throw new FormatException($"compare '{line}' needs an operator and a value after the key");
-            var result = rest[0] switch
-            {
-                "=" or "==" => CompareResult.Equal,
-                "!=" => CompareResult.NotEqual,
-                "<" => CompareResult.Less,
-                ">" => CompareResult.Greater,
-                var o => throw new FormatException($"compare operator '{o}' is not =, !=, < or >"),
-            };
-            if (target == CompareTarget.Value) return new Compare { Key = Utf8(key[0]), Target = target, Result = result, Value = Utf8(rest[1]) };
-            var number = target == CompareTarget.Lease ? HexLease(rest[1]) : Flags.Long("compare value", rest[1]);
-            return new Compare { Key = Utf8(key[0]), Target = target, Result = result, Number = number };
-        }
-
-        /// <summary>One operation: <c>put KEY VALUE [--lease=ID]</c>, <c>get KEY [END] [--prefix]</c>, <c>del KEY [END] [--prefix]</c>.</summary>
-        private static TxnOp ParseOp(string line)
-        {
-            var words = Words(line);
-            var args = words.Where(w => !w.StartsWith("--", StringComparison.Ordinal)).ToList();
-            var prefix = words.Contains("--prefix");
-            var lease = words.FirstOrDefault(w => w.StartsWith("--lease=", StringComparison.Ordinal)) is { } l ? HexLease(l["--lease=".Length..]) : 0;
-            if (args.Count < 2) throw new FormatException($"operation '{line}' needs a verb and a key");
-            var key = Utf8(args[1]);
-            var end = prefix ? RangeRequest.Prefix(key) : args.Count > 2 && args[0] != "put" ? Utf8(args[2]) : [];
-            return args[0] switch
-            {
-                "put" when args.Count == 3 => new TxnOp { Put = new PutRequest { Key = key, Value = Utf8(args[2]), Lease = lease } },
-                "put" => throw new FormatException($"operation '{line}': put needs KEY and VALUE"),
-                "get" => new TxnOp { Range = new RangeRequest { Key = key, RangeEnd = end } },
-                "del" or "delete" => new TxnOp { Delete = new DeleteRangeRequest { Key = key, RangeEnd = end } },
-                var v => throw new FormatException($"operation '{line}': '{v}' is not put, get or del"),
-            };
-        }
-
-        /// <summary>Splits on spaces, keeping "double quoted" words whole (with \" and \\ escapes).</summary>
-        private static List<string> Words(string text)
-        {
-            var words = new List<string>();
-            var current = new StringBuilder();
-            var quoted = false;
-            var any = false;
-            for (var i = 0; i < text.Length; i++)
-            {
-                var c = text[i];
-                if (quoted)
-                {
-                    if (c == '\\' && i + 1 < text.Length) current.Append(text[++i]);
-                    else if (c == '"') quoted = false;
-                    else current.Append(c);
-                }
-                else if (c == '"')
-                {
-                    quoted = true;
-                    any = true;
-                }
-                else if (char.IsWhiteSpace(c))
-                {
-                    if (any) words.Add(current.ToString());
-                    current.Clear();
-                    any = false;
-                }
-                else
-                {
-                    current.Append(c);
-                    any = true;
-                }
-            }
-            if (quoted) throw new FormatException($"unterminated quote in '{text}'");
-            if (any) words.Add(current.ToString());
-            return words;
         }
 
         // ---- watch ----
