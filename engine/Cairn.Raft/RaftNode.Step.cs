@@ -82,8 +82,14 @@ public sealed partial class RaftNode
         {
             // A follower being replicated to takes the whole batch now, in as many appends as the window allows.
             var pr = _progress[peer];
-            do SendAppend(peer);
-            while (pr.State == Progress.Mode.Replicate && pr.Next <= LastIndex && pr.CanSend);
+            while (true)
+            {
+                var next = pr.Next;
+                SendAppend(peer);
+                // Stop when the window is full, the follower is not being replicated to, or nothing moved (a snapshot
+                // went out instead of entries: the follower's next entry was compacted away).
+                if (pr.State != Progress.Mode.Replicate || pr.Next <= next || pr.Next > LastIndex || !pr.CanSend) break;
+            }
         }
         MaybeCommit();
         return taken;

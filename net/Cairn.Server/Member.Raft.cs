@@ -326,13 +326,18 @@ public sealed partial class Member
             // Only a snapshot message delivered with its data file yields one; anything else is a protocol slip.
             Log($"ignoring a snapshot at index {snap.Meta.Index} that arrived without its data");
         }
+        // A leader's appends and heartbeats promise nothing about its own disk (it counts its own log towards a commit
+        // only once persisted), so they leave before its fsync and the followers persist in parallel (thesis §10.2.1).
+        // Everything else — votes, acknowledgements — waits for the state it promises to be on disk.
+        var early = _node.Role == Role.Leader && ready.Messages.Count > 0 && ready.Messages.All(IsLeaderMessage);
+        if (early) _peers.Send(ready.Messages);
         if (ready.HardState is not null || ready.Entries.Count > 0)
         {
             var t0 = Stopwatch.GetTimestamp();
             _wal.Save(ready.HardState, ready.Entries);
             Interlocked.Add(ref Stats.WalSyncTicks, Stopwatch.GetTimestamp() - t0);
         }
-        if (ready.Messages.Count > 0) _peers.Send(ready.Messages);
+        if (!early && ready.Messages.Count > 0) _peers.Send(ready.Messages);
         if (ready.Committed.Count > 0) Apply(ready.Committed);
         foreach (var rs in ready.ReadStates)
         {
@@ -358,6 +363,9 @@ public sealed partial class Member
             _readRounds.Clear();
         }
     }
+
+    private static bool IsLeaderMessage(Message m) =>
+        m.Type is Raft.MessageType.Append or Raft.MessageType.Heartbeat or Raft.MessageType.Snapshot or Raft.MessageType.TimeoutNow;
 
     private void Apply(IReadOnlyList<Entry> committed)
     {

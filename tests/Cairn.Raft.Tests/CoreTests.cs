@@ -674,4 +674,34 @@ public sealed class BatchTests
         Assert.Equal([7, 8, 9], ConfigChange.Context(entry.Data).ToArray());
         Assert.True(ConfigChange.Context(new ConfigChange(ConfigChangeType.Remove, 3).Encode()).IsEmpty);
     }
+
+    [Fact]
+    public void A_batch_for_a_replicating_follower_whose_next_entry_was_compacted_sends_one_snapshot_and_returns()
+    {
+        // Regression: ProposeBatch kept sending while the follower's progress did not move (a snapshot instead of
+        // entries leaves Next where it is), looping for ever on the raft thread.
+        var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 4, MaxInflightMessages = 2 });
+        while (n.Role != Role.Candidate) n.Tick();
+        Drain(n);
+        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        Drain(n);
+        var noop = n.LastIndex;
+        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: noop));
+        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: noop));   // both replicating
+        Drain(n);
+        for (var i = 0; i < 10; i++) Assert.True(n.Propose([(byte)i]));             // 3's window fills after two
+        Drain(n);
+        var firstTo3 = noop + 1;
+        while (n.Commit < n.LastIndex)
+        {
+            n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 catches up: commits
+            Drain(n);
+        }
+        n.Compact(n.LastIndex, []);                                                  // 3's next entries are gone
+        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: firstTo3)); // frees 3's window
+        Drain(n);
+        Assert.Equal(1, n.ProposeBatch([[42]]));                                     // returns (it used to spin)
+        var to3 = Drain(n).Where(m => m.To == 3).ToList();
+        Assert.True(to3.Count(m => m.Type == MessageType.Snapshot) <= 1);
+    }
 }

@@ -7,7 +7,7 @@ using Cairn.Protocol;
 namespace Cairn.Server.Tests;
 
 /// <summary>Members as separate `cairn serve` processes, killed with SIGKILL: what an operator's cluster goes through.</summary>
-public sealed class ProcessTests : IAsyncDisposable
+public sealed class ProcessTests : IAsyncLifetime
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "cairn-process-tests", Guid.NewGuid().ToString("N"));
     private readonly Dictionary<string, (int Client, int Peer, int Metrics)> _ports = [];
@@ -171,8 +171,15 @@ public sealed class ProcessTests : IAsyncDisposable
         await after.PutAsync("after", "2");
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
     {
+        if (Environment.GetEnvironmentVariable("CAIRN_TEST_LOGS") is { } logs)
+        {
+            Directory.CreateDirectory(logs);
+            lock (_output) File.WriteAllLines(Path.Combine(logs, "process-" + Path.GetFileName(_root) + ".log"), _output);
+        }
         foreach (var p in _processes.Values)
         {
             if (!p.HasExited)
