@@ -41,6 +41,7 @@ public sealed partial class Member
     private long _publishAt;
     private readonly LeaseKeeper _leases = new();
     private long _nextLeaseCheck;
+    private long _nextProgressNotify = Stopwatch.GetTimestamp();
 
     /// <summary>A message from a peer, for the raft thread.</summary>
     internal void Deliver(Message m, string? snapshotPath = null)
@@ -293,6 +294,9 @@ public sealed partial class Member
                         c.Fail(ErrorCode.MemberChange, e.Message);
                     }
                     break;
+                case AdminOp.Transfer t when t.To == Id && _node.Role == Role.Leader:
+                    t.Complete(this); // already leads
+                    break;
                 case AdminOp.Transfer t:
                     if (!_node.TransferLeadership(t.To))
                     {
@@ -355,6 +359,8 @@ public sealed partial class Member
                 _leases.Reset(_sm.Leases());
                 _alarmProposed = false;
             }
+            // Requests forwarded to the old leader will not be answered by it: their outcome is unknown now, not in a few seconds.
+            _forwards.FailAll(ErrorCode.Timeout, "leadership changed while the request was with the old leader; its outcome is unknown (it may have been applied)");
             Log(leader == 0 ? "no leader" : leader == Id ? $"leading in term {_node.Term}" : $"following {_directory.Get(leader)?.Name ?? leader.ToString("x16", null)} in term {_node.Term}");
         }
         if (_node.Role != Role.Leader && _readRounds.Count > 0)
@@ -517,6 +523,12 @@ public sealed partial class Member
             _handOver = null;
         }
         _forwards.Expire(now);
+        if (now >= _nextProgressNotify)
+        {
+            // Watchers that asked for progress notifications learn the revision they are synced to, as etcd does.
+            _nextProgressNotify = now + (long)(_sm.Options.WatchProgressInterval.TotalSeconds * Stopwatch.Frequency);
+            _sm.Watches.NotifyProgress();
+        }
         if (_node.Role == Role.Leader && now >= _nextLeaseCheck)
         {
             _nextLeaseCheck = now + Stopwatch.Frequency / 2;
@@ -565,16 +577,21 @@ public sealed partial class Member
             _node.Voters.Count, _node.Learners.Contains(Id), _removed);
     }
 
+    /// <summary>
+    /// Answers everyone still waiting when the member stops. What was never proposed gets <paramref name="code"/> (safe
+    /// to retry); what is in the log, or was forwarded, may still commit under the next leader: its outcome is unknown.
+    /// </summary>
     private void FailAllWaiters(ErrorCode code, string message)
     {
-        foreach (var p in _waiting.Values) p.Waiter?.Fail(code, message);
+        const string unknown = "the member stopped before the request applied; its outcome is unknown (it may still be applied by the next leader)";
+        foreach (var p in _waiting.Values) p.Waiter?.Fail(ErrorCode.Timeout, unknown);
         _waiting.Clear();
         while (_proposals.TryDequeue(out var p)) p.Waiter?.Fail(code, message);
         while (_reads.TryDequeue(out var r)) r.Fail(code, message);
         foreach (var reads in _readRounds.Values) foreach (var r in reads) r.Fail(code, message);
         foreach (var (_, reads) in _readBatches) foreach (var r in reads) r.Fail(code, message);
-        foreach (var (_, op) in _adminWaiting) op.Fail(code, message);
-        _forwards.FailAll(code, message);
+        foreach (var (_, op) in _adminWaiting) op.Fail(ErrorCode.Timeout, unknown);
+        _forwards.FailAll(ErrorCode.Timeout, unknown);
     }
 
     private static void TryDelete(string path)
