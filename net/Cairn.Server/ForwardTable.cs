@@ -31,10 +31,11 @@ internal sealed class ForwardTable
         }
     }
 
-    public void FailAll(ErrorCode code, string message)
+    public void FailAll(ErrorCode code, string message, MessageType? except = null)
     {
-        foreach (var id in _entries.Keys)
+        foreach (var (id, entry) in _entries)
         {
+            if (entry.Type == except) continue;
             if (_entries.TryRemove(id, out var e) && e.Responder.IsOpen) e.Responder.Error(e.Type, e.RequestId, code, message);
         }
     }

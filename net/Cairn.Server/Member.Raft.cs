@@ -37,6 +37,7 @@ public sealed partial class Member
     private readonly List<(ulong Index, ulong Origin, ulong Seq)> _applyOrigins = [];
     private MemberDirectory _directory;
     private ulong _lastLeader;
+    private ulong _lastKnownLeader;   // the last leader that was not "none"
     private volatile bool _published;
     private long _publishAt;
     private readonly LeaseKeeper _leases = new();
@@ -314,6 +315,7 @@ public sealed partial class Member
                         h.Done.TrySetResult(false);
                         break;
                     }
+                    h.Target = target;
                     _handOver = h;
                     _handOverDeadline = Stopwatch.GetTimestamp() + (long)(_options.ElectionTimeout.TotalSeconds * 2 * Stopwatch.Frequency);
                     break;
@@ -359,8 +361,14 @@ public sealed partial class Member
                 _leases.Reset(_sm.Leases());
                 _alarmProposed = false;
             }
-            // Requests forwarded to the old leader will not be answered by it: their outcome is unknown now, not in a few seconds.
-            _forwards.FailAll(ErrorCode.Timeout, "leadership changed while the request was with the old leader; its outcome is unknown (it may have been applied)");
+            if (leader != 0 && _lastKnownLeader != 0 && leader != _lastKnownLeader)
+            {
+                // Requests forwarded to the old leader will not be answered by it: their outcome is unknown now, not
+                // after the request timeout. (A blip — no leader, then the same one again — changes nothing.)
+                _forwards.FailAll(ErrorCode.Timeout, "leadership changed while the request was with the old leader; its outcome is unknown (it may have been applied)",
+                    except: Protocol.MessageType.MoveLeader); // a move's answer comes once leadership has moved
+            }
+            if (leader != 0) _lastKnownLeader = leader;
             Log(leader == 0 ? "no leader" : leader == Id ? $"leading in term {_node.Term}" : $"following {_directory.Get(leader)?.Name ?? leader.ToString("x16", null)} in term {_node.Term}");
         }
         if (_node.Role != Role.Leader && _readRounds.Count > 0)

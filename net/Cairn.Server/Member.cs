@@ -248,11 +248,12 @@ public sealed partial class Member : IAsyncDisposable
         if (handOver && _view.Role == Role.Leader && _view.Voters > 1)
         {
             var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _admin.Enqueue(new AdminOp.HandOver(done));
+            var op = new AdminOp.HandOver(done);
+            _admin.Enqueue(op);
             _wake.Set();
             await Task.WhenAny(done.Task, Task.Delay(_options.ElectionTimeout * 2)).ConfigureAwait(false);
-            var to = _view.Leader;
-            Log(done.Task.IsCompletedSuccessfully && done.Task.Result && to != Id && to != 0
+            var to = op.Target;
+            Log(done.Task.IsCompletedSuccessfully && done.Task.Result && to != 0
                 ? $"handed leadership to {_directory.Get(to)?.Name ?? to.ToString("x16", null)} before stopping"
                 : "could not hand leadership over before stopping; the others will elect a leader after an election timeout");
         }

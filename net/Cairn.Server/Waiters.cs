@@ -183,6 +183,9 @@ internal abstract class AdminOp
     {
         public TaskCompletionSource<bool> Done => done;
 
+        /// <summary>The voter leadership is handed to (set by the raft thread).</summary>
+        public ulong Target { get; set; }
+
         public override void Complete(Member member) => done.TrySetResult(true);
 
         public override void Fail(ErrorCode code, string message) => done.TrySetResult(false);
