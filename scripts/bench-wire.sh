@@ -37,7 +37,7 @@ start_member() { # name client peer cluster
 }
 wait_leader() { # endpoint
   for _ in $(seq 100); do
-    if $cairn --endpoints "$1" status -w json 2>/dev/null | grep -q '"leader": *"[1-9a-f]'; then return 0; fi
+    if $cairn --endpoints "$1" status -w json 2>/dev/null | grep -q '"leader": *[1-9]'; then return 0; fi
     sleep 0.2
   done
   echo "no leader at $1" >&2; exit 1

@@ -108,6 +108,8 @@ public enum MessageType : ushort
     MemberPromote = 43,
     /// <summary>Members only: a member announces its name and addresses through the log (sent by a member, not by clients).</summary>
     MemberPublish = 44,
+    /// <summary>Members only: a follower reports its memory and storage figures to the leader's autoscaler.</summary>
+    ScalingReport = 45,
     /// <summary>This member's status.</summary>
     Status = 50,
     /// <summary>Raised alarms.</summary>
@@ -122,6 +124,10 @@ public enum MessageType : ushort
     Snapshot = 55,
     /// <summary>Hand leadership to another member.</summary>
     MoveLeader = 56,
+    /// <summary>The autoscaler's view from the member asked: units, RAM in use by source, storage against quota, decisions (a JSON document).</summary>
+    ScaleStatus = 57,
+    /// <summary>Set the unit count by hand (u32); refused with the figures when the data or memory in use would not fit.</summary>
+    ScaleSet = 58,
 
     /// <summary>Peer links: the first frame, naming cluster, sender, receiver and the link's purpose.</summary>
     PeerHello = 100,

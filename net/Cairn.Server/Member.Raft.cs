@@ -187,13 +187,13 @@ public sealed partial class Member
                 p.Waiter?.Fail(ErrorCode.NoLeader, "this member stopped leading before the request was proposed (it was not applied); retry");
                 continue;
             }
-            if (p.AddsData && !_alarmProposed && _sm.Storage.DataSize + 2L * p.Data.Length > _options.QuotaBytes && !_sm.NoSpaceAlarm)
+            if (p.AddsData && !_alarmProposed && _sm.Storage.DataSize + 2L * p.Data.Length > QuotaBytes && !_sm.NoSpaceAlarm)
             {
                 // The space check is made where writes are proposed; the alarm itself goes through the log so every member raises it at the same index.
                 _batch.Add(Envelope(new KvCommand { NoSpaceAlarm = true }.Encode(), out _));
                 _batchProposals.Add(new Proposal([], null));
                 _alarmProposed = true;
-                Log($"storage quota reached ({_sm.Storage.DataSize} bytes in use of {_options.QuotaBytes}): raising the NOSPACE alarm");
+                Log($"storage quota reached ({_sm.Storage.DataSize} bytes in use of {QuotaBytes}): raising the NOSPACE alarm");
             }
             _batch.Add(p.Data);
             _batchProposals.Add(p);
@@ -454,6 +454,7 @@ public sealed partial class Member
 
     private void RefreshDirectory()
     {
+        ApplyUnits(UnitsFromState());     // the unit count is a cluster record too
         _directory = MemberDirectory.Build(_options, _sm.ClusterMetadata());
         var peers = _directory.PeerUrls(Id);
         foreach (var id in peers.Keys.ToList())

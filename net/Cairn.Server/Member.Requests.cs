@@ -131,6 +131,40 @@ public sealed partial class Member
                     }
                     AdminRequest(r, h.Type, id, ref reader);
                     break;
+                case MessageType.ScalingReport:
+                    if (r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members report their own figures; clients cannot");
+                    if (!IsLeader)
+                    {
+                        Forward(r, h, payload);
+                        break;
+                    }
+                    OnScalingReport(r, id, ref reader);
+                    break;
+                case MessageType.ScaleSet:
+                    if (!IsLeader)
+                    {
+                        Forward(r, h, payload);
+                        break;
+                    }
+                    ScaleSet(r, id, ref reader);
+                    break;
+                case MessageType.ScaleStatus:
+                {
+                    reader.End();
+                    var w = r.Begin();
+                    try
+                    {
+                        w.BeginFrame(h.Type, FrameFlags.Response, id);
+                        Messages.WriteHeader(w, Header());
+                        w.String(ScalingStatusJson());
+                        w.EndFrame();
+                    }
+                    finally
+                    {
+                        r.End();
+                    }
+                    break;
+                }
                 case MessageType.Status:
                 {
                     reader.End();
@@ -333,9 +367,9 @@ public sealed partial class Member
                 break;
             case MessageType.AlarmDisarm:
                 var size = _sm.Storage.DataSize;
-                if (size >= _options.QuotaBytes)
+                if (size >= QuotaBytes)
                 {
-                    throw new ProtocolException(ErrorCode.NoSpace, $"the database holds {size} bytes against a quota of {_options.QuotaBytes}: compact and defragment first (or raise --quota-bytes), then disarm");
+                    throw new ProtocolException(ErrorCode.NoSpace, $"the database holds {size} bytes against a quota of {QuotaBytes}: compact and defragment first (or add units: `cairn scale --units N`), then disarm");
                 }
                 command = new KvCommand { NoSpaceAlarm = false };
                 break;

@@ -189,6 +189,7 @@ public sealed partial class Member : IAsyncDisposable
             throw new MemberStartException($"cannot listen: {e.Message} (is another member or program using --listen-client {_options.ListenClient}, --listen-peer {_options.ListenPeer} or --listen-metrics {_options.ListenMetrics}?)", e);
         }
         _peers.SetPeers(_directory.PeerUrls(Id));
+        StartScaling();
         PublishView();
         _raftThread.Start();
         _ = AcceptClientsAsync();
@@ -258,6 +259,7 @@ public sealed partial class Member : IAsyncDisposable
                 : "could not hand leadership over before stopping; the others will elect a leader after an election timeout");
         }
         await _stopping.CancelAsync().ConfigureAwait(false);
+        StopScaling();
         _wake.Set();
         _clientListener.Dispose();
         foreach (var s in _sessions.Keys) s.Close();
@@ -337,7 +339,19 @@ public sealed partial class Member : IAsyncDisposable
             "# TYPE cairn_peer_handshakes_refused_total counter", $"cairn_peer_handshakes_refused_total {Volatile.Read(ref c.PeerRefused)}",
             "# TYPE cairn_peer_messages_dropped_total counter", $"cairn_peer_messages_dropped_total {Volatile.Read(ref c.PeerDropped)}",
             "# TYPE cairn_leader_changes_total counter", $"cairn_leader_changes_total {Volatile.Read(ref c.LeaderChanges)}",
+            "# TYPE cairn_scaling_units gauge", $"cairn_scaling_units {_units}",
+            "# TYPE cairn_storage_quota_bytes gauge", $"cairn_storage_quota_bytes {QuotaBytes}",
+            "# TYPE cairn_scale_events_total counter", $"cairn_scale_events_total {Volatile.Read(ref c.ScaleEvents)}",
         };
+        if (_accountant?.Sample() is { } sample)
+        {
+            lines.Add("# TYPE cairn_memory_bytes gauge");
+            foreach (var f in sample.Figures) lines.Add($"cairn_memory_bytes{{source=\"{f.Name}\"}} {f.Bytes}");
+            lines.Add("# TYPE cairn_ram_in_use_bytes gauge");
+            lines.Add($"cairn_ram_in_use_bytes {sample.RamBytes}");
+            lines.Add("# TYPE cairn_storage_in_use_bytes gauge");
+            lines.Add($"cairn_storage_in_use_bytes {sample.StorageBytes}");
+        }
         return string.Join('\n', lines) + "\n";
     }
 
@@ -345,7 +359,7 @@ public sealed partial class Member : IAsyncDisposable
     internal sealed class Counters
     {
         public long Requests, Errors, ClientConnections, Forwarded, ReadRounds, ProposalsApplied, ProposalsRefused, ReadyBatches,
-            WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges;
+            WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges, ScaleEvents;
     }
 }
 

@@ -69,6 +69,24 @@ public sealed record MemberOptions
     /// <summary>Sync the log on every append (the default, as etcd does). Off only for tests that do not need durability.</summary>
     public bool SyncLog { get; init; } = true;
 
+    /// <summary>
+    /// The autoscaler's settings (docs/scaling.md); null: off, and the quota is <see cref="QuotaBytes"/>. With it, the
+    /// storage quota is 4 × the RAM of the unit count in force, replicated through the log.
+    /// </summary>
+    public Scaling.ScalingOptions? Scaling { get; init; }
+
+    /// <summary>
+    /// Whether the accountant counts process-wide memory (the managed heap, the mapped file's resident pages). Off only
+    /// when several members share one process (tests), where those figures would be the same for all of them.
+    /// </summary>
+    public bool MeasureProcessMemory { get; init; } = true;
+
+    /// <summary>More memory sources to count (an embedding host's own allocators).</summary>
+    public IReadOnlyList<Scaling.IMemorySource> MemorySources { get; init; } = [];
+
+    /// <summary>The clock of the autoscaler's checks and reports (tests pass a fake one); default: the system's.</summary>
+    public TimeProvider? Time { get; init; }
+
     /// <summary>Where diagnostics go (a line each); default: standard error.</summary>
     public Action<string>? Log { get; init; }
 
@@ -98,6 +116,7 @@ public sealed record MemberOptions
         if (QuotaBytes < 1 << 20) throw new ArgumentException("--quota-bytes must be at least 1 MiB.", nameof(QuotaBytes));
         if (MaxFrameBytes < 64 << 10) throw new ArgumentException("--max-frame-bytes must be at least 64 KiB.", nameof(MaxFrameBytes));
         if (SnapshotCount < 1) throw new ArgumentException("--snapshot-count must be positive.", nameof(SnapshotCount));
+        Scaling?.Validate();
     }
 
     /// <summary>The id a member name maps to (never 0).</summary>

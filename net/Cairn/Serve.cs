@@ -15,9 +15,13 @@ internal static class Serve
                     [--initial-cluster-token TOKEN] [--key-file FILE | --plain]
                     [--heartbeat-interval MS] [--election-timeout MS] [--quota-bytes N]
                     [--snapshot-count N] [--max-frame-bytes N] [--config FILE]
+                    [--unit-ram-bytes N] [--initial-units N] [--max-units N] [--scaling-interval SECONDS]
             Runs one member. With no flags: a single-member cluster named 'default' in ./default.cairn,
             clients on 127.0.0.1:9379, peers on 127.0.0.1:9380, metrics and health on http://127.0.0.1:9381,
             encrypted with ~/.cairn/master.key (created with mode 0600 when absent).
+            Resources come in units of RAM with 4x storage (256 MiB + 1 GiB by default); the autoscaler adds units
+            when memory or storage runs short and never removes them (docs/scaling.md); --quota-bytes N sets a fixed
+            quota instead and turns it off.
             --config FILE reads the same settings as 'flag value' lines (e.g. "name m1"); flags override it.
             SIGTERM or Ctrl+C stops it gracefully (a leader hands leadership over first).
         cairn dev-cluster [--dir DIR] [--key-file FILE | --plain]
@@ -58,6 +62,7 @@ internal static class Serve
                     InitialCluster = cluster,
                     ClusterToken = "cairn-dev-cluster",
                     MasterKey = key,
+                    Scaling = new Scaling.ScalingOptions(),
                 }));
             }
         }
@@ -104,6 +109,18 @@ internal static class Serve
         return KeyFileProvider.OpenOrCreate(path);
     }
 
+    private static Scaling.ScalingOptions ScalingFrom(Flags f)
+    {
+        var d = new Scaling.ScalingOptions();
+        return new Scaling.ScalingOptions
+        {
+            UnitRamBytes = f.Get("--unit-ram-bytes") is { } u ? Flags.Long("--unit-ram-bytes", u) : d.UnitRamBytes,
+            InitialUnits = f.Get("--initial-units") is { } i ? (int)Flags.Long("--initial-units", i) : d.InitialUnits,
+            MaxUnits = f.Get("--max-units") is { } m ? (int)Flags.Long("--max-units", m) : d.MaxUnits,
+            Interval = f.Get("--scaling-interval") is { } s ? TimeSpan.FromSeconds(Flags.Long("--scaling-interval", s)) : d.Interval,
+        };
+    }
+
     private static MemberOptions Options(Flags f)
     {
         var d = new MemberOptions();
@@ -124,6 +141,8 @@ internal static class Serve
             HeartbeatInterval = f.Get("--heartbeat-interval") is { } hb ? TimeSpan.FromMilliseconds(Flags.Long("--heartbeat-interval", hb)) : d.HeartbeatInterval,
             ElectionTimeout = f.Get("--election-timeout") is { } et ? TimeSpan.FromMilliseconds(Flags.Long("--election-timeout", et)) : d.ElectionTimeout,
             QuotaBytes = f.Get("--quota-bytes") is { } q ? Flags.Long("--quota-bytes", q) : d.QuotaBytes,
+            // Units by default; a fixed --quota-bytes turns the autoscaler off.
+            Scaling = f.Has("--quota-bytes") ? null : ScalingFrom(f),
             SnapshotCount = f.Get("--snapshot-count") is { } sc ? (int)Flags.Long("--snapshot-count", sc) : d.SnapshotCount,
             MaxFrameBytes = f.Get("--max-frame-bytes") is { } mf ? (int)Flags.Long("--max-frame-bytes", mf) : d.MaxFrameBytes,
         };

@@ -42,7 +42,10 @@ internal sealed class TestCluster : IAsyncDisposable
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
-    public MemberOptions Options(string name, IReadOnlyList<(string, string)>? cluster = null, string state = "new", string? token = null) => new()
+    /// <summary>Changes the options of the members started from now on (scaling, memory sources, clock).</summary>
+    public Func<string, MemberOptions, MemberOptions> Customize { get; set; } = (_, o) => o;
+
+    public MemberOptions Options(string name, IReadOnlyList<(string, string)>? cluster = null, string state = "new", string? token = null) => Customize(name, new()
     {
         Name = name,
         DataDir = Path.Combine(_root, name),
@@ -57,8 +60,9 @@ internal sealed class TestCluster : IAsyncDisposable
         ElectionTimeout = TimeSpan.FromMilliseconds(500),
         RequestTimeout = TimeSpan.FromSeconds(5),
         SnapshotCount = _snapshotCount,
+        MeasureProcessMemory = false,     // members share this process: its heap is nobody's in particular
         Log = line => { lock (Log) Log.Add(line); },
-    };
+    });
 
     public Member Start(string name, IReadOnlyList<(string, string)>? cluster = null, string state = "new", string? token = null)
     {
