@@ -31,13 +31,19 @@ public sealed partial class Wal
             _pending.Add(frame);
         }
 
+        public bool Sync = true;
+
         public void Flush()
         {
             if (_pending.Count == 0) return;
             var buffers = new List<ReadOnlyMemory<byte>>(_pending.Count);
             foreach (var f in _pending) buffers.Add(f);
             RandomAccess.Write(Handle, buffers, _pendingAt);
-            if (OperatingSystem.IsLinux())
+            if (!Sync)
+            {
+                // Written, not synced (WalOptions.Sync off).
+            }
+            else if (OperatingSystem.IsLinux())
             {
                 if (FDataSync((int)Handle.DangerousGetHandle()) != 0) throw new IOException($"fdatasync of {Path} failed: errno {Marshal.GetLastPInvokeError()}");
             }
@@ -91,7 +97,7 @@ public sealed partial class Wal
         File.Move(temp, path);
         SyncDirectory(_dir);
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
-        return new Segment { Path = path, Seq = seq, Id = id, Handle = handle, Gcm = gcm, Offset = HeaderSize };
+        return new Segment { Path = path, Seq = seq, Id = id, Handle = handle, Gcm = gcm, Offset = HeaderSize, Sync = _options.Sync };
     }
 
     private static byte[] Context(byte[] id, ulong seq)

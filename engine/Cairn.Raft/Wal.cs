@@ -21,6 +21,12 @@ public sealed record WalOptions
     /// </summary>
     public bool TruncateAtDamage { get; init; }
 
+    /// <summary>
+    /// fdatasync after every <see cref="Wal.Save"/> (the default: what Raft's promises rest on). Off only where a lost
+    /// tail does not matter (tests of something else): a crash may then lose acknowledged entries.
+    /// </summary>
+    public bool Sync { get; init; } = true;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the fix.</summary>
     public void Validate()
     {

@@ -36,6 +36,25 @@ public sealed partial class CairnClient
     public Task<Answer<StatusResponse>> StatusAsync(string? endpoint = null, CancellationToken cancellationToken = default) =>
         CallAsync(MessageType.Status, null, Parsers.Status, idempotent: true, endpoint, cancellationToken);
 
+    /// <summary>
+    /// The autoscaler's view from a member (the current one, or <paramref name="endpoint"/>): units, RAM in use by source
+    /// against the RAM provisioned, storage in use against the quota, the members' latest figures and the last
+    /// decisions — a JSON document (docs/scaling.md).
+    /// </summary>
+    public Task<Answer<string>> ScaleStatusAsync(string? endpoint = null, CancellationToken cancellationToken = default) =>
+        CallAsync(MessageType.ScaleStatus, null, static (ref PayloadReader r, in WireHeader _) => r.String(), idempotent: true, endpoint, cancellationToken);
+
+    /// <summary>
+    /// Sets the unit count by hand, up or down; a scale-down that would leave the data over the new quota, or memory in
+    /// use over the new RAM, is refused with the figures (<see cref="CairnException"/>, InvalidArgument). Returns the
+    /// count in force once applied.
+    /// </summary>
+    public Task<Answer<int>> ScaleSetAsync(int units, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(units, 1);
+        return CallAsync(MessageType.ScaleSet, w => w.U32((uint)units), static (ref PayloadReader r, in WireHeader _) => (int)r.U32(), idempotent: true, null, cancellationToken);
+    }
+
     /// <summary>The alarms raised in the cluster.</summary>
     public Task<Answer<IReadOnlyList<Alarm>>> AlarmListAsync(CancellationToken cancellationToken = default) =>
         CallAsync(MessageType.AlarmList, null, Parsers.Alarms, idempotent: true, null, cancellationToken);

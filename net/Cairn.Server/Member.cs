@@ -120,7 +120,7 @@ public sealed partial class Member : IAsyncDisposable
             }
             try
             {
-                wal = Wal.Open(Path.Combine(dir, "wal"), new WalOptions { MasterKey = options.MasterKey });
+                wal = Wal.Open(Path.Combine(dir, "wal"), new WalOptions { MasterKey = options.MasterKey, Sync = options.SyncLog });
             }
             catch (Exception e) when (e is WalCorruptException or WalKeyException or IOException or InvalidDataException)
             {

@@ -29,10 +29,11 @@ internal static class ClientVerbs
           endpoint health [--cluster] | endpoint status
           compact REV [--physical]     defrag [--cluster]     alarm list | disarm
           snapshot save FILE [--compressed]                 move-leader ID|NAME
+          scale [--units N]            the autoscaler's view: units, RAM by source, storage against quota; set units by hand
             --endpoints defaults to 127.0.0.1:9379; other members are discovered from the member list.
         """;
 
-    private static readonly HashSet<string> Verbs = ["put", "get", "del", "txn", "watch", "lease", "member", "status", "endpoint", "compact", "defrag", "alarm", "snapshot", "move-leader"];
+    private static readonly HashSet<string> Verbs = ["put", "get", "del", "txn", "watch", "lease", "member", "status", "endpoint", "compact", "defrag", "alarm", "snapshot", "move-leader", "scale"];
     private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout"];
 
     /// <summary>Whether <paramref name="verb"/> (the first argument) is one of these verbs, or a global flag before one.</summary>
@@ -221,6 +222,7 @@ internal static class ClientVerbs
                 ("alarm", "disarm") => await AlarmsAsync(client, disarm: true),
                 ("snapshot", "save") => await SnapshotAsync(client),
                 ("move-leader", _) => await MoveLeaderAsync(client),
+                ("scale", _) => await ScaleAsync(client),
                 _ => throw new ArgumentException($"{_verb} {sub ?? ""}: unknown sub-command"),
             };
         }
@@ -651,6 +653,42 @@ internal static class ClientVerbs
             if (members.FirstOrDefault(m => m.Name == text) is { } byName) return byName.Id;
             if (ulong.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id)) return id;
             throw new ArgumentException($"'{text}' is neither a member name ({string.Join(", ", members.Select(m => m.Name))}) nor a hex member id");
+        }
+
+        /// <summary>`cairn scale [--units N]`: sets the unit count when asked, then shows the autoscaler's view.</summary>
+        private async Task<int> ScaleAsync(CairnClient client)
+        {
+            if (_flags.Get("--units") is { } text)
+            {
+                var (_, units) = await client.ScaleSetAsync((int)Flags.Long("--units", text), _interrupt);
+                if (_output != Output.Json) _out.WriteLine($"Units set to {units}");
+            }
+            var (_, json) = await client.ScaleStatusAsync(cancellationToken: _interrupt);
+            if (_output == Output.Json)
+            {
+                _out.WriteLine(json);
+                return 0;
+            }
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            static string Size(System.Text.Json.JsonElement e) => e.ValueKind == System.Text.Json.JsonValueKind.Number ? Cairn.Scaling.ByteSize.Format(e.GetInt64()) : "-";
+            if (!root.GetProperty("enabled").GetBoolean())
+            {
+                _out.WriteLine($"autoscaling off (fixed quota {Size(root.GetProperty("storageQuotaBytes"))})");
+                return 0;
+            }
+            _out.WriteLine($"units {root.GetProperty("units")} (max {(root.GetProperty("maxUnits").ValueKind == System.Text.Json.JsonValueKind.Null ? "none" : root.GetProperty("maxUnits").ToString())}), unit RAM {Size(root.GetProperty("unitRamBytes"))}");
+            _out.WriteLine($"RAM in use {Size(root.GetProperty("ramInUseBytes"))} of {Size(root.GetProperty("ramProvisionedBytes"))}; storage in use {Size(root.GetProperty("storageInUseBytes"))} of {Size(root.GetProperty("storageQuotaBytes"))}");
+            if (root.GetProperty("sources").ValueKind == System.Text.Json.JsonValueKind.Array)
+            {
+                foreach (var src in root.GetProperty("sources").EnumerateArray()) _out.WriteLine($"  {src.GetProperty("name").GetString(),-18} {Size(src.GetProperty("bytes")),10}  ({src.GetProperty("kind").GetString()})");
+            }
+            if (root.GetProperty("lastDecision").ValueKind == System.Text.Json.JsonValueKind.String) _out.WriteLine($"last decision: {root.GetProperty("lastDecision").GetString()}");
+            if (root.GetProperty("events").ValueKind == System.Text.Json.JsonValueKind.Array)
+            {
+                foreach (var e in root.GetProperty("events").EnumerateArray()) _out.WriteLine($"  {e.GetString()}");
+            }
+            return 0;
         }
 
         private async Task<int> MoveLeaderAsync(CairnClient client)

@@ -176,4 +176,19 @@ public sealed class CliTests(SingleMember member) : IClassFixture<SingleMember>
         Assert.StartsWith("cairn: FutureRevision: ", compacted.Err);
         Assert.True(ClientVerbs.Handles("get") && ClientVerbs.Handles("--endpoints") && ClientVerbs.Handles("-w") && !ClientVerbs.Handles("serve"));
     }
+
+    [Fact]
+    public async Task Scale_shows_the_autoscaler_view_and_refuses_units_when_the_cluster_runs_on_a_fixed_quota()
+    {
+        var (code, json, _) = await Cairn("scale", "-w", "json");
+        Assert.Equal(0, code);
+        using (var doc = JsonDocument.Parse(json))
+        {
+            Assert.False(doc.RootElement.GetProperty("enabled").GetBoolean());    // the fixture's member runs without units
+            Assert.True(doc.RootElement.GetProperty("storageQuotaBytes").GetInt64() > 0);
+        }
+        var (setCode, _, err) = await Cairn("scale", "--units", "2");
+        Assert.Equal(1, setCode);
+        Assert.Contains("autoscaling is off", err, StringComparison.Ordinal);
+    }
 }
