@@ -52,6 +52,7 @@ internal static class WireBench
         var until = TimeSpan.FromSeconds(seconds);
         var latencies = new List<long>[connections * depth];
         var errors = 0L;
+        var kinds = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
         async Task Loop(CairnClient client, int slot)
         {
             var mine = latencies[slot] = new List<long>(1 << 16);
@@ -65,9 +66,10 @@ internal static class WireBench
                     if (op == "put") await client.PutAsync(key, value);
                     else await client.GetAsync(key, consistency);
                 }
-                catch (CairnException)
+                catch (CairnException e)
                 {
                     Interlocked.Increment(ref errors);
+                    kinds.AddOrUpdate($"{e.GetType().Name} {e.Code}: {e.Message}", 1, (_, n) => n + 1);
                     continue;
                 }
                 mine.Add(Stopwatch.GetTimestamp() - t0);
@@ -85,6 +87,7 @@ internal static class WireBench
         double Ms(double q) => all.Length == 0 ? 0 : all[Math.Min(all.Length - 1, (int)(q * all.Length))] * 1000.0 / Stopwatch.Frequency;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{label}: {all.Length / elapsed:F0} ops/s, p50 {Ms(0.50):F2} ms, p99 {Ms(0.99):F2} ms, p99.9 {Ms(0.999):F2} ms, errors {errors}, {all.Length} ops in {elapsed:F1} s"));
+        foreach (var (kind, n) in kinds) Console.WriteLine($"  {n} × {kind}");
         return errors > 0 ? 1 : 0;
     }
 }
