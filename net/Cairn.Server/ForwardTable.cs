@@ -22,6 +22,7 @@ internal sealed class ForwardTable
 
     public void Expire(long now)
     {
+        if (_entries.IsEmpty) return;
         foreach (var (id, e) in _entries)
         {
             if (e.Deadline < now && _entries.TryRemove(id, out _) && e.Responder.IsOpen)

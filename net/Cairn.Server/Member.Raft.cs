@@ -579,11 +579,18 @@ public sealed partial class Member
         _wal.ReleaseSegments();
     }
 
+    /// <summary>Publishes the figures other threads read; a new record only when one changed (an idle loop allocates nothing).</summary>
     private void PublishView()
     {
-        var applied = Math.Max(_appliedIndex, _sm.AppliedIndex == 0 ? 0 : _appliedIndex);
-        _view = new View(_node.Role, _node.Leader, _node.Term, _node.LastIndex, _node.Commit, applied, _sm.Watches.PublishedRevision,
-            _node.Voters.Count, _node.Learners.Contains(Id), _removed);
+        var v = _view;
+        var revision = _sm.Watches.PublishedRevision;
+        var learner = _node.Learners.Contains(Id);
+        if (v.Role == _node.Role && v.Leader == _node.Leader && v.Term == _node.Term && v.LastIndex == _node.LastIndex && v.Commit == _node.Commit &&
+            v.Applied == _appliedIndex && v.Revision == revision && v.Voters == _node.Voters.Count && v.IsLearner == learner && v.Removed == _removed)
+        {
+            return;
+        }
+        _view = new View(_node.Role, _node.Leader, _node.Term, _node.LastIndex, _node.Commit, _appliedIndex, revision, _node.Voters.Count, learner, _removed);
     }
 
     /// <summary>

@@ -249,6 +249,10 @@ internal sealed class LeaseKeeper
     public List<long> Expired(KvStateMachine sm)
     {
         var now = Now;
+        lock (_lock)
+        {
+            if (_leases.Count == 0) return NoLeases;
+        }
         var list = new List<long>();
         lock (_lock)
         {
@@ -270,6 +274,8 @@ internal sealed class LeaseKeeper
         }
         return list;
     }
+
+    private static readonly List<long> NoLeases = [];
 
     public void Revoking(long id)
     {
