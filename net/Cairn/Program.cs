@@ -21,6 +21,7 @@ internal static class Program
             {
                 "serve" => Serve.Run(args),
                 "dev-cluster" => Serve.DevCluster(args),
+                "scale" when args.Length > 1 && args[1] == "simulate" => ScaleSimulate.Run(args),
                 _ when ClientVerbs.Handles(verb) => ClientVerbs.Run(args),
                 "demo" => Demo(Option(args, "--path") ?? "demo.cairn", int.Parse(Option(args, "--keys") ?? "200000", CultureInfo.InvariantCulture), KeyOptions(args, create: true)),
                 "verify" when args.Length > 1 => VerifyFile(args[1], KeyOptions(args, create: false)),
@@ -61,6 +62,7 @@ internal static class Program
                                                write N keys, read them back, verify, print figures
                    cairn verify FILE [--key-file KEY | --plain]   check every page of a database file
                    cairn stats FILE [--key-file KEY | --plain]    print a database file's figures
+                   cairn scale simulate --trace FILE [--out PNG] [...]   replay a memory trace through the autoscaler
             Databases are encrypted (AES-256-GCM) with the master key in --key-file, by default
             ~/.cairn/master.key (created with mode 0600 when absent).
             """);
