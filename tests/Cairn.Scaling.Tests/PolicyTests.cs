@@ -79,6 +79,29 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void A_spike_over_a_noisy_baseline_shorter_than_the_window_never_scales_wherever_it_sits()
+    {
+        // Regression (found replaying the documentation's trace): ±2% noise on the baseline gave the older half of the
+        // window a small positive slope, and the spike's one rising edge then counted as a "sustained" rise.
+        var w = Defaults.TrendWindow;
+        foreach (var seed in new[] { 1, 2, 3 })
+        {
+            for (var length = 1; length < w; length++)
+            {
+                for (var start = 0; start < 2 * w; start++)
+                {
+                    var rng = new Random(seed * 1000 + length * 50 + start);
+                    var trace = Make(3 * w, m => (long)(Unit * ((m >= start + w && m < start + w + length ? 0.75 : 0.40) + (rng.NextDouble() - 0.5) * 0.04)));
+                    foreach (var s in Replay(Policy, trace))
+                    {
+                        Assert.True(s.Decision.NewUnits is null, $"seed {seed}, spike of {length} at {start + w}: scaled at minute {s.Index}: {s.Decision.Reason}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void A_spike_above_the_threshold_scales_by_the_threshold_rule_only()
     {
         // The trend rule ignores the spike; the threshold rule sees RAM in use above 80% and scales for it.
