@@ -88,4 +88,32 @@ public sealed class ScalingTests
         Assert.Contains("\"units\":", json, StringComparison.Ordinal);
         Assert.Contains("page-cache", json, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Reads_of_an_encrypted_store_show_in_the_page_cache_source_and_watches_in_the_watch_source()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var cluster = new TestCluster(1, encrypted: true);   // encrypted pages are read through the page cache
+        cluster.Customize = (_, o) => o with { Scaling = new ScalingOptions(), Time = time };
+        await cluster.StartAllAsync();
+        var member = cluster.Members["m1"]!;
+        long Figure(string name) => member.Accountant!.Sample().Figure(name)!.Bytes;
+        var watchBefore = Figure("watch-buffers");
+        await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        for (var i = 0; i < 300; i++) await c.PutAsync($"page/{i:D4}", new string('p', 2000));
+        var cacheBefore = Figure("page-cache");
+        member.Machine.Storage.PageCacheBudget = 1L << 30;                 // room for every page
+        var all = await c.RangeAsync(new RangeRequest { Key = "page/"u8.ToArray(), RangeEnd = RangeRequest.Prefix("page/"u8) }, Consistency.Serializable);
+        Assert.Equal(300, all.Kvs.Count);
+        Assert.True(Figure("page-cache") > cacheBefore, $"page cache {Figure("page-cache")} after reading 600 KB of pages, {cacheBefore} before");
+
+        for (var i = 0; i < 40; i++)
+        {
+            var stream = c.OpenStream(out var id);
+            await c.SendAsync(MessageType.WatchCreate, id, w => Messages.WriteWatchCreate(w, new WatchRequest { Key = System.Text.Encoding.UTF8.GetBytes($"w{i}") }));
+            await stream.Reader.ReadAsync();
+        }
+        Assert.Equal(40L * member.Machine.Watches.QueueCapacity * 256, Figure("watch-buffers") - watchBefore);
+        Assert.Contains(member.Accountant!.Sample().Figures, f => f.Name == "database" && f.Kind == SourceKind.Storage && f.Bytes >= 600_000);
+    }
 }
