@@ -131,7 +131,6 @@ public sealed partial class Member
     {
         if (m.Type == Raft.MessageType.Snapshot && snapshotPath is not null)
         {
-            var before = _node.SnapshotIndex;
             _node.Step(m);
             var ready = _node.GetReady();
             if (ready?.Snapshot is { } snap && snap.Meta.Index == m.Snapshot!.Index)
@@ -143,7 +142,6 @@ public sealed partial class Member
                 TryDelete(snapshotPath);
             }
             if (ready is not null) Carry(ready, snapshotInstalled: true);
-            _ = before;
             return;
         }
         _node.Step(m);
