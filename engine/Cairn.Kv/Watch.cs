@@ -191,11 +191,15 @@ public sealed class Watcher : IDisposable
         _hub = hub;
         Request = request;
         _next = start;
+        StartRevision = start;
         _queue = Channel.CreateBounded<WatchResponse>(new BoundedChannelOptions(hub.QueueCapacity) { SingleReader = true, SingleWriter = false, FullMode = BoundedChannelFullMode.Wait });
     }
 
     /// <summary>What is watched.</summary>
     public WatchRequest Request { get; }
+
+    /// <summary>The first revision this watch reports (a client resuming elsewhere asks for it again).</summary>
+    public long StartRevision { get; }
 
     /// <summary>Asks for a progress notification (delivered in order with the events).</summary>
     public void RequestProgress() => _progressRequested = true;

@@ -33,7 +33,9 @@ internal sealed class SessionWatches(ClientSession session)
         try
         {
             w.BeginFrame(MessageType.WatchCreate, FrameFlags.Response, id);
-            Messages.WriteHeader(w, member.Header());
+            // The header's revision is the one before the watch's first: a client that resumes from header + 1 after a
+            // failover misses nothing (the member's own revision may already be past the start by now).
+            Messages.WriteHeader(w, member.Header(watcher.StartRevision - 1));
             w.EndFrame();
         }
         finally

@@ -132,10 +132,13 @@ public sealed class SingleMemberTests
         await using var cluster = new TestCluster(1);
         await cluster.StartAllAsync();
         await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        var before = await c.PutAsync("w/before", "0");                // not reported: the watch starts after it
         var stream = c.OpenStream(out var watchId);
         await c.SendAsync(MessageType.WatchCreate, watchId, w => Messages.WriteWatchCreate(w, new WatchRequest { Key = TestClient.Bytes("w/"), RangeEnd = RangeRequest.Prefix(TestClient.Bytes("w/")) }));
-        var (created, _) = await stream.Reader.ReadAsync();
+        var (created, createdPayload) = await stream.Reader.ReadAsync();
         Assert.Equal(MessageType.WatchCreate, created.Type);
+        var cr = new PayloadReader(createdPayload);
+        Assert.Equal(before, Messages.ReadHeader(ref cr).Revision);     // the revision before its first: resume from header + 1
         var expected = new List<(WatchEventType, string)>();
         for (var i = 0; i < 50; i++)
         {
