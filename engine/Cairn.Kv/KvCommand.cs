@@ -53,6 +53,31 @@ public sealed record KvCommand
         return w.ToArray();
     }
 
+    /// <summary>
+    /// The bytes of a put command — the same as <see cref="Encode"/> of a <see cref="PutRequest"/> — straight from
+    /// spans, after <paramref name="prefix"/> bytes left for the caller (a server's envelope): one array, no request
+    /// object, no copy of the encoding.
+    /// </summary>
+    public static byte[] EncodePut(int prefix, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(prefix);
+        var b = new byte[prefix + 1 + 4 + key.Length + 4 + value.Length + 8 + 1];
+        var at = prefix;
+        b[at++] = TagPut;
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(at), key.Length);
+        at += 4;
+        key.CopyTo(b.AsSpan(at));
+        at += key.Length;
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(at), value.Length);
+        at += 4;
+        value.CopyTo(b.AsSpan(at));
+        at += value.Length;
+        BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(at), lease);
+        at += 8;
+        b[at] = (byte)((prevKv ? 1 : 0) | (ignoreValue ? 2 : 0) | (ignoreLease ? 4 : 0));
+        return b;
+    }
+
     /// <summary>Whether <paramref name="bytes"/> encode a <see cref="Cluster"/> command (without decoding them).</summary>
     public static bool IsClusterCommand(ReadOnlySpan<byte> bytes) => bytes.Length > 0 && bytes[0] == TagCluster;
 

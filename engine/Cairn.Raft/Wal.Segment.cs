@@ -127,9 +127,13 @@ public sealed partial class Wal
     private static partial int Close(int fd);
 
     /// <summary>Frames and seals one record at the segment's end (rotating to a new segment when it would not fit).</summary>
-    private Segment Append(Segment tail, byte type, byte[] payload)
+    private Segment Append(Segment tail, byte type, byte[] payload) => Append(tail, type, payload, []);
+
+    /// <summary>Appends one record whose payload is <paramref name="head"/> then <paramref name="body"/>, framed in place (no payload copy).</summary>
+    private Segment Append(Segment tail, byte type, ReadOnlySpan<byte> head, ReadOnlySpan<byte> body)
     {
-        var frameLength = FrameOverhead + payload.Length;
+        var payloadLength = head.Length + body.Length;
+        var frameLength = FrameOverhead + payloadLength;
         if (frameLength > _options.MaxRecordBytes) throw new ArgumentException($"A record of {frameLength} bytes exceeds WalOptions.MaxRecordBytes ({_options.MaxRecordBytes}).");
         if (tail.Offset + frameLength > _options.SegmentBytes)
         {
@@ -138,16 +142,17 @@ public sealed partial class Wal
             tail = NewSegment();
         }
         var frame = new byte[frameLength];
-        BinaryPrimitives.WriteInt32LittleEndian(frame, payload.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(frame, payloadLength);
         frame[4] = type;
-        payload.CopyTo(frame, 5);
+        head.CopyTo(frame.AsSpan(5));
+        body.CopyTo(frame.AsSpan(5 + head.Length));
         if (tail.Gcm is { } gcm)
         {
             Span<byte> ad = stackalloc byte[37];
             Span<byte> nonce = stackalloc byte[12];
             Associated(tail.Id, tail.Seq, tail.Offset, frame, ad, nonce);
-            var body = frame.AsSpan(5, payload.Length);
-            gcm.Encrypt(nonce, body, body, frame.AsSpan(frameLength - 16), ad);
+            var sealedBody = frame.AsSpan(5, payloadLength);
+            gcm.Encrypt(nonce, sealedBody, sealedBody, frame.AsSpan(frameLength - 16), ad);
         }
         else
         {

@@ -118,15 +118,14 @@ public sealed partial class Wal : IDisposable
     {
         ArgumentNullException.ThrowIfNull(entries);
         var tail = _tail ??= NewSegment();
+        Span<byte> head = stackalloc byte[16];      // index, term: each entry's payload starts with them
         foreach (var e in entries)
         {
             if (e.Index <= Snapshot.Index) throw new ArgumentException($"Entry {e.Index} is at or below the snapshot {Snapshot.Index}.");
             if (e.Index > LastIndex + 1) throw new ArgumentException($"Entry {e.Index} leaves a gap after {LastIndex}.");
-            var payload = new byte[16 + e.Data.Length];
-            BinaryPrimitives.WriteUInt64LittleEndian(payload, e.Index);
-            BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8), e.Term);
-            e.Data.CopyTo(payload.AsSpan(16));
-            tail = Append(tail, e.Kind == EntryKind.Config ? TypeConfigEntry : TypeEntry, payload);
+            BinaryPrimitives.WriteUInt64LittleEndian(head, e.Index);
+            BinaryPrimitives.WriteUInt64LittleEndian(head[8..], e.Term);
+            tail = Append(tail, e.Kind == EntryKind.Config ? TypeConfigEntry : TypeEntry, head, e.Data);
             NoteIndex(tail.Path, e.Index);
             Apply(e);
         }

@@ -82,12 +82,22 @@ public sealed partial class Member
     /// <summary>The entry bytes for a command: this member's id and a sequence number (so the proposer can find its waiter when it applies), then the command.</summary>
     internal byte[] Envelope(ReadOnlySpan<byte> command, out ulong seq)
     {
-        seq = Interlocked.Increment(ref _nextSeq);
-        var data = new byte[16 + command.Length];
-        BinaryPrimitives.WriteUInt64LittleEndian(data, Id);
-        BinaryPrimitives.WriteUInt64LittleEndian(data.AsSpan(8), seq);
-        command.CopyTo(data.AsSpan(16));
+        var data = new byte[EnvelopeBytes + command.Length];
+        command.CopyTo(data.AsSpan(EnvelopeBytes));
+        seq = SealEnvelope(data);
         return data;
+    }
+
+    /// <summary>Bytes before the command in every entry this member proposes: its id and a sequence number.</summary>
+    internal const int EnvelopeBytes = 16;
+
+    /// <summary>Writes the envelope into the first <see cref="EnvelopeBytes"/> of <paramref name="entry"/>; returns its sequence number.</summary>
+    internal ulong SealEnvelope(byte[] entry)
+    {
+        var seq = Interlocked.Increment(ref _nextSeq);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry, Id);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry.AsSpan(8), seq);
+        return seq;
     }
 
     private void RaftLoop()

@@ -332,6 +332,22 @@ public sealed partial class Member
 
     private void ProposeRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
     {
+        if (type == MessageType.Put)
+        {
+            // The common write: encoded straight from the frame into the entry's bytes, envelope room included.
+            var key = reader.Bytes();
+            var value = reader.Bytes();
+            var lease = reader.I64();
+            var flags = reader.U8();
+            reader.End();
+            var entry = KvCommand.EncodePut(EnvelopeBytes, key, value, lease, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
+            var putSeq = SealEnvelope(entry);
+            if (!TryPropose(new Proposal(entry, new RequestWaiter(r, type, id)) { Seq = putSeq, AddsData = true }))
+            {
+                Refuse(r, type, id, ErrorCode.Busy, $"the leader has {_options.MaxPendingProposals} proposals queued; retry with backoff");
+            }
+            return;
+        }
         KvCommand command;
         var adds = false;
         switch (type)

@@ -277,3 +277,25 @@ internal static class TestLogs
         Assert.Equal(Dump(expected.Storage), Dump(actual.Storage));
     }
 }
+
+/// <summary>The server's span encoder of puts writes exactly what <see cref="KvCommand.Encode"/> writes.</summary>
+public sealed class EncodePutTests
+{
+    [Fact]
+    public void EncodePut_matches_Encode_for_every_flag_and_size_after_the_prefix()
+    {
+        var random = new Random(3);
+        for (var i = 0; i < 200; i++)
+        {
+            var key = new byte[random.Next(1, 50)];
+            var value = new byte[random.Next(0, 3000)];
+            random.NextBytes(key);
+            random.NextBytes(value);
+            var request = new PutRequest { Key = key, Value = value, Lease = random.NextInt64(0, 1000), PrevKv = random.Next(2) == 1, IgnoreValue = random.Next(2) == 1, IgnoreLease = random.Next(2) == 1 };
+            var prefix = random.Next(0, 20);
+            var fast = KvCommand.EncodePut(prefix, key, value, request.Lease, request.PrevKv, request.IgnoreValue, request.IgnoreLease);
+            Assert.Equal(new KvCommand { Put = request }.Encode(), fast[prefix..]);
+            Assert.Equal(request, KvCommand.Decode(fast.AsSpan(prefix)).Put! with { Key = key, Value = value });
+        }
+    }
+}
