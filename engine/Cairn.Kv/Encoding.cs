@@ -72,6 +72,57 @@ internal static class KvEncoding
         return ([.. key], BinaryPrimitives.ReadInt64BigEndian(hk[(i + 2)..]));
     }
 
+    /// <summary>Writes a history key into <paramref name="dest"/> (at least <see cref="HistoryKeyLength"/> bytes); returns its length.</summary>
+    public static int WriteHistoryKey(Span<byte> dest, ReadOnlySpan<byte> key, long revision)
+    {
+        var at = Escape(key, dest);
+        dest[at] = 0;
+        dest[at + 1] = 1;
+        BinaryPrimitives.WriteInt64BigEndian(dest[(at + 2)..], revision);
+        return at + 10;
+    }
+
+    /// <summary>Bytes of the history key of <paramref name="key"/>.</summary>
+    public static int HistoryKeyLength(ReadOnlySpan<byte> key) => key.Length + key.Count((byte)0) + 10;
+
+    /// <summary>Writes an index value into <paramref name="dest"/>; returns its length.</summary>
+    public static int WriteIndexValue(Span<byte> dest, long create, long mod, long version, long lease, ReadOnlySpan<byte> value)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(dest, create);
+        BinaryPrimitives.WriteInt64LittleEndian(dest[8..], mod);
+        BinaryPrimitives.WriteInt64LittleEndian(dest[16..], version);
+        BinaryPrimitives.WriteInt64LittleEndian(dest[24..], lease);
+        value.CopyTo(dest[IndexHeader..]);
+        return IndexHeader + value.Length;
+    }
+
+    /// <summary>Writes a history value into <paramref name="dest"/>; returns its length.</summary>
+    public static int WriteHistoryValue(Span<byte> dest, byte kind, long create, long version, long lease, ReadOnlySpan<byte> value)
+    {
+        dest[0] = kind;
+        BinaryPrimitives.WriteInt64LittleEndian(dest[1..], create);
+        BinaryPrimitives.WriteInt64LittleEndian(dest[9..], version);
+        BinaryPrimitives.WriteInt64LittleEndian(dest[17..], lease);
+        value.CopyTo(dest[HistoryHeader..]);
+        return HistoryHeader + value.Length;
+    }
+
+    /// <summary>Writes an event key (12 bytes) into <paramref name="dest"/>.</summary>
+    public static int WriteEventKey(Span<byte> dest, long revision, int sub)
+    {
+        BinaryPrimitives.WriteInt64BigEndian(dest, revision);
+        BinaryPrimitives.WriteInt32BigEndian(dest[8..], sub);
+        return 12;
+    }
+
+    /// <summary>Writes an event value into <paramref name="dest"/>; returns its length.</summary>
+    public static int WriteEventValue(Span<byte> dest, byte kind, ReadOnlySpan<byte> key)
+    {
+        dest[0] = kind;
+        key.CopyTo(dest[1..]);
+        return 1 + key.Length;
+    }
+
     public static byte[] IndexValue(long create, long mod, long version, long lease, ReadOnlySpan<byte> value)
     {
         var buf = new byte[IndexHeader + value.Length];

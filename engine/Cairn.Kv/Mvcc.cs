@@ -32,6 +32,7 @@ internal sealed class Mvcc
     /// <summary>Changes made by this write transaction, for watchers once it commits.</summary>
     public List<WatchEvent> Events { get; } = [];
     private HashSet<string>? _written;
+    private int _txnDepth;        // > 0 inside a transaction: only there can one request write a key twice
 
     public Mvcc(Transaction tx, KvOptions options)
     {
@@ -171,12 +172,34 @@ internal sealed class Mvcc
 
     // ---------------- writes ----------------
 
+    /// <summary>A reused buffer of at least <paramref name="bytes"/> (one per applying thread; never held across calls).</summary>
+    private static byte[] Scratch(int bytes)
+    {
+        var b = t_scratch;
+        if (b is null || b.Length < bytes) t_scratch = b = new byte[Math.Max(bytes, 4096)];
+        return b;
+    }
+
+    [ThreadStatic]
+    private static byte[]? t_scratch;
+
+    private void PutEvent(long rev, byte kind, ReadOnlySpan<byte> key)
+    {
+        var buf = Scratch(12 + 1 + key.Length);
+        KvEncoding.WriteEventKey(buf, rev, _sub++);
+        _events.Put(buf.AsSpan(0, 12), buf.AsSpan(12, KvEncoding.WriteEventValue(buf.AsSpan(12), kind, key)));
+    }
+
     private void BeginWrite(ReadOnlySpan<byte> key)
     {
-        _written ??= [];
-        if (!_written.Add(Convert.ToHexString(key)))
+        // Only a transaction can write one key twice; a lone put or delete writes each key once by construction.
+        if (_txnDepth > 0)
         {
-            throw new DuplicateKeyException($"key {Convert.ToHexString(key)} is written twice in one transaction; write each key once.");
+            _written ??= [];
+            if (!_written.Add(Convert.ToHexString(key)))
+            {
+                throw new DuplicateKeyException($"key {Convert.ToHexString(key)} is written twice in one transaction; write each key once.");
+            }
         }
         if (_sub == 0) Revision++;
     }
@@ -200,9 +223,13 @@ internal sealed class Mvcc
         var value = p.IgnoreValue ? prev!.Value : p.Value;
         if (prev is not null && prev.Lease != 0 && prev.Lease != lease) _leaseKeys.Delete(LeaseKeyOf(prev.Lease, p.Key));
         if (lease != 0) _leaseKeys.Put(LeaseKeyOf(lease, p.Key), default);
-        _index.Put(p.Key, KvEncoding.IndexValue(create, rev, version, lease, value));
-        _history.Put(KvEncoding.HistoryKey(p.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindPut, create, version, lease, value));
-        _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindPut, p.Key));
+        // Encoded into one reused buffer: the trees copy what they store into their pages.
+        var hk = KvEncoding.HistoryKeyLength(p.Key);
+        var buf = Scratch(Math.Max(hk + KvEncoding.HistoryHeader + value.Length, KvEncoding.IndexHeader + value.Length));
+        _index.Put(p.Key, buf.AsSpan(0, KvEncoding.WriteIndexValue(buf, create, rev, version, lease, value)));
+        KvEncoding.WriteHistoryKey(buf, p.Key, rev);
+        _history.Put(buf.AsSpan(0, hk), buf.AsSpan(hk, KvEncoding.WriteHistoryValue(buf.AsSpan(hk), KvEncoding.KindPut, create, version, lease, value)));
+        PutEvent(rev, KvEncoding.KindPut, p.Key);
         Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(p.Key, value, create, rev, version, lease), prev));
         return new PutResponse(new ResponseHeader(Revision), p.PrevKv ? prev : null);
     }
@@ -225,8 +252,11 @@ internal sealed class Mvcc
             var rev = Revision;
             _index.Delete(kv.Key);
             if (kv.Lease != 0) _leaseKeys.Delete(LeaseKeyOf(kv.Lease, kv.Key));
-            _history.Put(KvEncoding.HistoryKey(kv.Key, rev), KvEncoding.HistoryValue(KvEncoding.KindDelete, 0, 0, 0, default));
-            _events.Put(KvEncoding.EventKey(rev, _sub++), KvEncoding.EventValue(KvEncoding.KindDelete, kv.Key));
+            var hk = KvEncoding.HistoryKeyLength(kv.Key);
+            var buf = Scratch(hk + KvEncoding.HistoryHeader);
+            KvEncoding.WriteHistoryKey(buf, kv.Key, rev);
+            _history.Put(buf.AsSpan(0, hk), buf.AsSpan(hk, KvEncoding.WriteHistoryValue(buf.AsSpan(hk), KvEncoding.KindDelete, 0, 0, 0, default)));
+            PutEvent(rev, KvEncoding.KindDelete, kv.Key);
             Events.Add(new WatchEvent(WatchEventType.Delete, new KeyValue(kv.Key, [], 0, rev, 0, 0), kv));
         }
         return new DeleteRangeResponse(new ResponseHeader(Revision), victims.Count, d.PrevKv ? victims : []);
@@ -241,13 +271,21 @@ internal sealed class Mvcc
         }
         var ops = ok ? t.Success : t.Failure;
         var responses = new List<TxnOpResponse>(ops.Count);
-        foreach (var op in ops)
+        _txnDepth++;
+        try
         {
-            if (op.Range is not null) responses.Add(new TxnOpResponse(Range: Range(op.Range)));
-            else if (op.Put is not null) responses.Add(new TxnOpResponse(Put: Put(op.Put)));
-            else if (op.Delete is not null) responses.Add(new TxnOpResponse(Delete: Delete(op.Delete)));
-            else if (op.Txn is not null) responses.Add(new TxnOpResponse(Txn: Txn(op.Txn)));
-            else throw new ArgumentException("A transaction operation sets none of Range, Put, Delete, Txn.");
+            foreach (var op in ops)
+            {
+                if (op.Range is not null) responses.Add(new TxnOpResponse(Range: Range(op.Range)));
+                else if (op.Put is not null) responses.Add(new TxnOpResponse(Put: Put(op.Put)));
+                else if (op.Delete is not null) responses.Add(new TxnOpResponse(Delete: Delete(op.Delete)));
+                else if (op.Txn is not null) responses.Add(new TxnOpResponse(Txn: Txn(op.Txn)));
+                else throw new ArgumentException("A transaction operation sets none of Range, Put, Delete, Txn.");
+            }
+        }
+        finally
+        {
+            _txnDepth--;
         }
         // Responses carry the revision after the whole transaction, as etcd's do.
         return new TxnResponse(new ResponseHeader(Revision), ok, responses);
