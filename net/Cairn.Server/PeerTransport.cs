@@ -207,8 +207,8 @@ internal sealed class PeerTransport : IDisposable
         }
         catch (ProtocolException e)
         {
-            Interlocked.Increment(ref _member.Stats.PeerRefused);
             _member.Log($"refused a peer link from {socket.RemoteEndPoint}: {e.Message}");
+            Interlocked.Increment(ref _member.Stats.PeerRefused);
             try
             {
                 using var w = new FrameWriter(256);
