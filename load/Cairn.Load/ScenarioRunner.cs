@@ -167,21 +167,28 @@ internal sealed class ScenarioRunner : IAsyncDisposable
 
     // ---- open loop ----
 
-    private async Task InjectAsync(double from, double to, TimeSpan during, CancellationToken abort)
+    /// <summary>
+    /// Runs the injector on a thread of its own: it sleeps or yields between due times, and a thread-pool thread doing
+    /// that would starve the continuations of the very requests it sends (the pool adds threads only every half second).
+    /// </summary>
+    private Task InjectAsync(double from, double to, TimeSpan during, CancellationToken abort) =>
+        Task.Factory.StartNew(() => Inject(from, to, during, abort), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private void Inject(double from, double to, TimeSpan during, CancellationToken abort)
     {
         var timeline = new InjectionTimeline(from, to, during);
         var start = Stopwatch.GetTimestamp();
         for (long k = 0; k < timeline.Count; k++)
         {
             var due = start + (long)(timeline.DueSeconds(k) * Stopwatch.Frequency);
-            await WaitUntilAsync(due, abort);
-            await _slots.WaitAsync(abort);
+            WaitUntil(due, abort);
+            _slots.Wait(abort);
             var lag = Stopwatch.GetTimestamp() - due;
             if (lag > Interlocked.Read(ref _maxLagTicks)) Interlocked.Exchange(ref _maxLagTicks, lag);
             Enter();
             _ = DispatchAsync(due);
         }
-        await WaitUntilAsync(start + (long)(during.TotalSeconds * Stopwatch.Frequency), abort);
+        WaitUntil(start + (long)(during.TotalSeconds * Stopwatch.Frequency), abort);
     }
 
     private async Task DispatchAsync(long due)
@@ -201,14 +208,14 @@ internal sealed class ScenarioRunner : IAsyncDisposable
     }
 
     /// <summary>Waits until the Stopwatch reaches <paramref name="due"/>: sleeps while more than 2 ms remain, then yields the thread in a loop.</summary>
-    private static async Task WaitUntilAsync(long due, CancellationToken abort)
+    private static void WaitUntil(long due, CancellationToken abort)
     {
         while (true)
         {
             var remaining = due - Stopwatch.GetTimestamp();
             if (remaining <= 0) return;
             abort.ThrowIfCancellationRequested();
-            if (remaining > 2 * TicksPerMs) await Task.Delay(TimeSpan.FromMilliseconds((remaining - TicksPerMs) / (double)TicksPerMs), abort);
+            if (remaining > 2 * TicksPerMs) Thread.Sleep(TimeSpan.FromMilliseconds(Math.Min(50, (remaining - TicksPerMs) / (double)TicksPerMs)));
             else Thread.Yield();
         }
     }

@@ -113,6 +113,13 @@ internal sealed class StepStats
         lock (_lock) return _total.TotalCount == 0 ? 0 : Ms(_total.GetValueAtPercentile(percentile));
     }
 
+    /// <summary>How many successes sampled so far took at least <paramref name="ms"/> milliseconds (to the histogram's precision).</summary>
+    public long CountAtOrAboveMs(double ms)
+    {
+        var threshold = (long)(ms * 1000);
+        lock (_lock) return _total.RecordedValues().Where(v => v.ValueIteratedTo >= threshold).Sum(v => v.CountAddedInThisIterationStep);
+    }
+
     /// <summary>The report of this step over <paramref name="seconds"/> of measurement (call after a final <see cref="Sample"/>).</summary>
     public StepReport ToReport(double seconds)
     {
