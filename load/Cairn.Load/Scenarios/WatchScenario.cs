@@ -64,7 +64,7 @@ internal sealed class WatchScenario(LoadOptions options) : Scenario
         if (value.Length >= 9 && value[0] == Payload)
         {
             var sent = BinaryPrimitives.ReadInt64LittleEndian(value[1..]);
-            if (sent < _context!.MeasuringSince) return;   // a warm-up put
+            if (!Measured(sent)) return;   // a warm-up put
             _delivery!.RecordOk(Stopwatch.GetTimestamp() - sent);
             Interlocked.Increment(ref _delivered);
         }
@@ -75,6 +75,9 @@ internal sealed class WatchScenario(LoadOptions options) : Scenario
         }
     }
 
+    /// <summary>Whether a put sent at <paramref name="sent"/> belongs to the measurement (not to the warm-up).</summary>
+    private bool Measured(long sent) => _context!.MeasuringSince != 0 && sent >= _context.MeasuringSince;
+
     public override async ValueTask<Response> RunAsync(ScenarioClient client, CancellationToken cancellationToken)
     {
         var key = client.State as byte[] ?? (byte[])(client.State = System.Text.Encoding.UTF8.GetBytes($"watch/{client.Id:D8}"));
@@ -83,7 +86,7 @@ internal sealed class WatchScenario(LoadOptions options) : Scenario
         var sent = Stopwatch.GetTimestamp();
         BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(1), sent);
         await client.Connection.PutAsync(key, value, cancellationToken);
-        if (sent >= _context!.MeasuringSince) Interlocked.Increment(ref _acknowledged);
+        if (Measured(sent)) Interlocked.Increment(ref _acknowledged);
         return Response.Ok;
     }
 

@@ -9,8 +9,7 @@ namespace Cairn.Load.Targets;
 /// <summary>
 /// An etcd cluster through the dotnet-etcd client (gRPC). A connection is one gRPC channel to one endpoint over a
 /// single HTTP/2 connection, with dotnet-etcd's <see cref="EtcdClient"/> on it for the unary calls and the package's
-/// generated Watch and Lease stubs for the streams (one watch stream per connection carrying all of its watchers, as
-/// clientv3 shares one stream; one keep-alive stream per lease). Keys and values are wrapped, not copied.
+/// generated Watch and Lease stubs for the streams (watch streams of up to 100 watchers, a keep-alive stream per lease). Keys and values are wrapped, not copied.
 /// </summary>
 internal sealed class EtcdTarget : ILoadTarget
 {
@@ -19,6 +18,9 @@ internal sealed class EtcdTarget : ILoadTarget
     private readonly TimeSpan _connectTimeout;
     private readonly TimeSpan _requestTimeout;
     private readonly List<Connection> _open = [];
+
+    /// <summary>Watchers that share one watch stream (see <see cref="Connection.WatchAsync"/>).</summary>
+    internal const int WatchersPerStream = 100;
 
     public EtcdTarget(IReadOnlyList<string> endpoints, int connections, TimeSpan connectTimeout, TimeSpan requestTimeout)
     {
@@ -144,24 +146,35 @@ internal sealed class EtcdTarget : ILoadTarget
         }
 
         public ValueTask<ILeaseSession> OpenLeaseSessionAsync(long leaseId, CancellationToken cancellationToken) =>
-            ValueTask.FromResult<ILeaseSession>(new LeaseSession(_lease.LeaseKeepAlive(cancellationToken: CancellationToken.None), leaseId, _requestTimeout));
+            ValueTask.FromResult<ILeaseSession>(new LeaseSession(() => _lease.LeaseKeepAlive(cancellationToken: CancellationToken.None), leaseId, _requestTimeout));
 
-        public async Task WatchAsync(byte[] prefix, int watchers, WatchEventHandler onEvent, CancellationToken cancellationToken)
+        /// <summary>
+        /// Groups the watchers <see cref="WatchersPerStream"/> to a watch stream, as clientv3 multiplexes the watches of
+        /// a context on one stream. Measured here with 1,000 watchers at 50 puts/s on one member: one stream for all
+        /// (read by one loop) delivers with a p50 of about 45 ms, one stream per watcher about 130 ms (etcd spends
+        /// twice the CPU), 100 or 10 per stream about 5 ms — the comparison uses etcd's best.
+        /// </summary>
+        public Task WatchAsync(byte[] prefix, int watchers, WatchEventHandler onEvent, CancellationToken cancellationToken) =>
+            Task.WhenAll(Enumerable.Range(0, (watchers + WatchersPerStream - 1) / WatchersPerStream).Select(g =>
+                WatchStreamAsync(prefix, g * WatchersPerStream, Math.Min(WatchersPerStream, watchers - g * WatchersPerStream), onEvent, cancellationToken)));
+
+        /// <summary>Watchers <paramref name="first"/> … first + count − 1 on one stream.</summary>
+        private async Task WatchStreamAsync(byte[] prefix, int first, int count, WatchEventHandler onEvent, CancellationToken cancellationToken)
         {
             using var call = _watch.Watch(cancellationToken: cancellationToken);
             var create = new WatchRequest { CreateRequest = new WatchCreateRequest { Key = Wrap(prefix), RangeEnd = Wrap(Kv.RangeRequest.Prefix(prefix)) } };
-            var watcherOf = new Dictionary<long, int>();   // etcd's watch id → our watcher index; read by this task only
+            var watcherOf = new Dictionary<long, int>();   // etcd's watch id → our watcher index; used by this task only
             try
             {
-                // Creations are answered in order on the stream, so the n-th Created response is watcher n.
-                for (var w = 0; w < watchers; w++) await call.RequestStream.WriteAsync(create, cancellationToken);
+                // Creations are answered in order on the stream, so the n-th Created response is watcher first + n.
+                for (var w = 0; w < count; w++) await call.RequestStream.WriteAsync(create, cancellationToken);
                 var created = 0;
                 while (await call.ResponseStream.MoveNext(cancellationToken))
                 {
                     var r = call.ResponseStream.Current;
                     if (r.Created)
                     {
-                        watcherOf[r.WatchId] = created++;
+                        watcherOf[r.WatchId] = first + created++;
                         continue;
                     }
                     if (r.Canceled) throw new RpcException(new Status(StatusCode.Aborted, $"etcdserver: watch canceled: {r.CancelReason}"));
@@ -184,19 +197,33 @@ internal sealed class EtcdTarget : ILoadTarget
         }
     }
 
-    private sealed class LeaseSession(AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> call, long id, TimeSpan requestTimeout) : ILeaseSession
+    /// <summary>One lease's keep-alive stream; a renewal that fails (or times out, which cancels the call) opens a new stream for the next.</summary>
+    private sealed class LeaseSession(Func<AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse>> open, long id, TimeSpan requestTimeout) : ILeaseSession
     {
+        private AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse>? _call;
+
         public async ValueTask<long> KeepAliveOnceAsync(CancellationToken cancellationToken)
         {
+            var call = _call ??= open();
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(requestTimeout);
-            await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, deadline.Token);
-            if (!await call.ResponseStream.MoveNext(deadline.Token)) throw new RpcException(new Status(StatusCode.Unavailable, "keep-alive stream ended"));
-            return call.ResponseStream.Current.TTL;
+            try
+            {
+                await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, deadline.Token);
+                if (!await call.ResponseStream.MoveNext(deadline.Token)) throw new RpcException(new Status(StatusCode.Unavailable, "keep-alive stream ended"));
+                return call.ResponseStream.Current.TTL;
+            }
+            catch
+            {
+                _call = null;
+                call.Dispose();
+                throw;
+            }
         }
 
         public async ValueTask DisposeAsync()
         {
+            if (_call is not { } call) return;
             try
             {
                 await call.RequestStream.CompleteAsync();
