@@ -39,8 +39,11 @@ internal static class LatencyChart
         latency.YLabel("latency (ms)");
         rate.YLabel("per second");
         rate.XLabel("seconds since measuring began");
-        latency.Axes.Margins(bottom: 0);
-        rate.Axes.Margins(bottom: 0);
+        // Both panels start at zero, so a dip reads as its true size.
+        latency.Axes.AutoScale();
+        rate.Axes.AutoScale();
+        latency.Axes.SetLimitsY(0, Math.Max(1, latency.Axes.GetLimits().Top));
+        rate.Axes.SetLimitsY(0, Math.Max(1, rate.Axes.GetLimits().Top));
         latency.ShowLegend(Alignment.UpperLeft);
         rate.ShowLegend(Alignment.LowerLeft);
         if (sans)
