@@ -33,13 +33,13 @@ public sealed partial class Wal
 
         public bool Sync = true;
 
-        public void Flush()
+        public void Flush(bool sync = true)
         {
             if (_pending.Count == 0) return;
             var buffers = new List<ReadOnlyMemory<byte>>(_pending.Count);
             foreach (var f in _pending) buffers.Add(f);
             RandomAccess.Write(Handle, buffers, _pendingAt);
-            if (!Sync)
+            if (!Sync || !sync)
             {
                 // Written, not synced (WalOptions.Sync off).
             }

@@ -112,11 +112,14 @@ public sealed partial class Wal : IDisposable
 
     /// <summary>
     /// Appends <paramref name="entries"/> (an entry at an index already in the log replaces it and everything after
-    /// it, as Raft's conflict resolution requires) and the hard state, then syncs once.
+    /// it, as Raft's conflict resolution requires) and the hard state, then syncs once — unless
+    /// <paramref name="sync"/> is false: a caller that saves only a new commit index need not wait for the disk (the
+    /// commit index is recovered from the leader after a crash; term, vote and entries must be synced).
     /// </summary>
-    public void Save(HardState? hardState, IReadOnlyList<Entry> entries)
+    public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync = true)
     {
         ArgumentNullException.ThrowIfNull(entries);
+        if (!sync && entries.Count > 0) throw new ArgumentException("Entries must be synced; only a commit index may be saved without a sync.", nameof(sync));
         var tail = _tail ??= NewSegment();
         Span<byte> head = stackalloc byte[16];      // index, term: each entry's payload starts with them
         foreach (var e in entries)
@@ -138,7 +141,7 @@ public sealed partial class Wal : IDisposable
             tail = Append(tail, TypeHardState, payload);
             HardState = hs;
         }
-        tail.Flush();
+        tail.Flush(sync);
         _tail = tail;
     }
 

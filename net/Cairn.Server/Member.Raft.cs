@@ -347,8 +347,12 @@ public sealed partial class Member
         if (early) _peers.Send(ready.Messages);
         if (ready.HardState is not null || ready.Entries.Count > 0)
         {
+            // Term, vote and entries are promises that must be on disk; a new commit index alone is not (after a crash
+            // it is learnt again from the leader), so it is written without waiting for the disk, as etcd does.
+            var saved = _wal.HardState;
+            var mustSync = ready.Entries.Count > 0 || ready.HardState is not { } hs || hs.Term != saved.Term || hs.Vote != saved.Vote;
             var t0 = Stopwatch.GetTimestamp();
-            _wal.Save(ready.HardState, ready.Entries);
+            _wal.Save(ready.HardState, ready.Entries, mustSync);
             Interlocked.Add(ref Stats.WalSyncTicks, Stopwatch.GetTimestamp() - t0);
         }
         if (!early && ready.Messages.Count > 0) _peers.Send(ready.Messages);

@@ -16,6 +16,20 @@ public sealed class WalTests : IDisposable
 
     public static TheoryData<bool> Encryption => new() { false, true };
 
+    [Fact]
+    public void A_commit_index_alone_may_be_saved_without_a_sync_and_reads_back_but_entries_may_not()
+    {
+        using (var wal = Wal.Open(_dir))
+        {
+            wal.Save(new HardState(1, 1, 0), [new Entry(1, 1, [1]), new Entry(2, 1, [2])]);
+            wal.Save(new HardState(1, 1, 2), [], sync: false);
+            Assert.Throws<ArgumentException>(() => wal.Save(null, [new Entry(3, 1, [3])], sync: false));
+        }
+        using var reopened = Wal.Open(_dir);
+        Assert.Equal(new HardState(1, 1, 2), reopened.HardState);   // written (the process did not crash), just not awaited
+        Assert.Equal([1UL, 2UL], reopened.Entries.Select(e => e.Index));
+    }
+
     private static WalOptions Options(bool encrypted, long segment = 64 * 1024) => new() { SegmentBytes = segment, MaxRecordBytes = 16 * 1024, MasterKey = encrypted ? Key : null };
 
     private static Entry E(ulong index, ulong term, string data = "") => new(index, term, Encoding.UTF8.GetBytes(data.Length > 0 ? data : $"entry {index}@{term}"));
