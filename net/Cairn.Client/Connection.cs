@@ -23,7 +23,7 @@ internal sealed class Connection : IAsyncDisposable
     private List<PendingOp> _backOps = [];               // owned by the writer loop
     private readonly Dictionary<ulong, PendingOp> _pending = [];  // id → request waiting for frames; guarded by _lock
     private string? _failure;                            // why the connection died; guarded by _lock, set once
-    private readonly Signal _wake = new();
+    private readonly AsyncSignal _wake = new();
     private readonly CancellationTokenSource _closing = new();
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(64 << 10);  // owned by the reader loop once started
     private int _filled;

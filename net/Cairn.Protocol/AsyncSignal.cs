@@ -1,12 +1,13 @@
 using System.Threading.Tasks.Sources;
 
-namespace Cairn.Client;
+namespace Cairn.Protocol;
 
 /// <summary>
 /// An auto-reset signal one consumer awaits without allocating: <see cref="Set"/> from any thread wakes the waiter (or
-/// makes its next wait return at once). The single waiter is a connection's writer loop.
+/// makes its next wait return at once). The single waiter is a connection's writer loop — in the member's sessions and
+/// peer links and in the client's connections alike, which is why it lives in the layer both share.
 /// </summary>
-internal sealed class Signal : IValueTaskSource
+public sealed class AsyncSignal : IValueTaskSource
 {
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
     private readonly Lock _lock = new();
