@@ -22,23 +22,33 @@ public sealed partial class Wal
         public required SafeFileHandle Handle;
         public Aes256Gcm? Gcm;
         public long Offset;
-        private readonly List<byte[]> _pending = [];
+        private byte[] _pending = new byte[InitialBuffer];   // records framed since the last flush, written in one call
+        private int _pendingLength;
         private long _pendingAt = -1;
+        private const int InitialBuffer = 64 << 10;
+        private const int KeptBuffer = 4 << 20;              // a larger buffer (one huge batch) is not kept after its flush
 
-        public void Add(byte[] frame, long at)
+        /// <summary>Room for a record of <paramref name="length"/> bytes at the segment's offset <paramref name="at"/>, framed in place by the caller.</summary>
+        public Span<byte> Reserve(int length, long at)
         {
             if (_pendingAt < 0) _pendingAt = at;
-            _pending.Add(frame);
+            if (_pendingLength + length > _pending.Length)
+            {
+                var grown = new byte[Math.Max(_pending.Length * 2, _pendingLength + length)];
+                _pending.AsSpan(0, _pendingLength).CopyTo(grown);
+                _pending = grown;
+            }
+            var span = _pending.AsSpan(_pendingLength, length);
+            _pendingLength += length;
+            return span;
         }
 
         public bool Sync = true;
 
         public void Flush(bool sync = true)
         {
-            if (_pending.Count == 0) return;
-            var buffers = new List<ReadOnlyMemory<byte>>(_pending.Count);
-            foreach (var f in _pending) buffers.Add(f);
-            RandomAccess.Write(Handle, buffers, _pendingAt);
+            if (_pendingLength == 0) return;
+            RandomAccess.Write(Handle, _pending.AsSpan(0, _pendingLength), _pendingAt);
             if (!Sync || !sync)
             {
                 // Written, not synced (WalOptions.Sync off).
@@ -51,8 +61,9 @@ public sealed partial class Wal
             {
                 RandomAccess.FlushToDisk(Handle);
             }
-            _pending.Clear();
+            _pendingLength = 0;
             _pendingAt = -1;
+            if (_pending.Length > KeptBuffer) _pending = new byte[InitialBuffer];
         }
 
         public void Dispose()
@@ -127,7 +138,7 @@ public sealed partial class Wal
     private static partial int Close(int fd);
 
     /// <summary>Frames and seals one record at the segment's end (rotating to a new segment when it would not fit).</summary>
-    private Segment Append(Segment tail, byte type, byte[] payload) => Append(tail, type, payload, []);
+    private Segment Append(Segment tail, byte type, ReadOnlySpan<byte> payload) => Append(tail, type, payload, []);
 
     /// <summary>Appends one record whose payload is <paramref name="head"/> then <paramref name="body"/>, framed in place (no payload copy).</summary>
     private Segment Append(Segment tail, byte type, ReadOnlySpan<byte> head, ReadOnlySpan<byte> body)
@@ -141,24 +152,23 @@ public sealed partial class Wal
             tail.Dispose();
             tail = NewSegment();
         }
-        var frame = new byte[frameLength];
+        var frame = tail.Reserve(frameLength, tail.Offset);
         BinaryPrimitives.WriteInt32LittleEndian(frame, payloadLength);
         frame[4] = type;
-        head.CopyTo(frame.AsSpan(5));
-        body.CopyTo(frame.AsSpan(5 + head.Length));
+        head.CopyTo(frame[5..]);
+        body.CopyTo(frame[(5 + head.Length)..]);
         if (tail.Gcm is { } gcm)
         {
             Span<byte> ad = stackalloc byte[37];
             Span<byte> nonce = stackalloc byte[12];
             Associated(tail.Id, tail.Seq, tail.Offset, frame, ad, nonce);
-            var sealedBody = frame.AsSpan(5, payloadLength);
-            gcm.Encrypt(nonce, sealedBody, sealedBody, frame.AsSpan(frameLength - 16), ad);
+            var sealedBody = frame.Slice(5, payloadLength);
+            gcm.Encrypt(nonce, sealedBody, sealedBody, frame[(frameLength - 16)..], ad);
         }
         else
         {
-            Checksum(tail.Id, tail.Seq, tail.Offset, frame, frame.AsSpan(frameLength - 16));
+            Checksum(tail.Id, tail.Seq, tail.Offset, frame, frame[(frameLength - 16)..]);
         }
-        tail.Add(frame, tail.Offset);
         tail.Offset += frameLength;
         return tail;
     }
@@ -173,12 +183,15 @@ public sealed partial class Wal
         BinaryPrimitives.WriteInt64LittleEndian(nonce, offset);
     }
 
-    private static void Checksum(byte[] id, ulong seq, long offset, ReadOnlySpan<byte> frame, Span<byte> into)
+    private readonly XxHash128 _hash = new();
+
+    private void Checksum(byte[] id, ulong seq, long offset, ReadOnlySpan<byte> frame, Span<byte> into)
     {
         Span<byte> ad = stackalloc byte[37];
         Span<byte> nonce = stackalloc byte[12];
         Associated(id, seq, offset, frame, ad, nonce);
-        var h = new XxHash128();
+        var h = _hash;
+        h.Reset();
         h.Append(ad);
         h.Append(frame[5..^16]);
         h.GetCurrentHash(into);

@@ -134,10 +134,10 @@ public sealed partial class Wal : IDisposable
         }
         if (hardState is { } hs)
         {
-            var payload = new byte[24];
+            Span<byte> payload = stackalloc byte[24];
             BinaryPrimitives.WriteUInt64LittleEndian(payload, hs.Term);
-            BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(8), hs.Vote);
-            BinaryPrimitives.WriteUInt64LittleEndian(payload.AsSpan(16), hs.Commit);
+            BinaryPrimitives.WriteUInt64LittleEndian(payload[8..], hs.Vote);
+            BinaryPrimitives.WriteUInt64LittleEndian(payload[16..], hs.Commit);
             tail = Append(tail, TypeHardState, payload);
             HardState = hs;
         }
