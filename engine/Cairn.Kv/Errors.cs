@@ -50,3 +50,6 @@ public sealed class LeaseExistsException(long id) : KvException($"lease {id} alr
 
 /// <summary>The NOSPACE alarm is raised: writes that add data are refused until space is freed and the alarm disarmed.</summary>
 public sealed class NoSpaceException(string message) : KvException(message);
+
+/// <summary>An auth change that cannot be made (no such user or role, root missing, ...); the message says what to do.</summary>
+public sealed class AuthException(string message) : KvException(message);

@@ -35,7 +35,10 @@ public sealed record KvCommand
     /// </summary>
     public (byte[] Key, byte[]? Value)? Cluster { get; init; }
 
-    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5, TagGrant = 6, TagRevoke = 7, TagAlarm = 8, TagCluster = 9;
+    /// <summary>A change of users, roles or auth itself (see <see cref="AuthState"/>); no revision, no event.</summary>
+    public AuthCommand? Auth { get; init; }
+
+    private const byte TagPut = 1, TagDelete = 2, TagTxn = 3, TagCompact = 4, TagRange = 5, TagGrant = 6, TagRevoke = 7, TagAlarm = 8, TagCluster = 9, TagAuth = 10;
 
     /// <summary>The command's bytes.</summary>
     public byte[] Encode()
@@ -49,7 +52,8 @@ public sealed record KvCommand
         else if (LeaseRevoke != 0) { w.Byte(TagRevoke); w.Long(LeaseRevoke); }
         else if (NoSpaceAlarm is { } alarm) { w.Byte(TagAlarm); w.Byte(alarm ? (byte)1 : (byte)0); }
         else if (Cluster is { } c) WriteCluster(w, c.Key, c.Value);
-        else throw new InvalidOperationException("An empty command: set Put, Delete, Txn, CompactRevision, LeaseGrant, LeaseRevoke, NoSpaceAlarm or Cluster.");
+        else if (Auth is { } a) { w.Byte(TagAuth); var bytes = new List<byte>(); a.Write(bytes); foreach (var b in bytes) w.Byte(b); }
+        else throw new InvalidOperationException("An empty command: set Put, Delete, Txn, CompactRevision, LeaseGrant, LeaseRevoke, NoSpaceAlarm, Cluster or Auth.");
         return w.ToArray();
     }
 
@@ -81,6 +85,9 @@ public sealed record KvCommand
     /// <summary>Whether <paramref name="bytes"/> encode a <see cref="Cluster"/> command (without decoding them).</summary>
     public static bool IsClusterCommand(ReadOnlySpan<byte> bytes) => bytes.Length > 0 && bytes[0] == TagCluster;
 
+    /// <summary>Whether <paramref name="bytes"/> encode an <see cref="Auth"/> command (without decoding them).</summary>
+    public static bool IsAuthCommand(ReadOnlySpan<byte> bytes) => bytes.Length > 0 && bytes[0] == TagAuth;
+
     /// <summary>Reads a command; <see cref="InvalidDataException"/> for bytes that are not one.</summary>
     public static KvCommand Decode(ReadOnlySpan<byte> bytes)
     {
@@ -96,6 +103,7 @@ public sealed record KvCommand
             TagRevoke => new KvCommand { LeaseRevoke = Positive(r.Long()) },
             TagAlarm => new KvCommand { NoSpaceAlarm = Flags(r.Byte(), 1) == 1 },
             TagCluster => new KvCommand { Cluster = ReadCluster(ref r) },
+            TagAuth => new KvCommand { Auth = ReadAuth(ref r) },
             _ => throw new InvalidDataException($"unknown command tag {tag}"),
         };
         if (!r.AtEnd) throw new InvalidDataException("trailing bytes after the command");
@@ -120,6 +128,15 @@ public sealed record KvCommand
     {
         var key = r.Bytes();
         return (key, Flags(r.Byte(), 1) == 1 ? r.Bytes() : null);
+    }
+
+    private static AuthCommand ReadAuth(ref Reader r)
+    {
+        var rest = r.Rest();
+        var a = new AuthReader(rest);
+        var command = AuthCommand.Read(ref a);
+        if (!a.AtEnd) throw new InvalidDataException("trailing bytes after the auth command");
+        return command;
     }
 
     private static void WritePut(Writer w, PutRequest p)
@@ -260,6 +277,9 @@ public sealed record KvCommand
         public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
         public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
         public byte[] Bytes() => Take(Int()).ToArray();
+
+        /// <summary>Everything not read yet (consumed).</summary>
+        public ReadOnlySpan<byte> Rest() => Take(_data.Length - _at);
 
         /// <summary>An element count, bounded by the bytes left so a forged count cannot allocate without limit.</summary>
         public int Count()

@@ -116,6 +116,7 @@ public sealed partial class KvStateMachine
                 throw new ArgumentException($"The snapshot at {builtPath} ends at applied index {applied}, behind this store's {current}; a snapshot only moves a store forward.", nameof(builtPath));
             }
             SwapIn(builtPath);
+            _auth = LoadAuth();
             var (index, revision) = Read(m => (m.Applied, m.Revision));
             Watches.Reset(revision); // still under _apply: no change is published before the watchers are told
             return new SnapshotInfo(index, revision, new FileInfo(_path).Length);

@@ -77,7 +77,15 @@ public sealed partial class KvStateMachine : IDisposable
         _db = db;
         _options = options;
         Watches = new WatchHub(this, Revision, options.WatchQueueCapacity);
+        _auth = LoadAuth();
     }
+
+    private volatile AuthState _auth;
+
+    /// <summary>Users, roles and whether auth is on, as of the last applied entry (replaced, never changed, on each auth change).</summary>
+    public AuthState Auth => _auth;
+
+    private AuthState LoadAuth() => AuthState.Load(Read(m => m.ClusterMetadata()));
 
     private T Read<T>(Func<Mvcc, T> read)
     {
@@ -259,6 +267,7 @@ public sealed partial class KvStateMachine : IDisposable
             m.Finish(pending[^1].Index);
             attempt.Commit(durable);
             RetireShared();
+            if (m.AuthChanged) _auth = LoadAuth();
             if (m.Events.Count > 0) Watches.Publish(m.Events, m.Revision);
             return results;
         }
@@ -277,6 +286,7 @@ public sealed partial class KvStateMachine : IDisposable
             return new ResponseHeader(m.Revision);
         }
         if (c.Cluster is { } cluster) return m.SetCluster(cluster.Key, cluster.Value);
+        if (c.Auth is { } auth) return m.ApplyAuth(auth);
         return m.Compact(c.CompactRevision);
     }
 

@@ -490,6 +490,21 @@ internal sealed class Mvcc
         return new ResponseHeader(Revision);
     }
 
+    /// <summary>Applies an auth change to the auth records (checked against the state this transaction sees); no revision, no event.</summary>
+    public ResponseHeader ApplyAuth(AuthCommand c)
+    {
+        foreach (var (key, value) in AuthState.Load(ClusterMetadata()).Changes(c))
+        {
+            if (value is null) _cluster.Delete(key);
+            else _cluster.Put(key, value);
+        }
+        AuthChanged = true;
+        return new ResponseHeader(Revision);
+    }
+
+    /// <summary>Whether this transaction changed the auth records.</summary>
+    public bool AuthChanged { get; private set; }
+
     public List<(byte[] Key, byte[] Value)> ClusterMetadata()
     {
         var all = new List<(byte[] Key, byte[] Value)>();

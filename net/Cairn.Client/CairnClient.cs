@@ -71,6 +71,7 @@ public sealed partial class CairnClient : IAsyncDisposable
         deadline.CancelAfter(_options.RequestTimeout);
         var backoff = new StrongBox<TimeSpan>(_options.RetryBackoff);
         var reachedOne = false;      // once a member answered, an unreachable cluster is a failover in progress: keep trying
+        var reauthenticated = false;
         Exception? last = null;
         while (true)
         {
@@ -114,6 +115,14 @@ public sealed partial class CairnClient : IAsyncDisposable
                     if (last is ConnectionLostException) throw new CairnUnavailableException([(c.Endpoint, e.Reason)], e);
                 }
                 last = e;
+            }
+            catch (CairnException e) when (e.Code == ErrorCode.InvalidAuthToken && _options.Credentials is not null && !reauthenticated)
+            {
+                // The token ended (or auth was enabled after this connection opened): log in again and resend — the
+                // member refused the request before doing anything.
+                reauthenticated = true;
+                last = e;
+                await AuthenticateConnectionAsync(c, withPassword: true, deadline.Token).ConfigureAwait(false);
             }
             catch (CairnException e) when (e.Code is { } code && (CairnException.IsNotApplied(code) || (idempotent && code == ErrorCode.Timeout)))
             {
@@ -236,7 +245,7 @@ public sealed partial class CairnClient : IAsyncDisposable
             if (!_connections.TryGetValue(endpoint, out var known) || known.IsFaulted || known.IsCanceled || (known.IsCompletedSuccessfully && !known.Result.IsOpen))
             {
                 stale = known;
-                known = Connection.OpenAsync(endpoint, _options.ConnectTimeout, _options.MaxResponseFrameBytes, _disposed.Token);
+                known = OpenAsync(endpoint);
                 _connections[endpoint] = known;
             }
             attempt = known;

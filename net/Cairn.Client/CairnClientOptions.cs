@@ -30,6 +30,13 @@ public sealed record CairnClientOptions
     /// <summary>Largest response frame accepted from a member; a bigger one closes the connection as a protocol error.</summary>
     public int MaxResponseFrameBytes { get; init; } = 64 << 20;
 
+    /// <summary>
+    /// A user name and password for a cluster with auth enabled: each connection authenticates when it opens (the
+    /// first with the password, the others with the token it got), and again with the password when a token expires.
+    /// Null: no auth (a cluster with auth enabled then refuses requests with <see cref="CairnAuthException"/>).
+    /// </summary>
+    public CairnCredentials? Credentials { get; init; }
+
     /// <summary>Refuses settings that cannot work.</summary>
     public void Validate()
     {
@@ -38,8 +45,22 @@ public sealed record CairnClientOptions
         if (ConnectTimeout <= TimeSpan.Zero) throw new ArgumentException("ConnectTimeout must be positive.", nameof(ConnectTimeout));
         if (RequestTimeout <= TimeSpan.Zero) throw new ArgumentException("RequestTimeout must be positive.", nameof(RequestTimeout));
         if (RetryBackoff <= TimeSpan.Zero || MaxRetryBackoff < RetryBackoff) throw new ArgumentException("RetryBackoff must be positive and at most MaxRetryBackoff.", nameof(RetryBackoff));
+        if (Credentials is { } c && string.IsNullOrEmpty(c.User)) throw new ArgumentException("Credentials has no user name.", nameof(Credentials));
         if (MaxResponseFrameBytes < Frame.DefaultMaxFrameBytes) throw new ArgumentException($"MaxResponseFrameBytes must be at least {Frame.DefaultMaxFrameBytes} (a member's default frame limit).", nameof(MaxResponseFrameBytes));
     }
+}
+
+/// <summary>A user name and password (the password never appears in <see cref="ToString"/>).</summary>
+public sealed class CairnCredentials(string user, string password)
+{
+    /// <summary>The user name.</summary>
+    public string User { get; } = user ?? throw new ArgumentNullException(nameof(user));
+
+    /// <summary>The password.</summary>
+    public string Password { get; } = password ?? throw new ArgumentNullException(nameof(password));
+
+    /// <summary>The user name only.</summary>
+    public override string ToString() => $"CairnCredentials {{ User = {User} }}";
 }
 
 /// <summary>HOST:PORT parsing shared by the client and the `cairn` verbs.</summary>

@@ -37,6 +37,7 @@ public class CairnException : Exception
         ErrorCode.NoSpace => new CairnNoSpaceException(message, endpoint),
         ErrorCode.LeaseNotFound => new CairnLeaseNotFoundException(message, endpoint),
         ErrorCode.Timeout => new CairnUnknownOutcomeException(ErrorCode.Timeout, $"{endpoint}: {message}", endpoint),
+        ErrorCode.AuthFailed or ErrorCode.PermissionDenied or ErrorCode.InvalidAuthToken or ErrorCode.AuthError => new CairnAuthException(code, message, endpoint),
         _ => new CairnException(code, message, endpoint),
     };
 
@@ -95,3 +96,11 @@ public sealed class CairnUnavailableException : CairnException
 /// </summary>
 public sealed class CairnUnknownOutcomeException(ErrorCode? code, string message, string? endpoint = null, Exception? inner = null)
     : CairnException(code, message, endpoint, inner);
+
+/// <summary>
+/// Auth refused the request: wrong credentials (<see cref="ErrorCode.AuthFailed"/>), a user without the permission
+/// (<see cref="ErrorCode.PermissionDenied"/>, the message names the operation and key), no valid token
+/// (<see cref="ErrorCode.InvalidAuthToken"/>: give <see cref="CairnClientOptions.Credentials"/>), or an auth change that
+/// cannot be made (<see cref="ErrorCode.AuthError"/>).
+/// </summary>
+public sealed class CairnAuthException(ErrorCode code, string message, string? endpoint = null) : CairnException(code, message, endpoint);

@@ -128,6 +128,22 @@ public enum MessageType : ushort
     ScaleStatus = 57,
     /// <summary>Set the unit count by hand (u32); refused with the figures when the data or memory in use would not fit.</summary>
     ScaleSet = 58,
+    /// <summary>Name and password → a signed token (and this connection acts as that user from now on).</summary>
+    Authenticate = 60,
+    /// <summary>A token from <see cref="Authenticate"/> (to any member): this connection acts as its user until it expires.</summary>
+    AuthToken = 61,
+    /// <summary>Whether auth is enabled, and the auth revision.</summary>
+    AuthStatus = 62,
+    /// <summary>A change of users, roles or auth itself (root only once auth is on); goes through the log.</summary>
+    AuthChange = 63,
+    /// <summary>User names.</summary>
+    UserList = 64,
+    /// <summary>One user's roles.</summary>
+    UserGet = 65,
+    /// <summary>Role names.</summary>
+    RoleList = 66,
+    /// <summary>One role's permissions.</summary>
+    RoleGet = 67,
 
     /// <summary>Peer links: the first frame, naming cluster, sender, receiver and the link's purpose.</summary>
     PeerHello = 100,
@@ -184,4 +200,12 @@ public enum ErrorCode : ushort
     ClusterMismatch = 19,
     /// <summary>Peer links: the dialing member was removed from the cluster (it stops when told).</summary>
     MemberRemoved = 20,
+    /// <summary>Wrong user name or password (repeated failures from one address are answered more and more slowly).</summary>
+    AuthFailed = 30,
+    /// <summary>The authenticated user may not do this on these keys; the message names the operation and key.</summary>
+    PermissionDenied = 31,
+    /// <summary>Auth is enabled and this connection has no valid token (none given, expired, another cluster's, or its user changed): authenticate again.</summary>
+    InvalidAuthToken = 32,
+    /// <summary>An auth change that cannot be made (no such user or role, no root user yet, ...).</summary>
+    AuthError = 33,
 }

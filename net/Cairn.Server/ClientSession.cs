@@ -42,6 +42,12 @@ internal sealed class ClientSession : Responder, IDisposable
 
     private Kv.KvStateMachine? _batchMachine;
 
+    /// <summary>Who this connection acts as once it authenticated (null: nobody yet); replaced whole, read without a lock.</summary>
+    public volatile SessionAuth? Auth;
+
+    /// <summary>The client's address (failed logins are slowed down per user and address).</summary>
+    public System.Net.IPAddress? RemoteAddress => (_socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
+
     /// <summary>This connection's watches.</summary>
     public SessionWatches Watches { get; }
 

@@ -31,6 +31,7 @@ public sealed partial class Member
             Refuse(r, h.Type, id, ErrorCode.Malformed, "a client sent a frame flagged as a response");
             return;
         }
+        if (!Authorize(r, h, payload)) return;
         try
         {
             var reader = new PayloadReader(payload);
@@ -147,6 +148,16 @@ public sealed partial class Member
                         break;
                     }
                     ScaleSet(r, id, ref reader);
+                    break;
+                case MessageType.Authenticate:
+                case MessageType.AuthToken:
+                case MessageType.AuthStatus:
+                case MessageType.AuthChange:
+                case MessageType.UserList:
+                case MessageType.UserGet:
+                case MessageType.RoleList:
+                case MessageType.RoleGet:
+                    HandleAuth(r, h, ref reader);
                     break;
                 case MessageType.ScaleStatus:
                 {

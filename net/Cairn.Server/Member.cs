@@ -339,6 +339,8 @@ public sealed partial class Member : IAsyncDisposable
             "# TYPE cairn_peer_handshakes_refused_total counter", $"cairn_peer_handshakes_refused_total {Volatile.Read(ref c.PeerRefused)}",
             "# TYPE cairn_peer_messages_dropped_total counter", $"cairn_peer_messages_dropped_total {Volatile.Read(ref c.PeerDropped)}",
             "# TYPE cairn_leader_changes_total counter", $"cairn_leader_changes_total {Volatile.Read(ref c.LeaderChanges)}",
+            "# TYPE cairn_auth_permission_denied_total counter", $"cairn_auth_permission_denied_total {Volatile.Read(ref c.PermissionDenied)}",
+            "# TYPE cairn_auth_failures_total counter", $"cairn_auth_failures_total {Volatile.Read(ref c.AuthFailures)}",
             "# TYPE cairn_scaling_units gauge", $"cairn_scaling_units {_units}",
             "# TYPE cairn_storage_quota_bytes gauge", $"cairn_storage_quota_bytes {QuotaBytes}",
             "# TYPE cairn_scale_events_total counter", $"cairn_scale_events_total {Volatile.Read(ref c.ScaleEvents)}",
@@ -359,7 +361,8 @@ public sealed partial class Member : IAsyncDisposable
     internal sealed class Counters
     {
         public long Requests, Errors, ClientConnections, Forwarded, ReadRounds, ProposalsApplied, ProposalsRefused, ReadyBatches,
-            WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges, ScaleEvents;
+            WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges, ScaleEvents,
+            PermissionDenied, AuthFailures;
     }
 }
 

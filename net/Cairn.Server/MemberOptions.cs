@@ -60,6 +60,12 @@ public sealed record MemberOptions
     /// <summary>Longest a client request waits for its answer before it is told Timeout.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(7);
 
+    /// <summary>How long an auth token is good for (--auth-token-ttl); clients with credentials authenticate again when it ends.</summary>
+    public TimeSpan AuthTokenTtl { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>PBKDF2-HMAC-SHA256 iterations for new passwords (--auth-hash-iterations; OWASP's 2023 advice: 600,000).</summary>
+    public int PasswordIterations { get; init; } = 600_000;
+
     /// <summary>Applied entries kept in the log before it is compacted into a snapshot (--snapshot-count).</summary>
     public int SnapshotCount { get; init; } = 10_000;
 

@@ -53,6 +53,7 @@ internal abstract class Responder
         DuplicateKeyException => ErrorCode.Conflict,
         TooLargeException or KeyNotFoundForUpdateException or ArgumentException => ErrorCode.InvalidArgument,
         ProtocolException p => p.Code,
+        AuthException => ErrorCode.AuthError,
         KvException => ErrorCode.InvalidArgument,
         _ => ErrorCode.Internal,
     };

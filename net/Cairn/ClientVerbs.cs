@@ -17,7 +17,7 @@ namespace Cairn.Cli;
 internal static partial class ClientVerbs
 {
     public const string Usage = """
-        cairn [--endpoints HOST:PORT,...] [-w simple|json|table] [--dial-timeout 2s] [--command-timeout 10s] VERB ...
+        cairn [--endpoints HOST:PORT,...] [-w simple|json|table] [--dial-timeout 2s] [--command-timeout 10s] [--user NAME[:PASSWORD]] VERB ...
           put KEY [VALUE] [--lease ID] [--prev-kv]        (VALUE from stdin when left out)
           get KEY [END] [--prefix] [--rev N] [--limit N] [--keys-only] [--count-only] [--consistency l|s]
           del KEY [END] [--prefix] [--prev-kv]
@@ -30,11 +30,17 @@ internal static partial class ClientVerbs
           compact REV [--physical]     defrag [--cluster]     alarm list | disarm
           snapshot save FILE [--compressed]                 move-leader ID|NAME
           scale [--units N]            the autoscaler's view: units, RAM by source, storage against quota; set units by hand
+          user add NAME[:PASSWORD] [--no-password] | delete NAME | list | get NAME | passwd NAME[:PASSWORD]
+               | grant-role NAME ROLE | revoke-role NAME ROLE
+          role add NAME | delete NAME | list | get NAME | grant-permission ROLE read|write|readwrite KEY [END] [--prefix|--from-key]
+               | revoke-permission ROLE KEY [END] [--prefix|--from-key]
+          auth enable | disable | status                   enable needs a root user (`cairn user add root`)
+            --user NAME[:PASSWORD] authenticates (the password is asked for when left out).
             --endpoints defaults to 127.0.0.1:9379; other members are discovered from the member list.
         """;
 
-    private static readonly HashSet<string> Verbs = ["put", "get", "del", "txn", "watch", "lease", "member", "status", "endpoint", "compact", "defrag", "alarm", "snapshot", "move-leader", "scale"];
-    private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout"];
+    private static readonly HashSet<string> Verbs = ["put", "get", "del", "txn", "watch", "lease", "member", "status", "endpoint", "compact", "defrag", "alarm", "snapshot", "move-leader", "scale", "user", "role", "auth"];
+    private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout", "--user"];
 
     /// <summary>Whether <paramref name="verb"/> (the first argument) is one of these verbs, or a global flag before one.</summary>
     public static bool Handles(string verb) =>
@@ -185,7 +191,10 @@ internal static partial class ClientVerbs
             ConnectTimeout = _dialTimeout,
             RequestTimeout = _commandTimeout,
             DiscoverEndpoints = discover,
+            Credentials = _credentials ??= Credentials(),
         });
+
+        private CairnCredentials? _credentials;
 
         private string Arg(int i, string what) => i < _args.Count ? _args[i] : throw new ArgumentException($"{_verb} needs {what}");
 
@@ -223,6 +232,9 @@ internal static partial class ClientVerbs
                 ("snapshot", "save") => await SnapshotAsync(client),
                 ("move-leader", _) => await MoveLeaderAsync(client),
                 ("scale", _) => await ScaleAsync(client),
+                ("user", _) => await UserAsync(client),
+                ("role", _) => await RoleAsync(client),
+                ("auth", _) => await AuthAsync(client),
                 _ => throw new ArgumentException($"{_verb} {sub ?? ""}: unknown sub-command"),
             };
         }

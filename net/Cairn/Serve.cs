@@ -16,6 +16,7 @@ internal static class Serve
                     [--heartbeat-interval MS] [--election-timeout MS] [--quota-bytes N]
                     [--snapshot-count N] [--max-frame-bytes N] [--config FILE]
                     [--unit-ram-bytes N] [--initial-units N] [--max-units N] [--scaling-interval SECONDS]
+                    [--auth-token-ttl SECONDS] [--auth-hash-iterations N]
             Runs one member. With no flags: a single-member cluster named 'default' in ./default.cairn,
             clients on 127.0.0.1:9379, peers on 127.0.0.1:9380, metrics and health on http://127.0.0.1:9381,
             encrypted with ~/.cairn/master.key (created with mode 0600 when absent).
@@ -145,14 +146,18 @@ internal static class Serve
             Scaling = f.Has("--quota-bytes") ? null : ScalingFrom(f),
             SnapshotCount = f.Get("--snapshot-count") is { } sc ? (int)Flags.Long("--snapshot-count", sc) : d.SnapshotCount,
             MaxFrameBytes = f.Get("--max-frame-bytes") is { } mf ? (int)Flags.Long("--max-frame-bytes", mf) : d.MaxFrameBytes,
+            AuthTokenTtl = f.Get("--auth-token-ttl") is { } ttl ? TimeSpan.FromSeconds(Positive("--auth-token-ttl", Flags.Long("--auth-token-ttl", ttl))) : d.AuthTokenTtl,
+            PasswordIterations = f.Get("--auth-hash-iterations") is { } it ? (int)Math.Min(int.MaxValue, Positive("--auth-hash-iterations", Flags.Long("--auth-hash-iterations", it))) : d.PasswordIterations,
         };
     }
+
+    private static long Positive(string flag, long v) => v > 0 ? v : throw new ArgumentException($"{flag} must be at least 1 (got {v}).");
 }
 
 /// <summary>Command-line flags: "--flag value" pairs and bare switches.</summary>
 internal sealed class Flags
 {
-    private static readonly HashSet<string> Switches = ["--plain", "--prefix", "--keys-only", "--prev-kv", "--learner", "--count-only", "--interactive", "--keys", "--json", "--physical", "--once", "--compressed", "--cluster"];
+    private static readonly HashSet<string> Switches = ["--plain", "--prefix", "--keys-only", "--prev-kv", "--learner", "--count-only", "--interactive", "--keys", "--json", "--physical", "--once", "--compressed", "--cluster", "--no-password", "--from-key"];
     private readonly Dictionary<string, string?> _values;
 
     private Flags(Dictionary<string, string?> values, List<string> positional)
