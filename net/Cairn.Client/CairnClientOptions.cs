@@ -30,6 +30,13 @@ public sealed record CairnClientOptions
     /// <summary>Largest response frame accepted from a member; a bigger one closes the connection as a protocol error.</summary>
     public int MaxResponseFrameBytes { get; init; } = 64 << 20;
 
+    /// <summary>
+    /// Seals every value before it is sent and opens every value that comes back (docs/client.md, "Value protection"),
+    /// so the members store only ciphertext. Null (the default): values travel and are stored as given. The client does
+    /// not own it: dispose it after the clients that use it.
+    /// </summary>
+    public ValueProtector? ValueProtector { get; init; }
+
     /// <summary>Refuses settings that cannot work.</summary>
     public void Validate()
     {
