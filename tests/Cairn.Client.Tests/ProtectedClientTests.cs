@@ -307,6 +307,24 @@ public sealed class ProtectedClientTests(SingleMember member) : IClassFixture<Si
             Assert.Contains("add key 2", unknown.Err, StringComparison.Ordinal);
             Assert.Equal((0, "1\npc/a\nfrom txn\n", ""), await Cairn("", "del", "pc/a", "--prev-kv", "--value-key-file", $"2={next},1={file}"));
 
+            // watch opens what it prints, previous values included.
+            var start = (await Cairn("", "put", "pc/w", "one", "--value-key-file", file)).Code;
+            Assert.Equal(0, start);
+            await Cairn("", "put", "pc/w", "two", "--value-key-file", file);
+            await using (var raw = member.Cluster.Client())
+            {
+                var rev = (await raw.GetAsync("pc/w")).Body!.CreateRevision;
+                var stdout = new CliTests.LockedWriter { NewLine = "\n" };
+                var stderr = new CliTests.LockedWriter { NewLine = "\n" };
+                using var interrupt = new CancellationTokenSource();
+                var run = ClientVerbs.RunAsync(["--endpoints", member.Endpoint, "watch", "pc/w", "--rev", $"{rev}", "--prev-kv", "--value-key-file", file], stdout, stderr, new StringReader(""), interrupt.Token);
+                const string expected = "PUT\npc/w\none\nPUT\npc/w\none\npc/w\ntwo\n";
+                await TestCluster.EventuallyAsync(() => Task.FromResult(stdout.Text.Length >= expected.Length), "the watch printed both events");
+                interrupt.Cancel();
+                Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(10)));
+                Assert.Equal((expected, ""), (stdout.Text, stderr.Text));
+            }
+
             var missing = await Cairn("", "get", "pc/a", "--value-key-file", Path.Combine(dir, "none.key"));
             Assert.Equal(1, missing.Code);
             Assert.Contains("No key file at", missing.Err, StringComparison.Ordinal);
