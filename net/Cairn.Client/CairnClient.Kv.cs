@@ -39,7 +39,8 @@ public sealed partial class CairnClient
     public Task<Answer<RangeResponse>> RangeAsync(RangeRequest request, Consistency consistency = Consistency.Linearizable, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return CallAsync(MessageType.Range, w => Messages.WriteRange(w, request, consistency), Parsers.Range, idempotent: true, null, cancellationToken);
+        var call = CallAsync(MessageType.Range, w => Messages.WriteRange(w, request, consistency), Parsers.Range, idempotent: true, null, cancellationToken);
+        return Protector is { } p ? OpenAsync(call, request, p) : call;
     }
 
     /// <summary>Puts a key. <paramref name="lease"/> attaches it to a lease (0: none); <paramref name="prevKv"/> returns what it replaced.</summary>
@@ -59,7 +60,9 @@ public sealed partial class CairnClient
     public Task<Answer<PutResponse>> PutAsync(PutRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return CallAsync(MessageType.Put, w => Messages.WritePut(w, request), Parsers.Put, idempotent: false, null, cancellationToken);
+        if (Protector is not { } p) return CallAsync(MessageType.Put, w => Messages.WritePut(w, request), Parsers.Put, idempotent: false, null, cancellationToken);
+        var sealedPut = Seal(request, p);
+        return OpenAsync(CallAsync(MessageType.Put, w => Messages.WritePut(w, sealedPut), Parsers.Put, idempotent: false, null, cancellationToken), p);
     }
 
     /// <summary>Deletes a key, or every key with the prefix when <paramref name="prefix"/> (UTF-8).</summary>
@@ -78,14 +81,18 @@ public sealed partial class CairnClient
     public Task<Answer<DeleteRangeResponse>> DeleteAsync(DeleteRangeRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return CallAsync(MessageType.DeleteRange, w => Messages.WriteDelete(w, request), Parsers.Delete, idempotent: false, null, cancellationToken);
+        var call = CallAsync(MessageType.DeleteRange, w => Messages.WriteDelete(w, request), Parsers.Delete, idempotent: false, null, cancellationToken);
+        return Protector is { } p && request.PrevKv ? OpenAsync(call, p) : call;
     }
 
     /// <summary>A transaction: compares, then the success or the failure operations, atomically at one revision.</summary>
+    /// <exception cref="CairnValueProtectionException">With a <see cref="CairnClientOptions.ValueProtector"/>: a compare on a value (compare mod revisions instead).</exception>
     public Task<Answer<TxnResponse>> TxnAsync(TxnRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return CallAsync(MessageType.Txn, w => Messages.WriteTxn(w, request), Parsers.Txn, idempotent: false, null, cancellationToken);
+        if (Protector is not { } p) return CallAsync(MessageType.Txn, w => Messages.WriteTxn(w, request), Parsers.Txn, idempotent: false, null, cancellationToken);
+        var sealedTxn = Seal(request, p);
+        return OpenAsync(CallAsync(MessageType.Txn, w => Messages.WriteTxn(w, sealedTxn), Parsers.Txn, idempotent: false, null, cancellationToken), request, p);
     }
 
     /// <summary>Drops the history below <paramref name="revision"/> on every member (the answer comes once it is applied).</summary>

@@ -24,6 +24,7 @@ public sealed partial class CairnClient
     /// response carrying <see cref="WatchResponse.CompactRevision"/> when the revisions it needs were compacted.
     /// </summary>
     /// <exception cref="CairnUnavailableException">No member could serve the watch within the request timeout.</exception>
+    /// <exception cref="CairnValueProtectionException">With a <see cref="CairnClientOptions.ValueProtector"/>: an event's value does not open (the watch ends).</exception>
     public async IAsyncEnumerable<WatchResponse> WatchAsync(WatchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -51,7 +52,7 @@ public sealed partial class CairnClient
                     }
                     next = Math.Max(next, response.Header.Revision + 1);
                     if (response.Events.Count > 0) next = Math.Max(next, response.Events[^1].Kv.ModRevision + 1);
-                    yield return response;
+                    yield return Protector is { } p ? Open(response, p) : response;
                     if (response.Canceled) yield break;
                 }
             }

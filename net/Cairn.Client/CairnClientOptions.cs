@@ -37,6 +37,20 @@ public sealed record CairnClientOptions
     /// </summary>
     public CairnCredentials? Credentials { get; init; }
 
+    /// <summary>
+    /// A token from <see cref="CairnClient.AuthenticateAsync"/> (on any member of the cluster), used when there are no
+    /// <see cref="Credentials"/>: a process given only a token never sees the password. When it expires, requests fail
+    /// with <see cref="CairnAuthException"/> (InvalidAuthToken).
+    /// </summary>
+    public string? Token { get; init; }
+
+    /// <summary>
+    /// Seals every value before it is sent and opens every value that comes back (docs/client.md, "Value protection"),
+    /// so the members store only ciphertext. Null (the default): values travel and are stored as given. The client does
+    /// not own it: dispose it after the clients that use it.
+    /// </summary>
+    public ValueProtector? ValueProtector { get; init; }
+
     /// <summary>Refuses settings that cannot work.</summary>
     public void Validate()
     {

@@ -104,3 +104,52 @@ public sealed class CairnUnknownOutcomeException(ErrorCode? code, string message
 /// cannot be made (<see cref="ErrorCode.AuthError"/>).
 /// </summary>
 public sealed class CairnAuthException(ErrorCode code, string message, string? endpoint = null) : CairnException(code, message, endpoint);
+
+/// <summary>Why a value could not be sealed or opened by a <see cref="ValueProtector"/>.</summary>
+public enum ValueProtectionError
+{
+    /// <summary>The stored value has no envelope: it was written without a protector.</summary>
+    NotSealed,
+    /// <summary>The envelope is of a version this client does not read.</summary>
+    UnsupportedVersion,
+    /// <summary>The value is sealed with a key id the keyring does not hold: add that key as an older key.</summary>
+    UnknownKey,
+    /// <summary>The tag does not match: the value was altered, moved to another key, or the key with that id is not the right one.</summary>
+    AuthenticationFailed,
+    /// <summary>A transaction compares values, which cannot work against ciphertext: compare mod revisions instead.</summary>
+    ValueCompare,
+}
+
+/// <summary>
+/// A value could not be opened (or a request cannot work with sealed values); <see cref="Error"/> says why and the
+/// message what to do. Raised by the client, never by a member (<see cref="CairnException.Code"/> is null).
+/// </summary>
+public sealed class CairnValueProtectionException : CairnException
+{
+    /// <summary>Creates the exception.</summary>
+    public CairnValueProtectionException(ValueProtectionError error, byte[] key, int? keyId, string message) : base(null, message)
+    {
+        Error = error;
+        Key = key;
+        KeyId = keyId;
+    }
+
+    /// <summary>Why.</summary>
+    public ValueProtectionError Error { get; }
+
+    /// <summary>The key whose value it is.</summary>
+    public IReadOnlyList<byte> Key { get; }
+
+    /// <summary>The value key id the envelope names, when it was read.</summary>
+    public int? KeyId { get; }
+
+    /// <summary>A key for a message: UTF-8 text when it is printable, else hex.</summary>
+    internal static string Name(ReadOnlySpan<byte> key)
+    {
+        foreach (var b in key)
+        {
+            if (b is < 0x20 or >= 0x7F) return "0x" + Convert.ToHexStringLower(key);
+        }
+        return "'" + System.Text.Encoding.ASCII.GetString(key) + "'";
+    }
+}

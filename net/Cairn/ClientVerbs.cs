@@ -37,10 +37,12 @@ internal static partial class ClientVerbs
           auth enable | disable | status                   enable needs a root user (`cairn user add root`)
             --user NAME[:PASSWORD] authenticates (the password is asked for when left out).
             --endpoints defaults to 127.0.0.1:9379; other members are discovered from the member list.
+            --value-key-file [ID=]FILE[,ID=FILE...]  seal values before put and open them on get, txn, watch, del --prev-kv
+                                                     (the first key seals, the others only open; FILE holds 64 hex digits)
         """;
 
     private static readonly HashSet<string> Verbs = ["put", "get", "del", "txn", "watch", "lease", "member", "status", "endpoint", "compact", "defrag", "alarm", "snapshot", "move-leader", "scale", "user", "role", "auth"];
-    private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout", "--user"];
+    private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout", "--user", "--value-key-file"];
 
     /// <summary>Whether <paramref name="verb"/> (the first argument) is one of these verbs, or a global flag before one.</summary>
     public static bool Handles(string verb) =>
@@ -136,6 +138,7 @@ internal static partial class ClientVerbs
         private readonly string[] _endpoints;
         private readonly TimeSpan _dialTimeout;
         private readonly TimeSpan _commandTimeout;
+        private ValueProtector? _protector;             // from --value-key-file, for the verb's lifetime
 
         private Command(Flags flags, List<string> positional, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt)
         {
@@ -192,6 +195,7 @@ internal static partial class ClientVerbs
             RequestTimeout = _commandTimeout,
             DiscoverEndpoints = discover,
             Credentials = _credentials ??= Credentials(),
+            ValueProtector = _protector,
         });
 
         private CairnCredentials? _credentials;
@@ -204,6 +208,9 @@ internal static partial class ClientVerbs
 
         public async Task<int> RunAsync()
         {
+            // Read here rather than when parsing, so a missing key file is reported as an I/O error (exit 1) naming the fix.
+            using var protector = _flags.Get("--value-key-file") is { } keyFiles ? ValueProtector.FromKeyFiles(keyFiles) : null;
+            _protector = protector;
             await using var client = Client();
             var sub = OptionalArg(0);
             return (_verb, sub) switch

@@ -9,7 +9,7 @@ namespace Cairn.Client.Tests;
 public sealed class CliTests(SingleMember member) : IClassFixture<SingleMember>
 {
     /// <summary>A writer that may be read while another thread writes (a watch printing events).</summary>
-    private sealed class LockedWriter : TextWriter
+    internal sealed class LockedWriter : TextWriter
     {
         private readonly StringBuilder _text = new();
 
