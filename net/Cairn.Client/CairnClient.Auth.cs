@@ -12,12 +12,13 @@ public sealed partial class CairnClient
     private async Task<Connection> OpenAsync(string endpoint)
     {
         var c = await Connection.OpenAsync(endpoint, _options.ConnectTimeout, _options.MaxResponseFrameBytes, _disposed.Token).ConfigureAwait(false);
-        if (_options.Credentials is null) return c;
+        if (_options.Credentials is null && _options.Token is null) return c;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_disposed.Token);
             timeout.CancelAfter(_options.RequestTimeout);
-            await AuthenticateConnectionAsync(c, withPassword: false, timeout.Token).ConfigureAwait(false);
+            if (_options.Credentials is not null) await AuthenticateConnectionAsync(c, withPassword: false, timeout.Token).ConfigureAwait(false);
+            else await SendOnAsync(c, MessageType.AuthToken, w => w.String(_options.Token!), static (ref PayloadReader r, in WireHeader _) => r.String(), timeout.Token).ConfigureAwait(false);
             return c;
         }
         catch

@@ -13,8 +13,11 @@ public sealed class TestCluster : IAsyncDisposable
     public Dictionary<string, Member?> Members { get; } = [];
     public List<string> Log { get; } = [];
 
-    private TestCluster(int size)
+    private readonly Func<MemberOptions, MemberOptions> _configure;
+
+    private TestCluster(int size, Func<MemberOptions, MemberOptions>? configure)
     {
+        _configure = configure ?? (o => o);
         for (var i = 1; i <= size; i++)
         {
             var name = $"m{i}";
@@ -24,9 +27,9 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Starts <paramref name="size"/> members and waits until every one knows the leader.</summary>
-    public static async Task<TestCluster> StartAsync(int size)
+    public static async Task<TestCluster> StartAsync(int size, Func<MemberOptions, MemberOptions>? configure = null)
     {
-        var c = new TestCluster(size);
+        var c = new TestCluster(size, configure);
         try
         {
             foreach (var (name, _) in c._cluster) c.Members[name] = Member.Start(c.Options(name));
@@ -58,7 +61,7 @@ public sealed class TestCluster : IAsyncDisposable
         return (s, ((IPEndPoint)s.LocalEndPoint!).Port);
     }
 
-    private MemberOptions Options(string name) => new()
+    private MemberOptions Options(string name) => _configure(new()
     {
         Name = name,
         DataDir = Path.Combine(_root, name),
@@ -71,7 +74,7 @@ public sealed class TestCluster : IAsyncDisposable
         RequestTimeout = TimeSpan.FromSeconds(3),
         SyncLog = false,
         Log = line => { lock (Log) Log.Add(line); },
-    };
+    });
 
     public string Endpoint(string name) => $"127.0.0.1:{_clientPorts[name]}";
 
@@ -84,8 +87,10 @@ public sealed class TestCluster : IAsyncDisposable
     public string NameOf(Member m) => Members.First(kv => kv.Value == m).Key;
 
     /// <summary>A client of the given members (all of them by default), with timings to match the members'.</summary>
-    public CairnClient Client(IReadOnlyList<string>? endpoints = null, bool discover = false, TimeSpan? requestTimeout = null) => new(new CairnClientOptions
+    public CairnClient Client(IReadOnlyList<string>? endpoints = null, bool discover = false, TimeSpan? requestTimeout = null, CairnCredentials? credentials = null, string? token = null) => new(new CairnClientOptions
     {
+        Credentials = credentials,
+        Token = token,
         Endpoints = endpoints ?? AllEndpoints,
         DiscoverEndpoints = discover,
         ConnectTimeout = TimeSpan.FromSeconds(1),
