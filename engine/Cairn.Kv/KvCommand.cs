@@ -82,6 +82,27 @@ public sealed record KvCommand
         return b;
     }
 
+    /// <summary>
+    /// Reads a put without flags in place — the common write — as spans into <paramref name="bytes"/>. False for any
+    /// other command, a put with flags, or bytes that are not a whole put (decode those with <see cref="Decode"/>).
+    /// </summary>
+    public static bool TryReadPlainPut(ReadOnlySpan<byte> bytes, out ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value, out long lease)
+    {
+        key = value = default;
+        lease = 0;
+        if (bytes.Length < 1 + 4 + 4 + 8 + 1 || bytes[0] != TagPut) return false;
+        var keyLength = BinaryPrimitives.ReadInt32LittleEndian(bytes[1..]);
+        if (keyLength < 0 || keyLength > bytes.Length - 18) return false;
+        var at = 5 + keyLength;
+        var valueLength = BinaryPrimitives.ReadInt32LittleEndian(bytes[at..]);
+        if (valueLength < 0 || valueLength != bytes.Length - at - 4 - 9) return false;
+        if (bytes[^1] != 0) return false;
+        key = bytes.Slice(5, keyLength);
+        value = bytes.Slice(at + 4, valueLength);
+        lease = BinaryPrimitives.ReadInt64LittleEndian(bytes[^9..]);
+        return true;
+    }
+
     /// <summary>Whether <paramref name="bytes"/> encode a <see cref="Cluster"/> command (without decoding them).</summary>
     public static bool IsClusterCommand(ReadOnlySpan<byte> bytes) => bytes.Length > 0 && bytes[0] == TagCluster;
 

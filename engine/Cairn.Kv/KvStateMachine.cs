@@ -11,6 +11,20 @@ namespace Cairn.Kv;
 public sealed record ApplyResult(ulong Index, object? Response, KvException? Error);
 
 /// <summary>
+/// One entry's outcome, as <see cref="KvStateMachine.ApplyBatch{TSink}"/> reports it: the response object (null for a
+/// no-op, or for a <see cref="PlainPut"/>: a put without flags, whose whole answer is its <see cref="Revision"/>), or the
+/// error that refused it.
+/// </summary>
+public readonly record struct ApplyOutcome(ulong Index, long Revision, object? Response, KvException? Error, bool PlainPut);
+
+/// <summary>Receives the outcomes of a batch (see <see cref="KvStateMachine.ApplyBatch{TSink}"/>).</summary>
+public interface IApplySink
+{
+    /// <summary>One entry's outcome, in index order, after the batch committed.</summary>
+    void Applied(in ApplyOutcome outcome);
+}
+
+/// <summary>
 /// The deterministic state machine Raft drives: <see cref="Apply"/> takes log entries in order and records the
 /// applied index in the same storage transaction as their changes, so a restart resumes right after the last one
 /// applied. The same log gives the same key space, revisions and <see cref="Hash"/> on every member.
@@ -208,9 +222,43 @@ public sealed partial class KvStateMachine : IDisposable
     private List<ApplyResult> ApplyBatchLocked<TEntries>(TEntries entries, bool durable) where TEntries : struct, IEntries
     {
         var results = new List<ApplyResult>(entries.Count);
+        ApplyBatchLocked(entries, durable, new ListSink(results));
+        return results;
+    }
+
+    /// <summary>Materializes every outcome as an <see cref="ApplyResult"/> (a plain put gets its <see cref="PutResponse"/>).</summary>
+    private readonly struct ListSink(List<ApplyResult> results) : IApplySink
+    {
+        public void Applied(in ApplyOutcome o) => results.Add(new ApplyResult(o.Index,
+            o.PlainPut ? new PutResponse(new ResponseHeader(o.Revision), null) : o.Response, o.Error));
+    }
+
+    /// <summary>
+    /// Applies entries in order in one storage transaction and hands each entry's outcome to <paramref name="sink"/>
+    /// once the transaction is committed — the server's path: a put without flags is applied from the entry's bytes
+    /// and reported without any object (<see cref="ApplyOutcome.PlainPut"/>), and no watch event is made while
+    /// nobody watches. Otherwise as <see cref="ApplyBatch(IReadOnlyList{ValueTuple{ulong, ReadOnlyMemory{byte}}}, bool?)"/>.
+    /// The sink is called under the apply lock, in index order; it must not apply anything itself (a struct sink is
+    /// passed by value: keep its state in objects it refers to).
+    /// </summary>
+    public void ApplyBatch<TSink>(IReadOnlyList<(ulong Index, ReadOnlyMemory<byte> Command)> entries, TSink sink, bool? durable = null) where TSink : IApplySink
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        lock (_apply) ApplyBatchLocked(new MemoryEntries(entries), durable ?? _options.Storage.SyncOnCommit, sink);
+    }
+
+    // Reused by every batch (under _apply): what each entry is, and the outcomes of the attempt that commits.
+    private readonly List<Pending> _pending = [];
+    private readonly List<ApplyOutcome> _outcomes = [];
+
+    /// <summary>An entry about to apply: its position in the batch, its decoded command (null for a plain put or a no-op), or why it is refused.</summary>
+    private readonly record struct Pending(ulong Index, int Entry, KvCommand? Command, KvException? Error, bool PlainPut);
+
+    private void ApplyBatchLocked<TEntries, TSink>(TEntries entries, bool durable, TSink sink) where TEntries : struct, IEntries where TSink : IApplySink
+    {
         var applied = AppliedIndex;
-        // A null command with no error is an empty entry: a no-op.
-        var pending = new List<(ulong Index, KvCommand? Command, KvException? Error)>();
+        var pending = _pending;
+        pending.Clear();
         for (var i = 0; i < entries.Count; i++)
         {
             var index = entries.Index(i);
@@ -220,46 +268,63 @@ public sealed partial class KvStateMachine : IDisposable
             var bytes = entries.Command(i);
             if (bytes.IsEmpty)
             {
-                pending.Add((index, null, null));
+                pending.Add(new Pending(index, i, null, null, false)); // a no-op
+                continue;
+            }
+            if (KvCommand.TryReadPlainPut(bytes, out _, out _, out _))
+            {
+                pending.Add(new Pending(index, i, null, null, true));
                 continue;
             }
             try
             {
-                pending.Add((index, KvCommand.Decode(bytes), null));
+                pending.Add(new Pending(index, i, KvCommand.Decode(bytes), null, false));
             }
             catch (InvalidDataException e)
             {
-                pending.Add((index, null, new KvException($"entry {index} is not a key-value command: {e.Message}")));
+                pending.Add(new Pending(index, i, null, new KvException($"entry {index} is not a key-value command: {e.Message}"), false));
             }
         }
-        if (pending.Count == 0) return results;
+        if (pending.Count == 0) return;
 
         // Refused commands must leave no trace, and a storage transaction cannot undo part of itself: try the batch,
         // and if any command fails, start again without the failing one.
-        var refused = new Dictionary<ulong, KvException>();
-        foreach (var p in pending) if (p.Error is not null) refused[p.Index] = p.Error;
+        Dictionary<ulong, KvException>? refused = null;
+        foreach (var p in pending) if (p.Error is not null) (refused ??= [])[p.Index] = p.Error;
+        var outcomes = _outcomes;
+        var watched = Watches.Count > 0;
         while (true)
         {
             using var attempt = _db.BeginWrite();
-            var m = new Mvcc(attempt, _options);
-            results.Clear();
+            var m = new Mvcc(attempt, _options) { EventsWanted = watched };
+            outcomes.Clear();
             ulong failedAt = 0;
-            foreach (var (index, command, _) in pending)
+            foreach (var p in pending)
             {
-                if (refused.TryGetValue(index, out var err))
+                if (refused is not null && refused.TryGetValue(p.Index, out var err))
                 {
-                    results.Add(new ApplyResult(index, null, err));
+                    outcomes.Add(new ApplyOutcome(p.Index, m.Revision, null, err, false));
                     continue;
                 }
                 try
                 {
-                    results.Add(new ApplyResult(index, command is null ? null : Execute(m, command), null));
+                    if (p.PlainPut)
+                    {
+                        KvCommand.TryReadPlainPut(entries.Command(p.Entry), out var key, out var value, out var lease);
+                        var rev = m.PutPlain(key, value, lease);
+                        outcomes.Add(new ApplyOutcome(p.Index, rev, null, null, true));
+                    }
+                    else
+                    {
+                        var response = p.Command is null ? null : Execute(m, p.Command);
+                        outcomes.Add(new ApplyOutcome(p.Index, m.Revision, response, null, false));
+                    }
                     m.EndRequest();
                 }
                 catch (Exception e) when (e is KvException or ArgumentException)
                 {
-                    refused[index] = e as KvException ?? new KvException(e.Message);
-                    failedAt = index;
+                    (refused ??= [])[p.Index] = e as KvException ?? new KvException(e.Message);
+                    failedAt = p.Index;
                     break;
                 }
             }
@@ -268,8 +333,9 @@ public sealed partial class KvStateMachine : IDisposable
             attempt.Commit(durable);
             RetireShared();
             if (m.AuthChanged) _auth = LoadAuth();
-            if (m.Events.Count > 0) Watches.Publish(m.Events, m.Revision);
-            return results;
+            if (m.Events.Count > 0 || m.EventsSkipped) Watches.Publish(m.Events, m.Revision, eventsSkipped: m.EventsSkipped);
+            foreach (var o in outcomes) sink.Applied(o);
+            return;
         }
     }
 

@@ -234,6 +234,61 @@ internal sealed class Mvcc
         return new PutResponse(new ResponseHeader(Revision), p.PrevKv ? prev : null);
     }
 
+    /// <summary>
+    /// A put without flags (no previous key-value, no ignore-value or ignore-lease) straight from spans: the previous
+    /// record is read in place, and no object is made unless watchers want the event (<see cref="EventsWanted"/>).
+    /// Returns the put's revision. The same checks and the same records as <see cref="Put"/>.
+    /// </summary>
+    public long PutPlain(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease)
+    {
+        if (key.Length == 0) throw new ArgumentException("The key is empty; keys are 1 byte or more.");
+        if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} (KvOptions.MaxKeyBytes).");
+        if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {value.Length} bytes; the limit is {_options.MaxValueBytes} (KvOptions.MaxValueBytes).");
+        long create = 0, version = 0, prevLease = 0;
+        KeyValue? prev = null;
+        var exists = _index.TryGet(key, out var v);
+        if (exists)
+        {
+            create = BinaryPrimitives.ReadInt64LittleEndian(v);
+            version = BinaryPrimitives.ReadInt64LittleEndian(v[16..]);
+            prevLease = BinaryPrimitives.ReadInt64LittleEndian(v[24..]);
+            if (EventsWanted) prev = KvEncoding.ReadIndex(key, v, keysOnly: false); // copied now: the put below rewrites the page
+        }
+        RefuseIfNoSpace();
+        if (lease != 0)
+        {
+            Span<byte> id = stackalloc byte[8];
+            BinaryPrimitives.WriteInt64BigEndian(id, lease);
+            if (!_leases.ContainsKey(id)) throw new LeaseNotFoundException(lease);
+        }
+        BeginWrite(key);
+        var rev = Revision;
+        if (!exists) create = rev;
+        version++;
+        if (prevLease != 0 && prevLease != lease) _leaseKeys.Delete(LeaseKeyOf(prevLease, key));
+        var hk = KvEncoding.HistoryKeyLength(key);
+        var buf = Scratch(Math.Max(Math.Max(hk + KvEncoding.HistoryHeader + value.Length, KvEncoding.IndexHeader + value.Length), 8 + key.Length));
+        if (lease != 0)
+        {
+            BinaryPrimitives.WriteInt64BigEndian(buf, lease);
+            key.CopyTo(buf.AsSpan(8));
+            _leaseKeys.Put(buf.AsSpan(0, 8 + key.Length), default);
+        }
+        _index.Put(key, buf.AsSpan(0, KvEncoding.WriteIndexValue(buf, create, rev, version, lease, value)));
+        KvEncoding.WriteHistoryKey(buf, key, rev);
+        _history.Put(buf.AsSpan(0, hk), buf.AsSpan(hk, KvEncoding.WriteHistoryValue(buf.AsSpan(hk), KvEncoding.KindPut, create, version, lease, value)));
+        PutEvent(rev, KvEncoding.KindPut, key);
+        if (EventsWanted) Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(key.ToArray(), value.ToArray(), create, rev, version, lease), prev));
+        else EventsSkipped = true;
+        return rev;
+    }
+
+    /// <summary>Whether changes are recorded in <see cref="Events"/> for watchers (false: nobody watches; <see cref="EventsSkipped"/> tells the hub).</summary>
+    public bool EventsWanted { get; set; } = true;
+
+    /// <summary>A change was made without its event (no watcher at the start of the batch): the hub must send watchers to the store.</summary>
+    public bool EventsSkipped { get; private set; }
+
     public DeleteRangeResponse Delete(DeleteRangeRequest d)
     {
         ValidateKey(d.Key, allowEmpty: false);

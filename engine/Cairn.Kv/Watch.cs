@@ -86,11 +86,21 @@ public sealed class WatchHub
 
     private int _all;
 
-    internal void Publish(List<WatchEvent> events, long revision)
+    /// <summary>
+    /// Hands a committed batch's events to the synced watchers. With <paramref name="eventsSkipped"/> the batch made
+    /// changes without events (nobody watched when it began): a watcher that joined meanwhile drops to catching up and
+    /// reads them from the store, as a slow one does.
+    /// </summary>
+    internal void Publish(List<WatchEvent> events, long revision, bool eventsSkipped = false)
     {
         lock (_lock)
         {
             _published = revision;
+            if (eventsSkipped)
+            {
+                _synced.Clear();
+                return;
+            }
             for (var i = _synced.Count - 1; i >= 0; i--)
             {
                 var w = _synced[i];

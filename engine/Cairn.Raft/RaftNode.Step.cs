@@ -393,10 +393,13 @@ public sealed partial class RaftNode
         else if (pr.Next <= LastIndex) SendAppend(m.From);
     }
 
+    private readonly List<ulong> _matches = [];
+
     /// <summary>§5.3, §5.4.2: commit the highest index a quorum has persisted, if it is from this term.</summary>
     private void MaybeCommit()
     {
-        var matches = new List<ulong>(_voters.Count);
+        var matches = _matches;   // reused: this runs on every acknowledgement
+        matches.Clear();
         if (_voters.Contains(Id)) matches.Add(_stable);
         foreach (var peer in VoterPeers()) matches.Add(_progress[peer].Match);
         matches.Sort();

@@ -123,6 +123,7 @@ internal static class LoadCommand
         var progress = options.Progress ? new ProgressLine(stderr, progressInPlace) : null;
         var run = runner.RunAsync(options.Simulations, cancellationToken);
         var lastSample = 0.0;
+        var shown = false;
 
         void SampleAll(bool show = true)
         {
@@ -133,7 +134,11 @@ internal static class LoadCommand
                 var p = context.Steps[i].Sample(now, keepEmpty: show);
                 if (i == 0) mainPoint = p;
             }
-            if (show) progress?.Update(now, total, context.Steps[0], mainPoint, now - lastSample, runner.Copies, runner.InFlight);
+            if (show)
+            {
+                progress?.Update(now, total, context.Steps[0], mainPoint, now - lastSample, runner.Copies, runner.InFlight);
+                shown = true;
+            }
             lastSample = now;
         }
 
@@ -150,7 +155,7 @@ internal static class LoadCommand
         var loadSeconds = Math.Min(clock.Elapsed.TotalSeconds, total);
         var cpuPercent = cpu.PercentOfOneCore();
         await scenario.FinishAsync(context, CancellationToken.None);
-        SampleAll(show: false);
+        SampleAll(show: !shown); // a run shorter than a tick still shows its one line
         progress?.Done();
 
         var notes = context.Notes.ToList();

@@ -193,6 +193,7 @@ public sealed partial class Member
             if (!leader)
             {
                 p.Waiter?.Fail(ErrorCode.NoLeader, "this member stopped leading before the request was proposed (it was not applied); retry");
+                p.Return();
                 continue;
             }
             if (p.AddsData && !_alarmProposed && _sm.Storage.DataSize + 2L * p.Data.Length > QuotaBytes && !_sm.NoSpaceAlarm)
@@ -215,7 +216,11 @@ public sealed partial class Member
         catch (ProposalRefusedException e)
         {
             taken = 0;
-            foreach (var p in _batchProposals) p.Waiter?.Fail(ErrorCode.Busy, e.Message);
+            foreach (var p in _batchProposals)
+            {
+                p.Waiter?.Fail(ErrorCode.Busy, e.Message);
+                p.Return();
+            }
             return;
         }
         for (var i = 0; i < _batchProposals.Count; i++)
@@ -229,6 +234,7 @@ public sealed partial class Member
             {
                 Interlocked.Increment(ref Stats.ProposalsRefused);
                 p.Waiter?.Fail(ErrorCode.Busy, "the leader holds too many uncommitted entries (a follower is slow or down); retry with backoff");
+                p.Return();
             }
         }
     }
@@ -418,22 +424,11 @@ public sealed partial class Member
                 _apply.Add((e.Index, ReadOnlyMemory<byte>.Empty)); // a leader's no-op
             }
         }
-        var results = _sm.ApplyBatch(_apply);
+        _applyCursor = 0;
+        _sm.ApplyBatch(_apply, new ApplySink(this));
         _appliedIndex = committed[^1].Index;
         Interlocked.Add(ref Stats.ProposalsApplied, _applyOrigins.Count);
         Interlocked.Add(ref Stats.ApplyTicks, Stopwatch.GetTimestamp() - t0);
-        var o = 0;
-        foreach (var r in results)
-        {
-            while (o < _applyOrigins.Count && _applyOrigins[o].Index < r.Index) o++;
-            if (o < _applyOrigins.Count && _applyOrigins[o].Index == r.Index)
-            {
-                var (_, origin, seq) = _applyOrigins[o];
-                if (origin == Id && _waiting.Remove(seq, out var p)) p.Waiter!.Complete(this, r);
-                if (r.Error is NoSpaceException) _alarmProposed = false;
-            }
-            if (r.Response is LeaseGrantResponse g && _node.Role == Role.Leader) _leases.Granted(g.Id, g.Ttl);
-        }
         if (configChanged) RefreshDirectory();
         for (var i = 0; i < _adminWaiting.Count;)
         {
@@ -448,6 +443,32 @@ public sealed partial class Member
                 i++;
             }
         }
+    }
+
+    private int _applyCursor;   // the next of _applyOrigins to match against an outcome (outcomes come in index order)
+
+    /// <summary>Answers whoever waits on each applied entry; no object per entry (the sink is a struct over the member).</summary>
+    private readonly struct ApplySink(Member member) : IApplySink
+    {
+        public void Applied(in ApplyOutcome r) => member.OnApplied(r);
+    }
+
+    private void OnApplied(in ApplyOutcome r)
+    {
+        var o = _applyCursor;
+        while (o < _applyOrigins.Count && _applyOrigins[o].Index < r.Index) o++;
+        _applyCursor = o;
+        if (o < _applyOrigins.Count && _applyOrigins[o].Index == r.Index)
+        {
+            var (_, origin, seq) = _applyOrigins[o];
+            if (origin == Id && _waiting.Remove(seq, out var p))
+            {
+                p.Waiter!.Complete(this, r);
+                p.Return();
+            }
+            if (r.Error is NoSpaceException) _alarmProposed = false;
+        }
+        if (r.Response is LeaseGrantResponse g && _node.Role == Role.Leader) _leases.Granted(g.Id, g.Ttl);
     }
 
     /// <summary>A config entry reaches the key space as an update of the member directory (or a no-op).</summary>
@@ -512,6 +533,7 @@ public sealed partial class Member
             {
                 _waiting.Remove(seq, out var p);
                 p!.Waiter!.Fail(ErrorCode.Timeout, "the request was proposed but not applied in time; its outcome is unknown (it may still be applied)");
+                p.Return();
             }
         }
         for (var i = 0; i < _readBatches.Count; i++)

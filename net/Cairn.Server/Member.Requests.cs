@@ -353,8 +353,10 @@ public sealed partial class Member
             reader.End();
             var entry = KvCommand.EncodePut(EnvelopeBytes, key, value, lease, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
             var putSeq = SealEnvelope(entry);
-            if (!TryPropose(new Proposal(entry, new RequestWaiter(r, type, id)) { Seq = putSeq, AddsData = true }))
+            var proposal = Proposal.Rent(entry, r, type, id, putSeq, addsData: true);
+            if (!TryPropose(proposal))
             {
+                proposal.Return();
                 Refuse(r, type, id, ErrorCode.Busy, $"the leader has {_options.MaxPendingProposals} proposals queued; retry with backoff");
             }
             return;

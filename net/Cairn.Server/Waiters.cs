@@ -5,20 +5,55 @@ using Cairn.Raft;
 
 namespace Cairn.Server;
 
-/// <summary>A command on its way into the log, with whoever waits for it to apply.</summary>
-internal sealed class Proposal(byte[] data, Waiter? waiter)
+/// <summary>
+/// A command on its way into the log, with whoever waits for it to apply. Client writes take one from a pool
+/// (<see cref="Rent"/>) and the raft thread returns it once answered, so the write path makes no object per request.
+/// </summary>
+internal sealed class Proposal
 {
-    public byte[] Data { get; } = data;
-    public Waiter? Waiter { get; } = waiter;
-    public ulong Seq { get; init; }
+    public Proposal(byte[] data, Waiter? waiter)
+    {
+        Data = data;
+        Waiter = waiter;
+    }
+
+    public byte[] Data { get; private set; }
+    public Waiter? Waiter { get; private set; }
+    public ulong Seq { get; set; }
     public long Deadline { get; set; }
-    public bool AddsData { get; init; }
+    public bool AddsData { get; set; }
+
+    private static readonly System.Collections.Concurrent.ConcurrentBag<Proposal> Pool = [];
+    private const int MaxPooled = 65_536;
+    private bool _pooled;
+
+    /// <summary>A proposal of a client request, answered by a pooled <see cref="RequestWaiter"/>.</summary>
+    public static Proposal Rent(byte[] data, Responder responder, Protocol.MessageType type, ulong id, ulong seq, bool addsData)
+    {
+        if (!Pool.TryTake(out var p)) p = new Proposal(data, null) { _pooled = true };
+        p.Data = data;
+        p.Waiter = RequestWaiter.Rent(responder, type, id);
+        p.Seq = seq;
+        p.AddsData = addsData;
+        p.Deadline = 0;
+        return p;
+    }
+
+    /// <summary>Hands a rented proposal (and its waiter) back once it is answered and nothing refers to it any more.</summary>
+    public void Return()
+    {
+        if (!_pooled) return;
+        (Waiter as RequestWaiter)?.Return();
+        Waiter = null;
+        Data = [];
+        if (Pool.Count < MaxPooled) Pool.Add(this);
+    }
 }
 
 /// <summary>Someone waiting for a proposal to apply.</summary>
 internal abstract class Waiter
 {
-    public abstract void Complete(Member member, ApplyResult result);
+    public abstract void Complete(Member member, in ApplyOutcome result);
 
     public abstract void Fail(ErrorCode code, string message);
 }
@@ -26,8 +61,34 @@ internal abstract class Waiter
 /// <summary>A client request waiting for its command to apply: writes the answer for its type.</summary>
 internal sealed class RequestWaiter(Responder responder, Protocol.MessageType type, ulong id) : Waiter
 {
-    public override void Complete(Member member, ApplyResult result)
+    private Responder _responder = responder;
+    private Protocol.MessageType _type = type;
+    private ulong _id = id;
+    private bool _pooled;
+
+    private static readonly System.Collections.Concurrent.ConcurrentBag<RequestWaiter> Pool = [];
+
+    public static RequestWaiter Rent(Responder responder, Protocol.MessageType type, ulong id)
     {
+        if (!Pool.TryTake(out var w)) return new RequestWaiter(responder, type, id) { _pooled = true };
+        w._responder = responder;
+        w._type = type;
+        w._id = id;
+        return w;
+    }
+
+    public void Return()
+    {
+        if (!_pooled) return;
+        _responder = null!;
+        if (Pool.Count < 65_536) Pool.Add(this);
+    }
+
+    public override void Complete(Member member, in ApplyOutcome result)
+    {
+        var responder = _responder;
+        var type = _type;
+        var id = _id;
         if (!responder.IsOpen) return;
         if (result.Error is { } error)
         {
@@ -38,6 +99,14 @@ internal sealed class RequestWaiter(Responder responder, Protocol.MessageType ty
         try
         {
             w.BeginFrame(type, FrameFlags.Response, id);
+            if (result.PlainPut)
+            {
+                // A put without flags: its answer is the header at its revision and "no previous key-value".
+                Messages.WriteHeader(w, member.Header(result.Revision));
+                w.Bool(false);
+                w.EndFrame();
+                return;
+            }
             switch (result.Response)
             {
                 case PutResponse put:
@@ -88,7 +157,7 @@ internal sealed class RequestWaiter(Responder responder, Protocol.MessageType ty
 
     public override void Fail(ErrorCode code, string message)
     {
-        if (responder.IsOpen) responder.Error(type, id, code, message);
+        if (_responder.IsOpen) _responder.Error(_type, _id, code, message);
     }
 }
 
@@ -97,7 +166,8 @@ internal sealed class TaskWaiter : Waiter
 {
     public TaskCompletionSource<ApplyResult?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public override void Complete(Member member, ApplyResult result) => Done.TrySetResult(result);
+    public override void Complete(Member member, in ApplyOutcome result) =>
+        Done.TrySetResult(new ApplyResult(result.Index, result.PlainPut ? new PutResponse(new ResponseHeader(result.Revision), null) : result.Response, result.Error));
 
     public override void Fail(ErrorCode code, string message) => Done.TrySetResult(null);
 }
