@@ -95,6 +95,30 @@ public sealed class RegressionTests
         Assert.Contains("catalog", corrupt.Message, StringComparison.Ordinal);
     }
 
+    // ---- storage: a leaf value length near 2^31 behind a valid checksum wrapped the entry bounds check ----
+
+    [Theory]
+    [InlineData(0x7FFFFFF0)]
+    [InlineData(int.MaxValue - 9)]
+    public void A_value_length_near_two_gibibytes_is_corruption(int valueLength)
+    {
+        using var t = new StorageTarget(encrypted: false);
+        var file = (byte[])t.Seeds[1].Clone(); // one tree "t" holding "k" = "v"
+        var meta = BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(32)) > BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(4096 + 32)) ? 0 : 4096;
+        var catalog = file.AsSpan((int)BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(meta + 48)) * 4096, 4096);
+        var off = BinaryPrimitives.ReadUInt16LittleEndian(catalog[16..]);
+        var klen = BinaryPrimitives.ReadUInt16LittleEndian(catalog[off..]);
+        var root = (int)BinaryPrimitives.ReadUInt64LittleEndian(catalog[(off + 7 + klen)..]);
+        var leaf = file.AsSpan(root * 4096, 4096);
+        BinaryPrimitives.WriteInt32LittleEndian(leaf[(BinaryPrimitives.ReadUInt16LittleEndian(leaf[16..]) + 3)..], valueLength);
+        var id = file.AsSpan(16, 16);
+        var seed = BinaryPrimitives.ReadUInt64LittleEndian(id) ^ BinaryPrimitives.ReadUInt64LittleEndian(id[8..]);
+        leaf[^32..].Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(leaf[^32..], XxHash3.HashToUInt64(leaf[..^32], (long)seed));
+        var e = FuzzRunner.Execute(t, file, () => $"value length {valueLength}");
+        Assert.Contains("runs past the entry area", Assert.IsType<CorruptDatabaseException>(e).Message, StringComparison.Ordinal);
+    }
+
     // ---- wal: segments out of order, a missing segment, a lost tail, and a cut header under TruncateAtDamage ----
 
     private static (List<byte[]> Segments, byte Flags) ThreeSegments(WalTarget t)

@@ -21,7 +21,7 @@ public sealed class PeerTarget : FuzzTarget
     /// <summary>Frame limit of the fuzzed link (a member's is 64 MiB; smaller here so the allocation bound stays meaningful).</summary>
     public const int MaxFrame = 1 << 20;
 
-    private readonly IReadOnlyList<byte[]> _seeds = PeerSeeds.All();
+    private readonly Lazy<IReadOnlyList<byte[]>> _seeds = new(PeerSeeds.All); // lazy: under AFL, instrumented code runs only after the fork server starts
     private readonly string _path = Path.Combine(Path.GetTempPath(), $"cairn-fuzz-peer-{Environment.ProcessId}-{Guid.NewGuid():N}.sock");
     private Socket? _listener;
 
@@ -29,7 +29,7 @@ public sealed class PeerTarget : FuzzTarget
     public override string Name => "peer";
 
     /// <inheritdoc/>
-    public override IReadOnlyList<byte[]> Seeds => _seeds;
+    public override IReadOnlyList<byte[]> Seeds => _seeds.Value;
 
     /// <inheritdoc/>
     public override string CleanExceptions => "ProtocolException, IOException (stream ended inside a frame)";

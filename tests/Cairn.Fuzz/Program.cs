@@ -71,7 +71,6 @@ public static class Program
             {
                 if (args.Length != 2) throw new ArgumentException("usage: afl TARGET");
                 using var target = Create(args[1]);
-                _ = target.Seeds; // built before the fork server starts
                 SharpFuzz.Fuzzer.OutOfProcess.Run(stream =>
                 {
                     using var ms = new MemoryStream();

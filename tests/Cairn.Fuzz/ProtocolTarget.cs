@@ -15,13 +15,13 @@ public sealed class ProtocolTarget : FuzzTarget
     /// <summary>Frame limit of the fuzzed connection (a member's default is 4 MiB; smaller here so the oversize path is reachable).</summary>
     public const int MaxFrame = 1 << 20;
 
-    private readonly IReadOnlyList<byte[]> _seeds = ProtocolSeeds.All();
+    private readonly Lazy<IReadOnlyList<byte[]>> _seeds = new(ProtocolSeeds.All); // lazy: under AFL, instrumented code runs only after the fork server starts
 
     /// <inheritdoc/>
     public override string Name => "protocol";
 
     /// <inheritdoc/>
-    public override IReadOnlyList<byte[]> Seeds => _seeds;
+    public override IReadOnlyList<byte[]> Seeds => _seeds.Value;
 
     /// <inheritdoc/>
     public override string CleanExceptions => nameof(ProtocolException);

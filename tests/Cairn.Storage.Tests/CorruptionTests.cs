@@ -585,5 +585,37 @@ public sealed class CorruptionTests(ITestOutputHelper output)
         }
         Assert.Throws<CorruptDatabaseException>(() => damaged.Verify());
     }
+
+    [Theory]
+    [InlineData(0x7FFFFFF0)]
+    [InlineData(int.MaxValue - 7 - 2)]
+    public void A_value_length_near_two_gibibytes_behind_a_valid_checksum_is_corruption(int valueLength)
+    {
+        // Found while reviewing what the fuzzer's interesting values reach: off + 7 + key + length wrapped negative,
+        // passed the bounds check, and the value's slice threw ArgumentOutOfRangeException.
+        using var dir = new TempDir();
+        var path = dir.File("length.cairn");
+        ulong root;
+        using (var db = Database.Open(path, Options()))
+        {
+            using (var tx = db.BeginWrite())
+            {
+                tx.CreateTree("t").Put("k"u8, "v"u8);
+                tx.Commit();
+            }
+            using var rx = db.BeginRead();
+            root = rx.OpenTree("t").State.Root.Root;
+        }
+        var bytes = File.ReadAllBytes(path);
+        var seed = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(16)) ^ BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(24));
+        var page = bytes.AsSpan((int)root * PageSize, PageSize);
+        BinaryPrimitives.WriteInt32LittleEndian(page[(Node.Slot(page, 0) + 3)..], valueLength);
+        PageSeal.Seal(page, seed);
+        File.WriteAllBytes(path, bytes);
+        using var damaged = Database.Open(path, Options());
+        using var read = damaged.BeginRead();
+        var e = Assert.Throws<CorruptDatabaseException>(() => read.OpenTree("t").TryGet("k"u8, out _));
+        Assert.Contains("runs past the entry area", e.Message, StringComparison.Ordinal);
+    }
 }
 
