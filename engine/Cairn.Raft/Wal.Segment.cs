@@ -198,12 +198,13 @@ public sealed partial class Wal
     }
 
     /// <summary>
-    /// Reads a segment's records in order into <paramref name="record"/>. Returns null when the segment is whole, or
+    /// Reads a segment's records in order into <paramref name="record"/> (the header must name <paramref name="expectedSeq"/>,
+    /// the sequence in its file name). Returns null when the segment is whole, or
     /// the offset to cut it at: a torn last record of the last segment (a partly written record followed only by
     /// zeros or the end of the file), or any damage when <see cref="WalOptions.TruncateAtDamage"/> is set. Other
     /// damage throws <see cref="WalCorruptException"/> naming the segment and offset.
     /// </summary>
-    private long? ReadSegment(string file, bool isLast, Action<byte, ReadOnlySpan<byte>> record)
+    private long? ReadSegment(string file, ulong expectedSeq, bool isLast, RecordHandler record)
     {
         var data = File.ReadAllBytes(file);
         var name = System.IO.Path.GetFileName(file);
@@ -213,6 +214,11 @@ public sealed partial class Wal
             return Damage(name, 0, "segment header is damaged");
         }
         var seq = BinaryPrimitives.ReadUInt64LittleEndian(data.AsSpan(16));
+        if (seq != expectedSeq)
+        {
+            // A segment renamed, copied or swapped: its records are whole, but replaying them here would reorder the log.
+            return Damage(name, 16, $"segment header names sequence {seq:x16}, its file name {expectedSeq:x16}");
+        }
         var id = data.AsSpan(24, 16).ToArray();
         var encrypted = BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(12)) != 0;
         Aes256Gcm? gcm = null;
@@ -273,7 +279,7 @@ public sealed partial class Wal
                 {
                     return Bad(name, offset, data, isLast, "record payload has the wrong size for its type");
                 }
-                record(type, payload);
+                if (record(type, payload) is { } problem) return Bad(name, offset, data, isLast, problem);
                 offset += FrameOverhead + length;
             }
             if (offset < data.Length) return Bad(name, offset, data, isLast, "a record frame is cut off");
@@ -284,6 +290,9 @@ public sealed partial class Wal
             gcm?.Dispose();
         }
     }
+
+    /// <summary>Takes one whole record during recovery; returns what is wrong with it when it cannot be replayed, else null.</summary>
+    private delegate string? RecordHandler(byte type, ReadOnlySpan<byte> payload);
 
     /// <summary>A bad record: a torn tail when nothing but zeros (or the end of the file) follows it in the last segment.</summary>
     private long? Bad(string name, long offset, byte[] data, bool isLast, string detail)

@@ -197,16 +197,27 @@ public sealed partial class Wal : IDisposable
         for (var i = 0; i < files.Count; i++)
         {
             var isLast = i == files.Count - 1;
-            var cut = ReadSegment(files[i], isLast, (type, payload) =>
+            var seq = ParseSeq(files[i]);
+            // Segments are numbered consecutively (rotation adds one; release deletes from the oldest): a gap is a
+            // segment lost from the middle of the log, and replaying around it would skip entries.
+            var cut = i > 0 && seq != _nextSeq
+                ? Damage(System.IO.Path.GetFileName(files[i]), 0, $"segment {_nextSeq:x16} before it is missing")
+                : ReadSegment(files[i], seq, isLast, (type, payload) =>
             {
                 switch (type)
                 {
                     case TypeEntry:
                     case TypeConfigEntry:
-                        NoteIndex(files[i], BinaryPrimitives.ReadUInt64LittleEndian(payload));
-                        Apply(new Entry(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray(),
+                    {
+                        var index = BinaryPrimitives.ReadUInt64LittleEndian(payload);
+                        // Save never leaves a gap after the last entry; one here means records between were lost
+                        // (say, a segment that lost its tail), and replaying on would skip entries.
+                        if (_entries.Count > 0 && index > _entries[^1].Index + 1) return $"entry {index} follows entry {_entries[^1].Index}: the entries between are missing";
+                        NoteIndex(files[i], index);
+                        Apply(new Entry(index, BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray(),
                             type == TypeConfigEntry ? EntryKind.Config : EntryKind.Normal));
                         break;
+                    }
                     case TypeHardState:
                         HardState = new HardState(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]));
                         break;
@@ -214,12 +225,23 @@ public sealed partial class Wal : IDisposable
                         ApplySnapshot(BinaryPrimitives.ReadUInt64LittleEndian(payload), BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]));
                         break;
                 }
+                return null;
             });
-            _nextSeq = ParseSeq(files[i]) + 1;
+            _nextSeq = seq + 1;
             if (cut is { } at)
             {
-                // Cut the segment where the good records end; with TruncateAtDamage, later segments go too.
-                using (var fs = new FileStream(files[i], FileMode.Open, FileAccess.Write, FileShare.None)) fs.SetLength(at);
+                // Cut the segment where the good records end; with TruncateAtDamage, later segments go too. A cut
+                // inside the header leaves nothing readable: the segment goes, and its number is used again.
+                if (at < HeaderSize)
+                {
+                    File.Delete(files[i]);
+                    _nextSeq = seq;
+                }
+                else
+                {
+                    using var fs = new FileStream(files[i], FileMode.Open, FileAccess.Write, FileShare.None);
+                    fs.SetLength(at);
+                }
                 for (var j = i + 1; j < files.Count; j++) File.Delete(files[j]);
                 break;
             }

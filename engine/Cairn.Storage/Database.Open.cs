@@ -106,10 +106,10 @@ public sealed partial class Database
         {
             throw new CorruptDatabaseException(slot, $"meta page names an impossible page size {chosen.PageSize}");
         }
-        var needed = (long)chosen.PageCount * chosen.PageSize;
-        if (chosen.PageCount < 2 || length < needed)
+        // Compared in pages: a page count past 2^63 / page size must not wrap the byte count into something small.
+        if (chosen.PageCount < 2 || chosen.PageCount > (ulong)length / (ulong)chosen.PageSize)
         {
-            throw new CorruptDatabaseException($"{path} is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages ({needed} bytes) but the file has {length} bytes. Restore from a backup or a replica.");
+            throw new CorruptDatabaseException($"{path} is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages of {chosen.PageSize} bytes but the file has {length} bytes. Restore from a backup or a replica.");
         }
         return (chosen, slot, slot == 0 ? m1 : m0);
     }

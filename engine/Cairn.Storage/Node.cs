@@ -234,7 +234,7 @@ internal static class Node
             var header = kind == PageKind.Leaf ? LeafEntryHeader : BranchEntryHeader;
             if (off < upper || off + header > end) return $"entry {i} at {off} lies outside the entry area";
             var size = EntrySize(p, i);
-            if (size < header || off + size > end) return $"entry {i} at {off} runs past the entry area";
+            if (size < header || size > end - off) return $"entry {i} at {off} runs past the entry area"; // not off + size: a value length near 2^31 wraps it
             if (kind == PageKind.Leaf)
             {
                 var overflow = (p[off + 2] & FlagOverflow) != 0;

@@ -90,10 +90,25 @@ public abstract unsafe class Transaction : IDisposable
         var names = new List<string>();
         foreach (var e in new Tree(this, Catalog).All())
         {
-            names.Add(Encoding.UTF8.GetString(e.Key));
+            // A name CreateTree could not have written (empty, too long, not UTF-8) would not open again: damage.
+            string? name = null;
+            if (e.Key.Length is >= 1 and <= 255)
+            {
+                try
+                {
+                    name = StrictUtf8.GetString(e.Key);
+                }
+                catch (DecoderFallbackException)
+                {
+                }
+            }
+            if (name is null) throw new CorruptDatabaseException((long)Catalog.Root.Root, $"the catalog holds a tree name that is not 1 to 255 bytes of UTF-8 ({e.Key.Length} bytes: {Convert.ToHexString(e.Key[..Math.Min(e.Key.Length, 32)])})");
+            names.Add(name);
         }
         return names;
     }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
     internal static byte[] EncodeName(string name)
     {

@@ -302,11 +302,14 @@ public static class Messages
         }
     }
 
+    // bytes key, bytes range_end, u8 target, u8 result, bytes value, i64 number: 4 + 4 + 1 + 1 + 4 + 8 with empty byte strings.
+    private const int CompareMinBytes = 22;
+
     /// <summary>Reads a transaction request.</summary>
     public static TxnRequest ReadTxn(ref PayloadReader r, int depth = 0)
     {
         if (depth > MaxTxnDepth) throw new ProtocolException(ErrorCode.InvalidArgument, $"transactions nest deeper than {MaxTxnDepth}");
-        var compares = new Compare[r.Count(26)];
+        var compares = new Compare[r.Count(CompareMinBytes)];
         for (var i = 0; i < compares.Length; i++)
         {
             var key = r.BytesArray();

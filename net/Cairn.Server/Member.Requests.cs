@@ -594,20 +594,17 @@ public sealed partial class Member
         var w = f.Responder.Begin();
         try
         {
-            while (Frame.TryReadHeader(frames, out var h) && frames.Length >= Frame.HeaderSize + (int)h.PayloadLength)
+            while (PeerCodec.TryReadFrame(ref frames, out var h, out var payload))
             {
-                var payload = frames.Slice(Frame.HeaderSize, (int)h.PayloadLength);
                 if (h.Type == MessageType.Error && payload.Length >= 2 && (ErrorCode)System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(payload) == ErrorCode.Stopping)
                 {
                     // The leader is stopping, not this member: for the client that is "no leader right now, retry here".
                     Responder.WriteError(w, f.RequestId, ErrorCode.NoLeader, "the leader is stopping (the request was not applied); retry shortly");
-                    frames = frames[(Frame.HeaderSize + (int)h.PayloadLength)..];
                     continue;
                 }
                 w.BeginFrame(h.Type, h.Flags, f.RequestId);
                 w.Raw(payload);
                 w.EndFrame();
-                frames = frames[(Frame.HeaderSize + (int)h.PayloadLength)..];
             }
         }
         finally

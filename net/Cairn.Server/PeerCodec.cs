@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Cairn.Protocol;
 using Cairn.Raft;
 using MessageType = Cairn.Protocol.MessageType;
@@ -113,5 +114,40 @@ internal static class PeerCodec
         var mt = (Raft.MessageType)type;
         return new Message(mt, from, to, term, logTerm, index, entries.Length == 0 ? null : entries, commit, reject, context, snap,
             mt == Raft.MessageType.Snapshot ? [] : null);
+    }
+
+    /// <summary>A forwarded client request: <c>u64 forward_id</c> (returned), then one complete client frame (header and payload).</summary>
+    public static ulong ReadForward(ReadOnlySpan<byte> payload, out FrameHeader inner, out ReadOnlySpan<byte> request)
+    {
+        if (payload.Length < 8 + Frame.HeaderSize) throw new ProtocolException(ErrorCode.Malformed, "short forward frame");
+        var fid = BinaryPrimitives.ReadUInt64LittleEndian(payload);
+        Frame.TryReadHeader(payload[8..], out inner);
+        if (inner.PayloadLength != payload.Length - 8 - Frame.HeaderSize) throw new ProtocolException(ErrorCode.Malformed, "forward frame length mismatch");
+        request = payload[(8 + Frame.HeaderSize)..];
+        return fid;
+    }
+
+    /// <summary>The answer to a forwarded request: <c>u64 forward_id</c> (returned), then the leader's complete answer frames (cut them with <see cref="TryReadFrame"/>).</summary>
+    public static ulong ReadForwardReply(ReadOnlySpan<byte> payload, out ReadOnlySpan<byte> frames)
+    {
+        if (payload.Length < 8) throw new ProtocolException(ErrorCode.Malformed, "short forward reply");
+        frames = payload[8..];
+        return BinaryPrimitives.ReadUInt64LittleEndian(payload);
+    }
+
+    /// <summary>
+    /// Cuts the next whole frame off <paramref name="frames"/>; false when no whole frame is left. A payload length is
+    /// unsigned: compared as such, a length past 2 GiB is simply not there (never a negative slice).
+    /// </summary>
+    public static bool TryReadFrame(ref ReadOnlySpan<byte> frames, out FrameHeader header, out ReadOnlySpan<byte> payload)
+    {
+        if (!Frame.TryReadHeader(frames, out header) || header.PayloadLength > (uint)(frames.Length - Frame.HeaderSize))
+        {
+            payload = default;
+            return false;
+        }
+        payload = frames.Slice(Frame.HeaderSize, (int)header.PayloadLength);
+        frames = frames[(Frame.HeaderSize + (int)header.PayloadLength)..];
+        return true;
     }
 }

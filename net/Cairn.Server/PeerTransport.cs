@@ -246,19 +246,14 @@ internal sealed class PeerTransport : IDisposable
                     break;
                 case MessageType.PeerForward:
                 {
-                    var span = payload.Span;
-                    if (span.Length < 8 + Frame.HeaderSize) throw new ProtocolException(ErrorCode.Malformed, "short forward frame");
-                    var fid = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(span);
-                    Frame.TryReadHeader(span[8..], out var inner);
-                    if (inner.PayloadLength != span.Length - 8 - Frame.HeaderSize) throw new ProtocolException(ErrorCode.Malformed, "forward frame length mismatch");
-                    _member.OnForwarded(from, fid, inner, span[(8 + Frame.HeaderSize)..]);
+                    var fid = PeerCodec.ReadForward(payload.Span, out var inner, out var request);
+                    _member.OnForwarded(from, fid, inner, request);
                     break;
                 }
                 case MessageType.PeerForwardReply:
                 {
-                    var span = payload.Span;
-                    if (span.Length < 8) throw new ProtocolException(ErrorCode.Malformed, "short forward reply");
-                    _member.OnForwardReply(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(span), span[8..]);
+                    var fid = PeerCodec.ReadForwardReply(payload.Span, out var frames);
+                    _member.OnForwardReply(fid, frames);
                     break;
                 }
                 default:

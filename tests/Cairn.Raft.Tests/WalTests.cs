@@ -188,4 +188,71 @@ public sealed class WalTests : IDisposable
         Assert.Equal([EntryKind.Normal, EntryKind.Config, EntryKind.Normal], again.Entries.Select(e => e.Kind));
         Assert.Equal(new ConfigChange(ConfigChangeType.AddLearner, 4), ConfigChange.Decode(again.Entries[1].Data));
     }
+
+    // ---- found by fuzzing (docs/faults.md, "Fuzzing") ----
+
+    private List<string> ThreeSegments(bool encrypted)
+    {
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            for (ulong i = 1; i <= 200; i++) wal.Save(new HardState(1, 1, i), [new Entry(i, 1, new byte[700])]);
+        }
+        var files = Directory.GetFiles(_dir, "*.wal").Order(StringComparer.Ordinal).ToList();
+        Assert.True(files.Count >= 3, $"{files.Count} segments");
+        return files;
+    }
+
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void Segments_swapped_under_their_names_are_damage_not_replayed_out_of_order(bool encrypted)
+    {
+        var files = ThreeSegments(encrypted);
+        var first = File.ReadAllBytes(files[0]);
+        File.WriteAllBytes(files[0], File.ReadAllBytes(files[1]));
+        File.WriteAllBytes(files[1], first);
+        var e = Assert.Throws<WalCorruptException>(() => Wal.Open(_dir, Options(encrypted)));
+        Assert.Contains("names sequence", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void A_segment_missing_from_the_middle_is_damage(bool encrypted)
+    {
+        var files = ThreeSegments(encrypted);
+        File.Delete(files[1]);
+        var e = Assert.Throws<WalCorruptException>(() => Wal.Open(_dir, Options(encrypted)));
+        Assert.Contains("missing", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_segment_that_lost_its_tail_before_the_next_one_is_damage()
+    {
+        var files = ThreeSegments(encrypted: false);
+        // Keep the middle segment's header only: its entries are gone, and the next segment's first entry leaves a gap.
+        using (var fs = new FileStream(files[1], FileMode.Open, FileAccess.Write)) fs.SetLength(128);
+        var e = Assert.Throws<WalCorruptException>(() => Wal.Open(_dir, Options(false)));
+        Assert.Contains("entries between are missing", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void Truncating_at_a_damaged_header_leaves_a_log_that_opens_again(bool encrypted)
+    {
+        var files = ThreeSegments(encrypted);
+        var bytes = File.ReadAllBytes(files[1]);
+        bytes[20] ^= 1;
+        File.WriteAllBytes(files[1], bytes);
+        ulong last;
+        using (var wal = Wal.Open(_dir, Options(encrypted) with { TruncateAtDamage = true }))
+        {
+            last = wal.LastIndex;
+            Assert.True(last > 0);
+            wal.Save(null, [new Entry(last + 1, 1, [1])]);
+        }
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            Assert.Equal(last + 1, wal.LastIndex);
+        }
+    }
 }
+

@@ -522,4 +522,100 @@ public sealed class CorruptionTests(ITestOutputHelper output)
         }
         return (owner, runs);
     }
+
+    // ---- found by fuzzing (docs/faults.md, "Fuzzing") ----
+
+    [Theory]
+    [InlineData(ulong.MaxValue)]
+    [InlineData(1UL << 63)]
+    [InlineData((1UL << 52) + 3)]
+    public void A_meta_page_count_that_would_wrap_the_size_check_is_a_truncated_file(ulong pageCount)
+    {
+        using var dir = new TempDir();
+        var path = dir.File("wrap.cairn");
+        using (var db = Database.Open(path, Options()))
+        {
+            using var tx = db.BeginWrite();
+            tx.CreateTree("t").Put("k"u8, "v"u8);
+            tx.Commit();
+        }
+        var bytes = File.ReadAllBytes(path);
+        for (var slot = 0; slot < 2; slot++)
+        {
+            var meta = bytes.AsSpan(slot * PageSize, MetaRecordSize);
+            BinaryPrimitives.WriteUInt64LittleEndian(meta[40..], pageCount);
+            BinaryPrimitives.WriteUInt64LittleEndian(meta[504..], XxHash64.HashToUInt64(meta[..504]));
+        }
+        File.WriteAllBytes(path, bytes);
+        // Before the fix the byte count wrapped, the file opened, and the first read ran off the mapping (a crash).
+        var e = Assert.Throws<CorruptDatabaseException>(() => Database.Open(path, Options()));
+        Assert.Contains("truncated", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xFF, 0xFE })]  // not UTF-8
+    [InlineData(new byte[] { 0xC3 })]        // a cut UTF-8 sequence
+    public void A_catalog_key_that_is_not_a_tree_name_is_corruption(byte[] name)
+    {
+        using var dir = new TempDir();
+        var path = dir.File("names.cairn");
+        ulong root;
+        using (var db = Database.Open(path, Options()))
+        {
+            using (var tx = db.BeginWrite())
+            {
+                tx.CreateTree(new string('a', name.Length)).Put("k"u8, "v"u8);
+                tx.Commit();
+            }
+            using var rx = db.BeginRead();
+            root = rx.Meta.Catalog.Root;
+        }
+        var bytes = File.ReadAllBytes(path);
+        var seed = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(16)) ^ BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(24));
+        var page = bytes.AsSpan((int)root * PageSize, PageSize);
+        name.CopyTo(Node.LeafKey(page, 0).Length == name.Length ? page[(Node.Slot(page, 0) + Node.LeafEntryHeader)..] : throw new InvalidOperationException("layout"));
+        PageSeal.Seal(page, seed);
+        File.WriteAllBytes(path, bytes);
+        using var damaged = Database.Open(path, Options());
+        using (var tx = damaged.BeginRead())
+        {
+            // Before the fix: ArgumentException or KeyNotFoundException from opening the name read back.
+            var e = Assert.Throws<CorruptDatabaseException>(() => tx.GetTreeNames());
+            Assert.Contains("catalog", e.Message, StringComparison.Ordinal);
+        }
+        Assert.Throws<CorruptDatabaseException>(() => damaged.Verify());
+    }
+
+    [Theory]
+    [InlineData(0x7FFFFFF0)]
+    [InlineData(int.MaxValue - 7 - 2)]
+    public void A_value_length_near_two_gibibytes_behind_a_valid_checksum_is_corruption(int valueLength)
+    {
+        // Found while reviewing what the fuzzer's interesting values reach: off + 7 + key + length wrapped negative,
+        // passed the bounds check, and the value's slice threw ArgumentOutOfRangeException.
+        using var dir = new TempDir();
+        var path = dir.File("length.cairn");
+        ulong root;
+        using (var db = Database.Open(path, Options()))
+        {
+            using (var tx = db.BeginWrite())
+            {
+                tx.CreateTree("t").Put("k"u8, "v"u8);
+                tx.Commit();
+            }
+            using var rx = db.BeginRead();
+            root = rx.OpenTree("t").State.Root.Root;
+        }
+        var bytes = File.ReadAllBytes(path);
+        var seed = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(16)) ^ BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(24));
+        var page = bytes.AsSpan((int)root * PageSize, PageSize);
+        BinaryPrimitives.WriteInt32LittleEndian(page[(Node.Slot(page, 0) + 3)..], valueLength);
+        PageSeal.Seal(page, seed);
+        File.WriteAllBytes(path, bytes);
+        using var damaged = Database.Open(path, Options());
+        using var read = damaged.BeginRead();
+        var e = Assert.Throws<CorruptDatabaseException>(() => read.OpenTree("t").TryGet("k"u8, out _));
+        Assert.Contains("runs past the entry area", e.Message, StringComparison.Ordinal);
+    }
 }
+
