@@ -60,6 +60,16 @@ public static class ProtocolSeeds
         Add(MessageType.MoveLeader, w => w.U64(0xA2));
         Add(MessageType.ScaleStatus, _ => { });
         Add(MessageType.ScaleSet, w => w.U32(3));
+        Add(MessageType.Authenticate, w => AuthMessages.WriteAuthenticate(w, "root", "pw"));
+        Add(MessageType.AuthToken, w => w.String("cairn1.AAAA.BBBB"));
+        Add(MessageType.AuthStatus, _ => { });
+        Add(MessageType.AuthChange, w => AuthMessages.WriteChange(w, new AuthChangeRequest(AuthOp.UserAdd) { Name = "app", Password = "secret" }));
+        Add(MessageType.AuthChange, w => AuthMessages.WriteChange(w, new AuthChangeRequest(AuthOp.RoleGrantPermission) { Name = "app", Permission = new Permission(PermissionType.ReadWrite, B("app/"), B("app0")) }));
+        Add(MessageType.AuthChange, w => AuthMessages.WriteChange(w, new AuthChangeRequest(AuthOp.UserPassword) { Name = "app", Hash = new PasswordHash(new byte[16], 1000, new byte[32]) }));
+        Add(MessageType.UserList, _ => { });
+        Add(MessageType.UserGet, w => w.String("app"));
+        Add(MessageType.RoleList, _ => { });
+        Add(MessageType.RoleGet, w => w.String("app"));
         return frames;
     }
 
@@ -146,6 +156,14 @@ public static class ProtocolSeeds
         Add(MessageType.MoveLeader, _ => { });
         Add(MessageType.ScaleStatus, w => w.String("{\"units\": 1}"));
         Add(MessageType.ScaleSet, w => w.U32(2));
+        Add(MessageType.Authenticate, w => w.String("cairn1.AAAA.BBBB"));
+        Add(MessageType.AuthToken, w => w.String("app"));
+        Add(MessageType.AuthStatus, w => { w.Bool(true); w.I64(6); });
+        Add(MessageType.AuthChange, _ => { });
+        Add(MessageType.UserList, w => AuthMessages.WriteNames(w, ["app", "root"]));
+        Add(MessageType.UserGet, w => AuthMessages.WriteNames(w, ["app"]));
+        Add(MessageType.RoleList, w => AuthMessages.WriteNames(w, ["app", "root"]));
+        Add(MessageType.RoleGet, w => AuthMessages.WritePermissions(w, [new Permission(PermissionType.Read, B("a"), []), new Permission(PermissionType.Write, B("b"), [0])]));
         return frames;
     }
 

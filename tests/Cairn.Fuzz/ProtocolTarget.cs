@@ -135,6 +135,18 @@ public sealed class ProtocolTarget : FuzzTarget
             case MessageType.ScaleSet:
                 _ = r.U32();
                 break;
+            case MessageType.Authenticate:
+                _ = r.String();
+                _ = r.String();
+                break;
+            case MessageType.AuthToken or MessageType.UserGet or MessageType.RoleGet:
+                _ = r.String();
+                break;
+            case MessageType.AuthChange:
+                _ = AuthMessages.ReadChange(ref r);
+                return; // ReadChange checks the end itself
+            case MessageType.AuthStatus or MessageType.UserList or MessageType.RoleList:
+                break;
             case MessageType.LeaseList or MessageType.MemberList or MessageType.Status or MessageType.AlarmList or MessageType.AlarmDisarm
                 or MessageType.Defragment or MessageType.Snapshot or MessageType.ScaleStatus:
                 break;
@@ -214,6 +226,21 @@ public sealed class ProtocolTarget : FuzzTarget
                 break;
             case MessageType.ScaleSet:
                 _ = r.U32();
+                break;
+            case MessageType.Authenticate or MessageType.AuthToken:
+                _ = r.String();
+                break;
+            case MessageType.AuthStatus:
+                _ = r.Bool();
+                _ = r.I64();
+                break;
+            case MessageType.UserList or MessageType.UserGet or MessageType.RoleList:
+                _ = AuthMessages.ReadNames(ref r);
+                break;
+            case MessageType.RoleGet:
+                _ = AuthMessages.ReadPermissions(ref r);
+                break;
+            case MessageType.AuthChange:
                 break;
             case MessageType.WatchCreate or MessageType.WatchCancel or MessageType.MoveLeader or MessageType.ScalingReport:
                 break;
