@@ -249,7 +249,13 @@ public sealed partial class Wal : IDisposable
         // New records always go to a new segment (never after a possibly torn tail).
     }
 
-    private static ulong ParseSeq(string file) => Convert.ToUInt64(System.IO.Path.GetFileNameWithoutExtension(file), 16);
+    /// <summary>A segment's number from its name (16 hex digits); a stray *.wal file with another name is refused by name, not parsed into an exception.</summary>
+    private static ulong ParseSeq(string file)
+    {
+        var name = System.IO.Path.GetFileNameWithoutExtension(file);
+        if (name.Length == 16 && ulong.TryParse(name, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var seq)) return seq;
+        throw new WalCorruptException(System.IO.Path.GetFileName(file), 0, "the name is not a segment number (16 hex digits); move the file out of the log directory");
+    }
 
     /// <summary>Closes the open segment (everything saved is already synced).</summary>
     public void Dispose()

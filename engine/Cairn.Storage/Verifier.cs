@@ -92,6 +92,8 @@ internal sealed class Verifier
     private TreeStats CheckTree(string name, TreeRoot root)
     {
         long entries = 0, branches = 0, leaves = 0, overflow = 0;
+        // The walk recurses once per level: a forged depth must not turn into a stack overflow.
+        if (root.Depth < 0 || root.Depth > Transaction.MaxDepth) throw new CorruptDatabaseException((long)root.Root, $"tree '{name}' records a depth of {root.Depth}; a tree has at most {Transaction.MaxDepth} levels");
         if (root.Root != 0) Walk(name, root.Root, 1, root.Depth, default, default, false, ref entries, ref branches, ref leaves, ref overflow);
         else if (root.Depth != 0 || root.Entries != 0) throw new CorruptDatabaseException($"tree '{name}' is empty but its counters say {root.Entries} keys, depth {root.Depth}");
         if ((ulong)entries != root.Entries || (ulong)branches != root.BranchPages || (ulong)leaves != root.LeafPages || (ulong)overflow != root.OverflowPages)

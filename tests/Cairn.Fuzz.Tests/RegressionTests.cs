@@ -119,6 +119,26 @@ public sealed class RegressionTests
         Assert.Contains("runs past the entry area", Assert.IsType<CorruptDatabaseException>(e).Message, StringComparison.Ordinal);
     }
 
+    // ---- storage: Verify walked as deep as a tree's recorded depth, so a forged depth over a page cycle overflowed the stack ----
+
+    [Fact]
+    public void A_recorded_tree_depth_beyond_the_maximum_is_corruption_before_any_walk()
+    {
+        using var t = new StorageTarget(encrypted: false);
+        var file = (byte[])t.Seeds[1].Clone(); // one tree "t" holding "k" = "v"
+        var meta = BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(32)) > BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(4096 + 32)) ? 0 : 4096;
+        var catalog = file.AsSpan((int)BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(meta + 48)) * 4096, 4096);
+        var off = BinaryPrimitives.ReadUInt16LittleEndian(catalog[16..]);
+        var klen = BinaryPrimitives.ReadUInt16LittleEndian(catalog[off..]);
+        BinaryPrimitives.WriteInt32LittleEndian(catalog[(off + 7 + klen + 8)..], 1_000_000); // the tree's depth, after its root page
+        var id = file.AsSpan(16, 16);
+        var seed = BinaryPrimitives.ReadUInt64LittleEndian(id) ^ BinaryPrimitives.ReadUInt64LittleEndian(id[8..]);
+        catalog[^32..].Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(catalog[^32..], XxHash3.HashToUInt64(catalog[..^32], (long)seed));
+        var e = FuzzRunner.Execute(t, file, () => "tree depth 1,000,000");
+        Assert.Contains("records a depth of 1000000", Assert.IsType<CorruptDatabaseException>(e).Message, StringComparison.Ordinal);
+    }
+
     // ---- wal: segments out of order, a missing segment, a lost tail, and a cut header under TruncateAtDamage ----
 
     private static (List<byte[]> Segments, byte Flags) ThreeSegments(WalTarget t)

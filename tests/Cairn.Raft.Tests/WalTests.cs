@@ -30,6 +30,16 @@ public sealed class WalTests : IDisposable
         Assert.Equal([1UL, 2UL], reopened.Entries.Select(e => e.Index));
     }
 
+    [Fact]
+    public void A_stray_wal_file_whose_name_is_not_a_segment_number_is_refused_by_name()
+    {
+        using (var wal = Wal.Open(_dir)) wal.Save(new HardState(1, 1, 0), [new Entry(1, 1, [1])]);
+        File.WriteAllBytes(Path.Combine(_dir, "backup.wal"), [1, 2, 3]);
+        var e = Assert.Throws<WalCorruptException>(() => Wal.Open(_dir));
+        Assert.Equal("backup.wal", e.Segment);
+        Assert.Contains("move the file", e.Message, StringComparison.Ordinal);
+    }
+
     private static WalOptions Options(bool encrypted, long segment = 64 * 1024) => new() { SegmentBytes = segment, MaxRecordBytes = 16 * 1024, MasterKey = encrypted ? Key : null };
 
     private static Entry E(ulong index, ulong term, string data = "") => new(index, term, Encoding.UTF8.GetBytes(data.Length > 0 ? data : $"entry {index}@{term}"));
