@@ -404,11 +404,29 @@ public sealed partial class RaftNode
         foreach (var peer in VoterPeers()) matches.Add(_progress[peer].Match);
         matches.Sort();
         var n = matches[matches.Count - Quorum];
-        if (n > Commit && TermAt(n) == Term) Commit = n;
+        var advanced = false;
+        if (n > Commit && TermAt(n) == Term)
+        {
+            Commit = n;
+            advanced = true;
+        }
         if (!_voters.Contains(Id) && TermAt(Commit) == Term && !PendingConfig())
         {
             BecomeFollower(Term, 0); // the change removing this leader is committed: it steps down
             return;
+        }
+        if (advanced)
+        {
+            // Followers learn the new commit index now, not with the next append or heartbeat: a follower whose
+            // entries are all on their way gets an empty append carrying it (as etcd's leader does), so its apply —
+            // and the watchers and serializable reads it serves — do not wait for the next write or tick.
+            foreach (var peer in Peers())
+            {
+                var pr = _progress[peer];
+                if (pr.State != Progress.Mode.Replicate || pr.Next <= LastIndex) continue; // a probe, or an append with entries follows anyway
+                var prev = pr.Next - 1;
+                Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: [], Commit: Commit));
+            }
         }
         if (TermAt(Commit) == Term && _postponedReads.Count > 0)
         {

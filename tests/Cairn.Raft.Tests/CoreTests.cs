@@ -158,6 +158,37 @@ public sealed class CoreTests
     }
 
     [Fact]
+    public void A_new_commit_index_goes_to_followers_at_once_not_with_the_next_write_or_tick()
+    {
+        var leader = Leader();
+        Drain(leader);
+        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex)); // both replicate
+        leader.Step(new Message(MessageType.AppendResponse, 3, 1, leader.Term, Index: leader.LastIndex));
+        Drain(leader);
+        Assert.True(leader.Propose([7]));
+        var appends = Drain(leader).Where(m => m.Type == MessageType.Append).ToList();
+        Assert.All(appends, m => Assert.True(m.Commit < leader.LastIndex, "the entry is not committed when it goes out"));
+        // One follower acknowledges: the entry commits; no tick, no further proposal.
+        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
+        Assert.Equal(leader.LastIndex, leader.Commit);
+        var after = Drain(leader).Where(m => m.Type == MessageType.Append).ToList();
+        Assert.Equal([2UL, 3UL], after.Select(m => m.To).Order());
+        Assert.All(after, m =>
+        {
+            Assert.Equal(leader.Commit, m.Commit);
+            Assert.Empty(m.Entries!);              // only the commit index: every entry is already on its way
+        });
+        // A follower that holds the entry applies it on that message alone.
+        var follower = Node(3);
+        Assert.Equal(2UL, leader.LastIndex);     // the leader's no-op, then the proposal
+        follower.Step(new Message(MessageType.Append, 1, 3, leader.Term, LogTerm: 0, Index: 0, Entries: [new Entry(1, leader.Term, []), new Entry(2, leader.Term, [7])], Commit: 0));
+        Drain(follower);
+        Assert.Equal(0UL, follower.Commit);
+        follower.Step(after.Single(m => m.To == 3));
+        Assert.Equal(leader.Commit, follower.Commit);
+    }
+
+    [Fact]
     public void Commit_reaches_a_majority_and_committed_entries_come_out_to_apply()
     {
         var leader = Leader();
