@@ -139,6 +139,10 @@ public enum MessageType : ushort
     PeerForwardReply = 103,
     /// <summary>Peer links: a chunk of a snapshot stream.</summary>
     PeerSnapshotChunk = 104,
+    /// <summary>Peer links: the receiver's answer to a hello — its nonce and its proof of the cluster secret.</summary>
+    PeerChallenge = 105,
+    /// <summary>Peer links: the dialer's proof of the cluster secret over both nonces.</summary>
+    PeerProof = 106,
 }
 
 /// <summary>Why a request failed.</summary>
@@ -184,4 +188,13 @@ public enum ErrorCode : ushort
     ClusterMismatch = 19,
     /// <summary>Peer links: the dialing member was removed from the cluster (it stops when told).</summary>
     MemberRemoved = 20,
+
+    // 30–39: connection limits and peer trust.
+
+    /// <summary>The member has as many client connections as it accepts (--max-connections); nothing on this connection was served. Try another member or later.</summary>
+    TooManyConnections = 30,
+    /// <summary>The connection sent nothing for the idle timeout with nothing in flight, or did not finish its hello in time; the member closes it and served nothing sent after this frame.</summary>
+    IdleTimeout = 31,
+    /// <summary>Peer links: the dialer could not prove it holds the cluster's peer secret (--peer-secret-file), or its certificate is not trusted.</summary>
+    PeerAuthFailed = 32,
 }
