@@ -58,7 +58,7 @@ internal sealed class ClientSession : Responder, IDisposable
     /// <summary>Whether this connection runs over TLS.</summary>
     public bool IsTls => _tls is not null;
 
-    /// <summary>Requests in flight (handed to the member, not yet answered).</summary>
+    /// <summary>Requests in flight (handed to the member, not yet answered; open watches and snapshot streams included).</summary>
     public int InFlight
     {
         get { lock (_outLock) return _inFlight.Count; }
@@ -98,12 +98,17 @@ internal sealed class ClientSession : Responder, IDisposable
         if (any) _wake.Set();
     }
 
-    /// <summary>Takes the requests that <paramref name="frames"/> (whole frames just written) answer off the in-flight set; a snapshot stays until its last chunk.</summary>
+    /// <summary>
+    /// Takes the requests that <paramref name="frames"/> (whole frames just written) finish off the in-flight set. A
+    /// stream — a watch, a snapshot — stays in flight until its frame flagged Last (or an error), as a stream counts
+    /// against etcd's --max-concurrent-streams.
+    /// </summary>
     private void Answered(ReadOnlySpan<byte> frames)
     {
         while (Frame.TryReadHeader(frames, out var h))
         {
-            if (h.Type != MessageType.Snapshot || (h.Flags & FrameFlags.Last) != 0) _inFlight.Remove(h.RequestId);
+            var stream = h.Type is MessageType.WatchCreate or MessageType.WatchEvents or MessageType.Snapshot;
+            if (!stream || (h.Flags & FrameFlags.Last) != 0) _inFlight.Remove(h.RequestId);
             frames = frames[Math.Min(frames.Length, Frame.HeaderSize + (int)h.PayloadLength)..];
         }
     }
@@ -320,7 +325,8 @@ internal sealed class ClientSession : Responder, IDisposable
                 }
                 continue;
             }
-            if (!Admit(h.RequestId))
+            // A cancel frees a stream: it is never refused, nor counted.
+            if (h.Type != MessageType.WatchCancel && !Admit(h.RequestId))
             {
                 Interlocked.Increment(ref _member.Stats.TooManyRequests);
                 Error(h.Type, h.RequestId, ErrorCode.TooManyRequests,

@@ -50,12 +50,20 @@ internal static class PeerHandshake
     {
         var endpoint = MemberOptions.ParseEndpoint(url, "peer address");
         var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await socket.ConnectAsync(endpoint, deadline.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
         Stream stream = new NetworkStream(socket, ownsSocket: true);
         try
         {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(timeout);
-            await socket.ConnectAsync(endpoint, deadline.Token).ConfigureAwait(false);
             if (tls.PeerTls)
             {
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
