@@ -12,6 +12,7 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly Dictionary<string, int> _clientPorts = [];
     public Dictionary<string, Member?> Members { get; } = [];
     public List<string> Log { get; } = [];
+    private Func<MemberOptions, MemberOptions> _customize = o => o;
 
     private TestCluster(int size)
     {
@@ -24,9 +25,9 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Starts <paramref name="size"/> members and waits until every one knows the leader.</summary>
-    public static async Task<TestCluster> StartAsync(int size)
+    public static async Task<TestCluster> StartAsync(int size, Func<MemberOptions, MemberOptions>? customize = null)
     {
-        var c = new TestCluster(size);
+        var c = new TestCluster(size) { _customize = customize ?? (o => o) };
         try
         {
             foreach (var (name, _) in c._cluster) c.Members[name] = Member.Start(c.Options(name));
@@ -58,7 +59,7 @@ public sealed class TestCluster : IAsyncDisposable
         return (s, ((IPEndPoint)s.LocalEndPoint!).Port);
     }
 
-    private MemberOptions Options(string name) => new()
+    private MemberOptions Options(string name) => _customize(new()
     {
         Name = name,
         DataDir = Path.Combine(_root, name),
@@ -71,7 +72,7 @@ public sealed class TestCluster : IAsyncDisposable
         RequestTimeout = TimeSpan.FromSeconds(3),
         SyncLog = false,
         Log = line => { lock (Log) Log.Add(line); },
-    };
+    });
 
     public string Endpoint(string name) => $"127.0.0.1:{_clientPorts[name]}";
 
