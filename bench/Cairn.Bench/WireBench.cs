@@ -10,7 +10,8 @@ namespace Cairn.Bench;
 /// `dotnet run -c Release --project bench/Cairn.Bench -- wire --endpoints 127.0.0.1:9379 --op put --connections 4 --depth 64 --seconds 10`.
 /// Each connection is its own client (one multiplexed socket) with `depth` requests in flight (pipelining);
 /// depth 1 is the unpipelined figure. Prints one line: ops/s and latency percentiles. scripts/bench-wire.sh runs the
-/// whole comparison with redis-benchmark.
+/// whole comparison with redis-benchmark; `scripts/bench-wire.sh tls` runs one member with and without TLS
+/// (`--cacert FILE [--cert FILE --key FILE]` here).
 /// </summary>
 internal static class WireBench
 {
@@ -30,12 +31,16 @@ internal static class WireBench
         var keys = int.Parse(Arg("--keys", "10000"), CultureInfo.InvariantCulture);
         var consistency = Arg("--consistency", "s") == "l" ? Consistency.Linearizable : Consistency.Serializable;
         var label = Arg("--label", $"{op} c={connections} d={depth}");
+        // TLS: --cacert names the CA that signed the member's certificate; --cert/--key add a client certificate.
+        var tls = Arg("--cacert", "") is { Length: > 0 } ca
+            ? new CairnTlsOptions { CaFile = ca, CertFile = Arg("--cert", "") is { Length: > 0 } cert ? cert : null, KeyFile = Arg("--key", "") is { Length: > 0 } key ? key : null }
+            : null;
 
         var clients = new List<CairnClient>();
         for (var c = 0; c < connections; c++)
         {
             // Spread connections over the endpoints; no discovery, so each client keeps to its member.
-            var client = new CairnClient(new CairnClientOptions { Endpoints = [endpoints[c % endpoints.Length]], DiscoverEndpoints = false, RequestTimeout = TimeSpan.FromSeconds(30) });
+            var client = new CairnClient(new CairnClientOptions { Endpoints = [endpoints[c % endpoints.Length]], DiscoverEndpoints = false, RequestTimeout = TimeSpan.FromSeconds(30), Tls = tls });
             await client.ConnectAsync();
             clients.Add(client);
         }

@@ -11,7 +11,7 @@ public sealed partial class CairnClient
     /// <summary>Opens a connection and, with credentials, authenticates it before anyone uses it.</summary>
     private async Task<Connection> OpenAsync(string endpoint)
     {
-        var c = await Connection.OpenAsync(endpoint, _options.ConnectTimeout, _options.MaxResponseFrameBytes, _disposed.Token).ConfigureAwait(false);
+        var c = await Connection.OpenAsync(endpoint, _options.ConnectTimeout, _options.MaxResponseFrameBytes, _tls, _disposed.Token).ConfigureAwait(false);
         if (_options.Credentials is null && _options.Token is null) return c;
         try
         {

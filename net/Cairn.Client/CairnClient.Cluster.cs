@@ -85,7 +85,7 @@ public sealed partial class CairnClient
         Connection c;
         try
         {
-            c = await Connection.OpenAsync(endpoint, _options.ConnectTimeout, _options.MaxResponseFrameBytes, cancellationToken).ConfigureAwait(false);
+            c = await Connection.OpenAsync(endpoint, _options.ConnectTimeout, _options.MaxResponseFrameBytes, _tls, cancellationToken).ConfigureAwait(false);
         }
         catch (ConnectFailedException e)
         {

@@ -21,6 +21,7 @@ public sealed partial class CairnClient : IAsyncDisposable
     private readonly Dictionary<string, Task<Connection>> _connections = []; // endpoint → its connection (or the attempt); guarded by _lock
     private readonly CancellationTokenSource _disposed = new();
     private long _nextId;
+    private readonly ClientTlsContext? _tls;                               // TLS material loaded once; null: plaintext
 
     /// <summary>A client of the members at <paramref name="options"/>' endpoints. Connects on the first request (or <see cref="ConnectAsync"/>).</summary>
     public CairnClient(CairnClientOptions options)
@@ -28,6 +29,7 @@ public sealed partial class CairnClient : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
+        _tls = options.Tls is { } tls ? new ClientTlsContext(tls) : null;
         _endpoints = [.. options.Endpoints.Distinct(StringComparer.Ordinal)];
     }
 

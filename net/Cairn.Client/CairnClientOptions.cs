@@ -51,9 +51,13 @@ public sealed record CairnClientOptions
     /// </summary>
     public ValueProtector? ValueProtector { get; init; }
 
+    /// <summary>TLS to the members (their client ports run with --cert/--key); null: plaintext.</summary>
+    public CairnTlsOptions? Tls { get; init; }
+
     /// <summary>Refuses settings that cannot work.</summary>
     public void Validate()
     {
+        Tls?.Validate();
         if (Endpoints is null || Endpoints.Count == 0) throw new ArgumentException("Endpoints is empty; give at least one HOST:PORT (e.g. 127.0.0.1:9379).", nameof(Endpoints));
         foreach (var e in Endpoints) Endpoint.Parse(e);
         if (ConnectTimeout <= TimeSpan.Zero) throw new ArgumentException("ConnectTimeout must be positive.", nameof(ConnectTimeout));

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Cairn.Protocol;
 
 namespace Cairn.Client;
@@ -29,12 +31,44 @@ internal sealed class Connection : IAsyncDisposable
     private int _filled;
     private Task _reader = Task.CompletedTask;
     private Task _writer = Task.CompletedTask;
+    private SslStream? _tls;                             // set by the TLS handshake; then all bytes go through it
+    private string? _goodbye;                            // the member's last word (id 0 error): it served nothing unanswered; guarded by _lock
 
     private Connection(string endpoint, Socket socket, int maxFrame)
     {
         Endpoint = endpoint;
         _socket = socket;
         _maxFrame = maxFrame;
+    }
+
+    /// <summary>Whether the connection runs over TLS.</summary>
+    public bool IsTls => _tls is not null;
+
+    private ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken) =>
+        _tls is { } tls ? tls.WriteAsync(bytes, cancellationToken) : SendPlainAsync(bytes, cancellationToken);
+
+    private async ValueTask SendPlainAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken) =>
+        await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+
+    private ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
+        _tls is { } tls ? tls.ReadAsync(buffer, cancellationToken) : _socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+
+    /// <summary>The client side of the TLS handshake; a refusal says why in a few words.</summary>
+    private async Task HandshakeTlsAsync(string host, ClientTlsContext tls, CancellationToken cancellationToken)
+    {
+        string? refusal = null;
+        var ssl = new SslStream(new NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        _tls = ssl;
+        try
+        {
+            await ssl.AuthenticateAsClientAsync(tls.For(host, r => refusal = r), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException)
+        {
+            throw new ConnectFailedException(Endpoint, refusal is not null
+                ? $"TLS: the member's certificate was refused: {refusal}"
+                : $"TLS handshake failed: {e.Message} (does the member's client port speak TLS, and does it require a client certificate?)", e);
+        }
     }
 
     /// <summary>HOST:PORT as given.</summary>
@@ -56,7 +90,7 @@ internal sealed class Connection : IAsyncDisposable
     public int Discovered;
 
     /// <summary>Connects and exchanges hellos within <paramref name="timeout"/>; a <see cref="ConnectFailedException"/> says why not.</summary>
-    public static async Task<Connection> OpenAsync(string endpoint, TimeSpan timeout, int maxResponseFrame, CancellationToken cancellationToken)
+    public static async Task<Connection> OpenAsync(string endpoint, TimeSpan timeout, int maxResponseFrame, ClientTlsContext? tls, CancellationToken cancellationToken)
     {
         var (host, port) = Client.Endpoint.Parse(endpoint);
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -68,6 +102,7 @@ internal sealed class Connection : IAsyncDisposable
             if (IPAddress.TryParse(host, out var ip)) await socket.ConnectAsync(new IPEndPoint(ip, port), deadline.Token).ConfigureAwait(false);
             else await socket.ConnectAsync(host, port, deadline.Token).ConfigureAwait(false);
             c = new Connection(endpoint, socket, maxResponseFrame);
+            if (tls is not null) await c.HandshakeTlsAsync(host, tls, deadline.Token).ConfigureAwait(false);
             await c.HandshakeAsync(deadline.Token).ConfigureAwait(false);
             c.Start();
             return c;
@@ -92,6 +127,11 @@ internal sealed class Connection : IAsyncDisposable
             Discard(socket, c);
             throw new ConnectFailedException(endpoint, $"{e.Code}: {e.Message}", e);
         }
+        catch (ConnectFailedException)
+        {
+            Discard(socket, c);
+            throw;
+        }
         catch
         {
             Discard(socket, c);
@@ -101,6 +141,7 @@ internal sealed class Connection : IAsyncDisposable
 
     private static void Discard(Socket socket, Connection? c)
     {
+        c?._tls?.Dispose();
         socket.Dispose();
         if (c is null) return;
         c.ReleaseBuffers();
@@ -127,7 +168,7 @@ internal sealed class Connection : IAsyncDisposable
             w.BeginFrame(MessageType.Hello, FrameFlags.None, 0);
             Messages.WriteHello(w);
             w.EndFrame();
-            await _socket.SendAsync(w.Written, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            await SendAsync(w.Written, cancellationToken).ConfigureAwait(false);
         }
         while (true)
         {
@@ -150,7 +191,7 @@ internal sealed class Connection : IAsyncDisposable
                     return;
                 }
             }
-            var n = await _socket.ReceiveAsync(_buffer.AsMemory(_filled), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            var n = await ReceiveAsync(_buffer.AsMemory(_filled), cancellationToken).ConfigureAwait(false);
             if (n == 0) throw new IOException("the member closed the connection during the hello");
             _filled += n;
         }
@@ -239,7 +280,7 @@ internal sealed class Connection : IAsyncDisposable
                     if (_back.Length == 0) break;
                     Interlocked.Increment(ref _socketWrites);
                     Interlocked.Add(ref _framesWritten, frames);
-                    await _socket.SendAsync(_back.Written, SocketFlags.None, _closing.Token).ConfigureAwait(false);
+                    await SendAsync(_back.Written, _closing.Token).ConfigureAwait(false);
                     _back.Reset();
                 }
             }
@@ -282,7 +323,7 @@ internal sealed class Connection : IAsyncDisposable
                     _buffer.AsSpan(at, _filled - at).CopyTo(_buffer);
                     _filled -= at;
                 }
-                var n = await _socket.ReceiveAsync(_buffer.AsMemory(_filled), SocketFlags.None, _closing.Token).ConfigureAwait(false);
+                var n = await ReceiveAsync(_buffer.AsMemory(_filled), _closing.Token).ConfigureAwait(false);
                 if (n == 0)
                 {
                     Fail(_filled == 0 ? "the member closed the connection" : "the member closed the connection in the middle of a frame");
@@ -318,6 +359,15 @@ internal sealed class Connection : IAsyncDisposable
     private ValueTask Dispatch(in FrameHeader h, int offset)
     {
         if ((h.Flags & FrameFlags.Response) == 0) throw new ProtocolException(ErrorCode.Malformed, $"the member sent a {h.Type} frame not flagged as a response");
+        if (h.RequestId == 0 && h.Type == MessageType.Error)
+        {
+            // The member's last word before it closes (idle or handshake timeout, too many connections): it has stopped
+            // reading, so no request still waiting was served and each may be sent again elsewhere.
+            var r = new PayloadReader(_buffer.AsSpan(offset, (int)h.PayloadLength));
+            var (code, message) = Messages.ReadError(ref r);
+            lock (_lock) _goodbye ??= $"{code}: {message}";
+            return default;
+        }
         PendingOp? op;
         lock (_lock) _pending.TryGetValue(h.RequestId, out op);
         if (op is null) return default; // forgotten (canceled, timed out) or a stream's frame after it ended
@@ -329,9 +379,12 @@ internal sealed class Connection : IAsyncDisposable
     private void Fail(string reason)
     {
         List<PendingOp> lost;
+        bool served;
         lock (_lock)
         {
             if (_failure is not null) return;
+            if (_goodbye is not null) reason = $"the member closed the connection ({_goodbye})";
+            served = _goodbye is null;
             _failure = reason;
             lost = [.. _pending.Values];
             _pending.Clear();
@@ -345,8 +398,9 @@ internal sealed class Connection : IAsyncDisposable
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
         }
+        _tls?.Dispose();
         _socket.Dispose();
-        foreach (var op in lost) op.OnConnectionLost(new ConnectionLostException(Endpoint, reason, op.Written));
+        foreach (var op in lost) op.OnConnectionLost(new ConnectionLostException(Endpoint, reason, served && op.Written));
     }
 
     private void ReleaseBuffers()

@@ -155,6 +155,10 @@ public enum MessageType : ushort
     PeerForwardReply = 103,
     /// <summary>Peer links: a chunk of a snapshot stream.</summary>
     PeerSnapshotChunk = 104,
+    /// <summary>Peer links: the receiver's answer to a hello — its nonce and its proof of the cluster secret.</summary>
+    PeerChallenge = 105,
+    /// <summary>Peer links: the dialer's proof of the cluster secret over both nonces.</summary>
+    PeerProof = 106,
 }
 
 /// <summary>Why a request failed.</summary>
@@ -200,6 +204,16 @@ public enum ErrorCode : ushort
     ClusterMismatch = 19,
     /// <summary>Peer links: the dialing member was removed from the cluster (it stops when told).</summary>
     MemberRemoved = 20,
+
+    // 21–23: connection limits and peer trust; 30–33: auth.
+
+    /// <summary>The member has as many client connections as it accepts (--max-connections); nothing on this connection was served. Try another member or later.</summary>
+    TooManyConnections = 21,
+    /// <summary>The connection sent nothing for the idle timeout with nothing in flight, or did not finish its hello in time; the member closes it and served nothing sent after this frame.</summary>
+    IdleTimeout = 22,
+    /// <summary>Peer links: the dialer could not prove it holds the cluster's peer secret (--peer-secret-file), or its certificate is not trusted.</summary>
+    PeerAuthFailed = 23,
+
     /// <summary>Wrong user name or password (repeated failures from one address are answered more and more slowly).</summary>
     AuthFailed = 30,
     /// <summary>The authenticated user may not do this on these keys; the message names the operation and key.</summary>

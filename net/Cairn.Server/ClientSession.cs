@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Cairn.Protocol;
 
 namespace Cairn.Server;
@@ -9,26 +11,57 @@ namespace Cairn.Server;
 /// member, and a writer loop that sends whatever answers have gathered in one write (many requests in flight, answers
 /// in any order). A frame over the size limit is answered and the connection closed; a malformed frame is answered
 /// and the connection carries on.
+/// With TLS on the client port the session first runs the server side of the handshake (and, with client-certificate
+/// authentication, names its user); plaintext then goes through an <see cref="SslStream"/> instead of the socket.
+/// Limits (docs/server.md, "Limits"): requests in flight per connection (one more is answered TooManyRequests), and
+/// the handshake and idle timeouts, which <see cref="Member"/>'s sweeper enforces through <see cref="Sweep"/>.
 /// </summary>
 internal sealed class ClientSession : Responder, IDisposable
 {
     private readonly Socket _socket;
     private readonly Member _member;
     private readonly int _maxFrame;
+    private readonly int _maxInFlight;
     private readonly Lock _outLock = new();
     private FrameWriter _front = new(16 << 10);   // filled by answers; guarded by _outLock
     private FrameWriter _back = new(16 << 10);    // being sent by the writer loop
+    private readonly HashSet<ulong> _inFlight = [];  // ids of requests handed to the member and not yet answered; guarded by _outLock
+    private int _beginDepth;                       // nesting of Begin; guarded by _outLock
+    private int _beginAt;                          // _front's length at the outermost Begin; guarded by _outLock
     private readonly AsyncSignal _wake = new();
     private readonly CancellationTokenSource _closed = new();
+    private CancellationTokenSource _idle;          // canceled by the sweeper to end a receive that waits on an idle connection
     private volatile bool _open = true;
-    private bool _helloDone;
+    private volatile bool _helloDone;
+    private volatile bool _receiving;              // the read loop waits in a receive (so it has no bytes it has not handled)
+    private long _lastReceive = Environment.TickCount64;
+    private readonly long _accepted = Environment.TickCount64;
+    private SslStream? _tls;
 
-    public ClientSession(Socket socket, Member member, int maxFrame)
+    public ClientSession(Socket socket, Member member)
     {
         _socket = socket;
         _member = member;
-        _maxFrame = maxFrame;
+        _maxFrame = member.Options.MaxFrameBytes;
+        _maxInFlight = member.Options.MaxRequestsInFlight;
+        _idle = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
         Watches = new SessionWatches(this);
+    }
+
+    /// <summary>
+    /// The user named by the client's certificate (its subject's common name) when the member requires client
+    /// certificates (--client-cert-auth), as etcd does; null otherwise. Set once the TLS handshake has succeeded, before
+    /// the first request is handled; authorization reads it (docs/server.md, "TLS").
+    /// </summary>
+    public string? CertificateUser { get; private set; }
+
+    /// <summary>Whether this connection runs over TLS.</summary>
+    public bool IsTls => _tls is not null;
+
+    /// <summary>Requests in flight (handed to the member, not yet answered; open watches and snapshot streams included).</summary>
+    public int InFlight
+    {
+        get { lock (_outLock) return _inFlight.Count; }
     }
 
     private Kv.KvReadView? _batchView;
@@ -59,32 +92,146 @@ internal sealed class ClientSession : Responder, IDisposable
     public override FrameWriter Begin()
     {
         _outLock.Enter();
+        if (_beginDepth++ == 0) _beginAt = _front.Length;
         return _front;
     }
 
     public override void End()
     {
+        if (--_beginDepth == 0 && _inFlight.Count > 0) Answered(_front.WrittenSpan[_beginAt..]);
         var any = _front.Length > 0;
         _outLock.Exit();
         if (any) _wake.Set();
     }
 
-    /// <summary>Runs both loops until the connection closes.</summary>
+    /// <summary>
+    /// Takes the requests that <paramref name="frames"/> (whole frames just written) finish off the in-flight set. A
+    /// stream — a watch, a snapshot — stays in flight until its frame flagged Last (or an error), as a stream counts
+    /// against etcd's --max-concurrent-streams.
+    /// </summary>
+    private void Answered(ReadOnlySpan<byte> frames)
+    {
+        while (Frame.TryReadHeader(frames, out var h))
+        {
+            var stream = h.Type is MessageType.WatchCreate or MessageType.WatchEvents or MessageType.Snapshot;
+            if (!stream || (h.Flags & FrameFlags.Last) != 0) _inFlight.Remove(h.RequestId);
+            frames = frames[Math.Min(frames.Length, Frame.HeaderSize + (int)h.PayloadLength)..];
+        }
+    }
+
+    /// <summary>Admits a request to the in-flight set; false when the connection already has the most it may.</summary>
+    private bool Admit(ulong id)
+    {
+        lock (_outLock)
+        {
+            if (_inFlight.Count >= _maxInFlight) return false;
+            _inFlight.Add(id);
+            return true;
+        }
+    }
+
+    /// <summary>Runs the TLS handshake when the port speaks TLS, then both loops until the connection closes.</summary>
     public async Task RunAsync()
     {
-        var writer = WriteLoopAsync();
         try
         {
-            await ReadLoopAsync().ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or OperationCanceledException)
-        {
+            if (_member.Tls.ClientTls && !await HandshakeTlsAsync().ConfigureAwait(false)) return;
+            var writer = WriteLoopAsync();
+            try
+            {
+                await ReadLoopAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or OperationCanceledException or AuthenticationException)
+            {
+            }
+            finally
+            {
+                Close();
+                await writer.ConfigureAwait(false);
+            }
         }
         finally
         {
-            Close();
-            await writer.ConfigureAwait(false);
             Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The server side of the TLS handshake (bounded by the handshake timeout: the sweeper closes the socket). A client
+    /// that speaks plaintext to the TLS port is told so in a plaintext Error frame; a refused certificate is logged.
+    /// </summary>
+    private async Task<bool> HandshakeTlsAsync()
+    {
+        var first = new byte[1];
+        try
+        {
+            if (await _socket.ReceiveAsync(first, SocketFlags.Peek, _closed.Token).ConfigureAwait(false) == 0) return false;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            return false;
+        }
+        if (first[0] != 0x16)
+        {
+            // Not a TLS handshake record: most likely a Cairn hello in plaintext.
+            Interlocked.Increment(ref _member.Stats.TlsFailures);
+            using var w = new FrameWriter(256);
+            WriteError(w, 0, ErrorCode.Malformed, "this member's client port speaks TLS: connect with TLS (cairn --cacert FILE, CairnClientOptions.Tls); closing the connection");
+            await GoodbyeAsync(_socket, w.Written, _member.Options.HandshakeTimeout).ConfigureAwait(false);
+            return false;
+        }
+        var verdict = new MemberTls.Verdict();
+        var ssl = new SslStream(new NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        try
+        {
+            await ssl.AuthenticateAsServerAsync(_member.Tls.ClientServerOptions(verdict), _closed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            if (!_open) return false; // cut off by the handshake timeout, or the member is stopping
+            Interlocked.Increment(ref _member.Stats.TlsFailures);
+            _member.Log($"TLS handshake with client {Remote} failed: {verdict.Refusal ?? e.Message}");
+            return false;
+        }
+        if (_member.Tls.ClientCertAuth) CertificateUser = TlsFiles.CommonName(ssl.RemoteCertificate);
+        _tls = ssl;
+        return true;
+    }
+
+    private string Remote
+    {
+        get
+        {
+            try
+            {
+                return _socket.RemoteEndPoint?.ToString() ?? "?";
+            }
+            catch (ObjectDisposedException)
+            {
+                return "?";
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a last frame on a socket that will serve nothing more, then closes its sending side and waits (briefly) for
+    /// the client to close, so the frame is not lost to a reset caused by bytes the member never read.
+    /// </summary>
+    internal static async Task GoodbyeAsync(Socket socket, ReadOnlyMemory<byte> frame, TimeSpan linger)
+    {
+        using var timeout = new CancellationTokenSource(linger < TimeSpan.FromSeconds(2) ? linger : TimeSpan.FromSeconds(2));
+        try
+        {
+            await socket.SendAsync(frame, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            socket.Shutdown(SocketShutdown.Send);
+            var sink = new byte[4096];
+            while (await socket.ReceiveAsync(sink, SocketFlags.None, timeout.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+        {
         }
     }
 
@@ -104,7 +251,31 @@ internal sealed class ClientSession : Responder, IDisposable
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = bigger;
                 }
-                var n = await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, _closed.Token).ConfigureAwait(false);
+                int n;
+                _receiving = true;
+                try
+                {
+                    n = _tls is { } tls
+                        ? await tls.ReadAsync(buffer.AsMemory(filled), _idle.Token).ConfigureAwait(false)
+                        : await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, _idle.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (_idle.IsCancellationRequested && _open)
+                {
+                    // The sweeper found the connection idle. Nothing was received, so nothing unanswered was served:
+                    // say so and close — unless a frame arrived meanwhile, or a request or watch is still open.
+                    _receiving = false;
+                    if (IdleFor(Environment.TickCount64) is { } reason)
+                    {
+                        Interlocked.Increment(ref (_helloDone ? ref _member.Stats.IdleClosed : ref _member.Stats.HandshakeTimeouts));
+                        Error(MessageType.Error, 0, ErrorCode.IdleTimeout, reason);
+                        return;
+                    }
+                    _idle.Dispose();
+                    _idle = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
+                    continue;
+                }
+                _receiving = false;
+                Volatile.Write(ref _lastReceive, Environment.TickCount64);
                 if (n == 0) return;
                 filled += n;
                 int consumed;
@@ -141,6 +312,7 @@ internal sealed class ClientSession : Responder, IDisposable
         {
             if (h.PayloadLength > (uint)_maxFrame)
             {
+                Interlocked.Increment(ref _member.Stats.FramesTooLarge);
                 Error(h.Type, h.RequestId, ErrorCode.FrameTooLarge,
                     $"frame of {h.PayloadLength} bytes is over this member's limit of {_maxFrame} (--max-frame-bytes); split the request or store large values in pieces. Closing the connection.");
                 stop = true;
@@ -157,6 +329,14 @@ internal sealed class ClientSession : Responder, IDisposable
                     stop = true;
                     return at;
                 }
+                continue;
+            }
+            // A cancel frees a stream: it is never refused, nor counted.
+            if (h.Type != MessageType.WatchCancel && !Admit(h.RequestId))
+            {
+                Interlocked.Increment(ref _member.Stats.TooManyRequests);
+                Error(h.Type, h.RequestId, ErrorCode.TooManyRequests,
+                    $"this connection has {_maxInFlight} requests in flight, the most the member allows (--max-requests-in-flight); wait for answers, or spread the load over more connections. Nothing was done.");
                 continue;
             }
             _member.Handle(this, h, payload);
@@ -210,16 +390,60 @@ internal sealed class ClientSession : Responder, IDisposable
                         (_front, _back) = (_back, _front);
                     }
                     if (_back.Length == 0) break;
-                    await _socket.SendAsync(_back.Written, SocketFlags.None).ConfigureAwait(false);
+                    if (_tls is { } tls) await tls.WriteAsync(_back.Written).ConfigureAwait(false);
+                    else await _socket.SendAsync(_back.Written, SocketFlags.None).ConfigureAwait(false);
                     _back.Reset();
                 }
                 if (!_open) return;
             }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or NotSupportedException or InvalidOperationException)
         {
             Close();
         }
+    }
+
+    /// <summary>
+    /// Called by the member's sweeper: cuts off a connection that has not finished its handshake in time, or (through
+    /// the read loop, so nothing received is left unserved) one that has been idle too long.
+    /// </summary>
+    public void Sweep(long now)
+    {
+        if (!_open) return;
+        if (!_helloDone)
+        {
+            if (now - _accepted < (long)_member.Options.HandshakeTimeout.TotalMilliseconds) return;
+            if (_tls is null && _member.Tls.ClientTls)
+            {
+                // Still in the TLS handshake: no frame can be sent; closing the socket ends it.
+                Interlocked.Increment(ref _member.Stats.HandshakeTimeouts);
+                _member.Log($"client {Remote} did not finish its TLS handshake within {_member.Options.HandshakeTimeout.TotalMilliseconds:0} ms (--handshake-timeout); closed");
+                Close();
+                _socket.Dispose();
+                return;
+            }
+        }
+        else if (_member.Options.IdleTimeout <= TimeSpan.Zero || IdleFor(now) is null)
+        {
+            return;
+        }
+        if (_receiving) _idle.Cancel();
+    }
+
+    /// <summary>Why the connection may be closed as idle now, or null when it may not.</summary>
+    private string? IdleFor(long now)
+    {
+        var quiet = now - Volatile.Read(ref _lastReceive);
+        if (!_helloDone)
+        {
+            var limit = (long)_member.Options.HandshakeTimeout.TotalMilliseconds;
+            return now - _accepted >= limit && quiet >= 0
+                ? $"no hello within {limit} ms of connecting (--handshake-timeout); closing the connection"
+                : null;
+        }
+        var idle = (long)_member.Options.IdleTimeout.TotalMilliseconds;
+        if (idle <= 0 || quiet < idle || InFlight > 0 || Watches.Count > 0) return null;
+        return $"nothing received for {idle} ms with nothing in flight (--idle-timeout); closing the connection. Nothing sent after this frame was served: send it again on a new connection";
     }
 
     /// <summary>Waits until everything written so far has gone out (used to pace long streams such as snapshots).</summary>
@@ -255,7 +479,9 @@ internal sealed class ClientSession : Responder, IDisposable
     {
         _open = false;
         _closed.Cancel();
+        _tls?.Dispose();
         _socket.Dispose();
+        _idle.Dispose();
         lock (_outLock)
         {
             _front.Dispose();

@@ -10,7 +10,7 @@ namespace Cairn.Server;
 /// </summary>
 internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
 {
-    public static Identity LoadOrCreate(string dir, MemberOptions options)
+    public static Identity LoadOrCreate(string dir, MemberOptions options, MemberTls tls, byte[] peerKey)
     {
         var path = Path.Combine(dir, "identity");
         var id = MemberOptions.MemberId(options.Name);
@@ -27,7 +27,7 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
         }
         var clusterIdNew = options.InitialClusterState == "new"
             ? MemberOptions.ClusterIdOf(options.Cluster, options.ClusterToken)
-            : AskCluster(options, id);
+            : AskCluster(options, id, tls, peerKey);
         var tmp = path + ".tmp";
         File.WriteAllText(tmp, $"name={options.Name}\nmember={id:x16}\ncluster={clusterIdNew:x16}\n");
         File.Move(tmp, path, overwrite: true);
@@ -35,7 +35,7 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
     }
 
     /// <summary>A member joining an existing cluster asks its peers for the cluster id; they answer only members already added.</summary>
-    private static ulong AskCluster(MemberOptions options, ulong self)
+    private static ulong AskCluster(MemberOptions options, ulong self, MemberTls tls, byte[] peerKey)
     {
         // A member that has not applied the change adding this one yet refuses; ask around for a few seconds.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -44,7 +44,7 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
         {
             try
             {
-                return AskOnce(options, self);
+                return AskOnce(options, self, tls, peerKey);
             }
             catch (MemberStartException e) when (DateTime.UtcNow < deadline)
             {
@@ -58,7 +58,7 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
         }
     }
 
-    private static ulong AskOnce(MemberOptions options, ulong self)
+    private static ulong AskOnce(MemberOptions options, ulong self, MemberTls tls, byte[] peerKey)
     {
         var tried = new List<string>();
         string? refused = null;
@@ -68,44 +68,22 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
             tried.Add(url);
             try
             {
-                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-                socket.ConnectAsync(MemberOptions.ParseEndpoint(url, "--initial-cluster"), cts.Token).AsTask().GetAwaiter().GetResult();
-                using var w = new FrameWriter();
-                PeerCodec.WriteHello(w, 0, self, MemberOptions.MemberId(name), PeerCodec.LinkKind.Query);
-                socket.Send(w.WrittenSpan);
-                socket.ReceiveTimeout = 3000;
-                var header = new byte[Frame.HeaderSize];
-                ReadExactly(socket, header);
-                Frame.TryReadHeader(header, out var h);
-                if (h.PayloadLength > 4096) continue;
-                var payload = new byte[h.PayloadLength];
-                ReadExactly(socket, payload);
-                var r = new PayloadReader(payload);
-                if (h.Type == MessageType.Error)
-                {
-                    var (_, message) = Messages.ReadError(ref r);
-                    refused = $"member {name} at {url} refused to let '{options.Name}' join: {message}";
-                    continue;
-                }
-                return r.U64();
+                // Start runs before any socket loop of this member exists: waiting here holds no one up.
+                var (stream, cluster) = PeerHandshake.DialAsync(tls, peerKey, url, 0, self, MemberOptions.MemberId(name), PeerCodec.LinkKind.Query,
+                    TimeSpan.FromSeconds(3), CancellationToken.None).GetAwaiter().GetResult();
+                stream.Dispose();
+                return cluster;
             }
-            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException or ProtocolException)
+            catch (ProtocolException e)
+            {
+                refused = $"member {name} at {url} refused to let '{options.Name}' join: {e.Message}";
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException or System.Security.Authentication.AuthenticationException)
             {
             }
         }
         if (refused is not null) throw new MemberStartException(refused);
         throw new MemberStartException($"--initial-cluster-state existing: no member answered at {string.Join(", ", tried)}. Start the existing members first and run `cairn member add {options.Name} --peer-urls {options.ListenPeer}` before starting this one.");
-    }
-
-    private static void ReadExactly(Socket s, Span<byte> buffer)
-    {
-        while (!buffer.IsEmpty)
-        {
-            var n = s.Receive(buffer);
-            if (n == 0) throw new IOException("connection closed");
-            buffer = buffer[n..];
-        }
     }
 }
 

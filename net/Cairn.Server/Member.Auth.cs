@@ -9,7 +9,7 @@ using Cairn.Protocol;
 namespace Cairn.Server;
 
 /// <summary>A connection's authenticated user: its name, when its token ends, and its access as of an auth revision.</summary>
-internal sealed record SessionAuth(string User, long ExpiresUtcTicks, long Stamp, long Revision, UserAccess Access);
+internal sealed record SessionAuth(string User, long ExpiresUtcTicks, long Stamp, long Revision, UserAccess Access, bool FromCertificate = false);
 
 /// <summary>
 /// Users, roles and tokens (docs/server.md, "Auth"). The auth state is replicated (<see cref="KvStateMachine.Auth"/>),
@@ -33,6 +33,13 @@ public sealed partial class Member
         if (!state.Enabled || r is not ClientSession session) return true;
         if (h.Type is MessageType.Authenticate or MessageType.AuthToken or MessageType.AuthStatus) return true;
         var auth = session.Auth;
+        if (auth is null && session.CertificateUser is { } cn && state.Access(cn) is { } byCertificate)
+        {
+            // Mutual TLS named the user (its certificate's common name), as etcd's --client-cert-auth does: no password,
+            // no token; the connection is that user for as long as it lasts.
+            auth = new SessionAuth(cn, long.MaxValue, 0, state.Revision, byCertificate, FromCertificate: true);
+            session.Auth = auth;
+        }
         string? refusal = null;
         if (auth is null) refusal = "auth is enabled: authenticate first (cairn --user NAME, or the client's Credentials option)";
         else if (auth.ExpiresUtcTicks < DateTime.UtcNow.Ticks) refusal = "the auth token has expired; authenticate again";
@@ -138,7 +145,7 @@ public sealed partial class Member
     private static SessionAuth? Refresh(ClientSession session, SessionAuth auth, AuthState state)
     {
         var access = state.Access(auth.User);
-        if (access is null || Stamp(access.User) != auth.Stamp)
+        if (access is null || (!auth.FromCertificate && Stamp(access.User) != auth.Stamp))
         {
             session.Auth = null;
             return null;

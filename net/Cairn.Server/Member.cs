@@ -32,11 +32,15 @@ public sealed partial class Member : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<ClientSession, byte> _sessions = new();
     private readonly Action<string> _log;
+    private int _openSessions;        // client connections being served (the cap counts these)
+    private int _refusing;            // connections being told TooManyConnections
     internal readonly Counters Stats = new();
 
-    private Member(MemberOptions options, Identity identity, KvStateMachine sm, Wal wal, RaftNode node, string dir)
+    private Member(MemberOptions options, Identity identity, KvStateMachine sm, Wal wal, RaftNode node, string dir, MemberTls tls, byte[] peerKey)
     {
         _options = options;
+        Tls = tls;
+        PeerKey = peerKey;
         _log = options.Log ?? (line => Console.Error.WriteLine(line));
         Id = identity.MemberId;
         ClusterId = identity.ClusterId;
@@ -79,6 +83,15 @@ public sealed partial class Member : IAsyncDisposable
 
     internal KvStateMachine Machine => _sm;
 
+    /// <summary>The TLS material of the client listener and peer links (loaded at start).</summary>
+    internal MemberTls Tls { get; }
+
+    /// <summary>The key that proves membership on peer links (<see cref="PeerHandshake.Key"/>).</summary>
+    internal byte[] PeerKey { get; }
+
+    /// <summary>The open client connections (for tests: a session's user, its requests in flight).</summary>
+    internal IEnumerable<ClientSession> Sessions => _sessions.Keys;
+
     internal string IncomingDir => _incomingDir;
 
     /// <summary>Whether <paramref name="id"/> is a voter or learner (checked by the raft thread's last published view).</summary>
@@ -101,7 +114,9 @@ public sealed partial class Member : IAsyncDisposable
         options.Validate();
         var dir = Path.Combine(options.DataDir, "member");
         Directory.CreateDirectory(dir);
-        var identity = Identity.LoadOrCreate(dir, options);
+        var tls = MemberTls.Load(options);
+        var peerKey = PeerHandshake.Key(options.PeerSecret, options.ClusterToken);
+        var identity = Identity.LoadOrCreate(dir, options, tls, peerKey);
         KvStateMachine? sm = null;
         Wal? wal = null;
         try
@@ -157,7 +172,7 @@ public sealed partial class Member : IAsyncDisposable
             {
                 throw new MemberStartException($"the database has applied up to index {sm.AppliedIndex} but the log was compacted to {node.SnapshotIndex}: the database file is older than the log. Restore it, or remove the member and add it back with an empty --data-dir.");
             }
-            var member = new Member(options, identity, sm, wal, node, dir);
+            var member = new Member(options, identity, sm, wal, node, dir, tls, peerKey);
             member.Open();
             return member;
         }
@@ -193,7 +208,41 @@ public sealed partial class Member : IAsyncDisposable
         PublishView();
         _raftThread.Start();
         _ = AcceptClientsAsync();
-        Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}, peers on {PeerEndpoint}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
+        _ = SweepSessionsAsync();
+        Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}{(Tls.ClientTls ? Tls.ClientCertAuth ? " (TLS, client certificates required)" : " (TLS)" : "")}, peers on {PeerEndpoint}{(Tls.PeerTls ? " (TLS)" : "")}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
+        if (_options.PeerSecret is null) Log("no peer secret given: peer links prove only the --initial-cluster-token, which anyone who knows it can do; set --peer-secret-file (or MemberOptions.PeerSecret) or peer TLS");
+    }
+
+    /// <summary>
+    /// Enforces the handshake and idle timeouts: a few times per timeout it asks every session whether it is overdue
+    /// (cheaper than a timer per connection, and a receive needs no deadline of its own).
+    /// </summary>
+    private async Task SweepSessionsAsync()
+    {
+        var shortest = _options.IdleTimeout > TimeSpan.Zero && _options.IdleTimeout < _options.HandshakeTimeout ? _options.IdleTimeout : _options.HandshakeTimeout;
+        var period = TimeSpan.FromTicks(Math.Clamp(shortest.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromSeconds(1).Ticks));
+        using var timer = new PeriodicTimer(period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                var now = Environment.TickCount64;
+                foreach (var s in _sessions.Keys)
+                {
+                    try
+                    {
+                        s.Sweep(now);
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        // closed meanwhile
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private async Task AcceptClientsAsync()
@@ -211,7 +260,14 @@ public sealed partial class Member : IAsyncDisposable
                 continue;
             }
             socket.NoDelay = true;
-            var session = new ClientSession(socket, this, _options.MaxFrameBytes);
+            if (Interlocked.Increment(ref _openSessions) > _options.MaxClientConnections)
+            {
+                Interlocked.Decrement(ref _openSessions);
+                Interlocked.Increment(ref Stats.ConnectionsRefused);
+                _ = RefuseConnectionAsync(socket);
+                continue;
+            }
+            var session = new ClientSession(socket, this);
             _sessions[session] = 0;
             Interlocked.Increment(ref Stats.ClientConnections);
             _ = RunSessionAsync(session);
@@ -227,6 +283,45 @@ public sealed partial class Member : IAsyncDisposable
         finally
         {
             _sessions.TryRemove(session, out _);
+            Interlocked.Decrement(ref _openSessions);
+        }
+    }
+
+    /// <summary>
+    /// Tells a connection over the cap why it is closed: a TooManyConnections frame before anything is read (over TLS
+    /// after the handshake, within the handshake timeout). At most 64 refusals run at once; past that it just closes.
+    /// </summary>
+    private async Task RefuseConnectionAsync(Socket socket)
+    {
+        if (Interlocked.Increment(ref _refusing) > 64)
+        {
+            Interlocked.Decrement(ref _refusing);
+            socket.Dispose();
+            return;
+        }
+        try
+        {
+            using var w = new FrameWriter(256);
+            Responder.WriteError(w, 0, ErrorCode.TooManyConnections,
+                $"member {Name} serves {_options.MaxClientConnections} client connections, the most it accepts (--max-connections); nothing on this connection was served: try another member, or later");
+            if (!Tls.ClientTls)
+            {
+                await ClientSession.GoodbyeAsync(socket, w.Written, _options.HandshakeTimeout).ConfigureAwait(false);
+                return;
+            }
+            using var deadline = new CancellationTokenSource(_options.HandshakeTimeout);
+            await using var ssl = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+            await ssl.AuthenticateAsServerAsync(Tls.ClientServerOptions(new MemberTls.Verdict()), deadline.Token).ConfigureAwait(false);
+            await ssl.WriteAsync(w.Written, deadline.Token).ConfigureAwait(false);
+            await ssl.ShutdownAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
+        {
+        }
+        finally
+        {
+            socket.Dispose();
+            Interlocked.Decrement(ref _refusing);
         }
     }
 
@@ -337,6 +432,14 @@ public sealed partial class Member : IAsyncDisposable
             "# TYPE cairn_snapshots_sent_total counter", $"cairn_snapshots_sent_total {Volatile.Read(ref c.SnapshotsSent)}",
             "# TYPE cairn_snapshots_installed_total counter", $"cairn_snapshots_installed_total {Volatile.Read(ref c.SnapshotsInstalled)}",
             "# TYPE cairn_peer_handshakes_refused_total counter", $"cairn_peer_handshakes_refused_total {Volatile.Read(ref c.PeerRefused)}",
+            "# TYPE cairn_peer_auth_failures_total counter", $"cairn_peer_auth_failures_total {Volatile.Read(ref c.PeerAuthFailures)}",
+            "# TYPE cairn_peer_tls_failures_total counter", $"cairn_peer_tls_failures_total {Volatile.Read(ref c.PeerTlsFailures)}",
+            "# TYPE cairn_client_connections_refused_total counter", $"cairn_client_connections_refused_total {Volatile.Read(ref c.ConnectionsRefused)}",
+            "# TYPE cairn_client_requests_refused_in_flight_total counter", $"cairn_client_requests_refused_in_flight_total {Volatile.Read(ref c.TooManyRequests)}",
+            "# TYPE cairn_client_frames_too_large_total counter", $"cairn_client_frames_too_large_total {Volatile.Read(ref c.FramesTooLarge)}",
+            "# TYPE cairn_client_idle_closed_total counter", $"cairn_client_idle_closed_total {Volatile.Read(ref c.IdleClosed)}",
+            "# TYPE cairn_client_handshake_timeouts_total counter", $"cairn_client_handshake_timeouts_total {Volatile.Read(ref c.HandshakeTimeouts)}",
+            "# TYPE cairn_client_tls_failures_total counter", $"cairn_client_tls_failures_total {Volatile.Read(ref c.TlsFailures)}",
             "# TYPE cairn_peer_messages_dropped_total counter", $"cairn_peer_messages_dropped_total {Volatile.Read(ref c.PeerDropped)}",
             "# TYPE cairn_leader_changes_total counter", $"cairn_leader_changes_total {Volatile.Read(ref c.LeaderChanges)}",
             "# TYPE cairn_auth_permission_denied_total counter", $"cairn_auth_permission_denied_total {Volatile.Read(ref c.PermissionDenied)}",
@@ -362,7 +465,9 @@ public sealed partial class Member : IAsyncDisposable
     {
         public long Requests, Errors, ClientConnections, Forwarded, ReadRounds, ProposalsApplied, ProposalsRefused, ReadyBatches,
             WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges, ScaleEvents,
-            PermissionDenied, AuthFailures;
+            PermissionDenied, AuthFailures,
+
+            PeerAuthFailures, PeerTlsFailures, ConnectionsRefused, TooManyRequests, FramesTooLarge, IdleClosed, HandshakeTimeouts, TlsFailures;
     }
 }
 

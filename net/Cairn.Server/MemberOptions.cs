@@ -93,6 +93,56 @@ public sealed record MemberOptions
     /// <summary>The clock of the autoscaler's checks and reports (tests pass a fake one); default: the system's.</summary>
     public TimeProvider? Time { get; init; }
 
+    /// <summary>Certificate (PEM) the client listener presents; with <see cref="ClientKeyFile"/> it turns TLS on for clients (--cert).</summary>
+    public string? ClientCertFile { get; init; }
+
+    /// <summary>Private key (PEM, unencrypted) of <see cref="ClientCertFile"/> (--key).</summary>
+    public string? ClientKeyFile { get; init; }
+
+    /// <summary>CA bundle (PEM) that signs the certificates clients present (--cacert); needed by <see cref="ClientCertAuth"/>.</summary>
+    public string? ClientCaFile { get; init; }
+
+    /// <summary>Require every client to present a certificate signed by <see cref="ClientCaFile"/>; its common name becomes the session's user (--client-cert-auth).</summary>
+    public bool ClientCertAuth { get; init; }
+
+    /// <summary>Certificate (PEM) this member presents on peer links, as server and as client (--peer-cert); with <see cref="PeerKeyFile"/> and <see cref="PeerCaFile"/> it turns TLS on for peers.</summary>
+    public string? PeerCertFile { get; init; }
+
+    /// <summary>Private key (PEM, unencrypted) of <see cref="PeerCertFile"/> (--peer-key).</summary>
+    public string? PeerKeyFile { get; init; }
+
+    /// <summary>CA bundle (PEM) that must have signed every peer's certificate (--peer-cacert).</summary>
+    public string? PeerCaFile { get; init; }
+
+    /// <summary>
+    /// The cluster's peer secret: every member proves it holds it when a peer link opens (HMAC-SHA256 over fresh nonces
+    /// from both sides). `cairn serve` reads it from --peer-secret-file (default ~/.cairn/peer.secret, created when
+    /// absent). Null: derived from <see cref="ClusterToken"/> alone, which keeps strangers out only as well as the
+    /// token is kept (a warning is logged).
+    /// </summary>
+    public byte[]? PeerSecret { get; init; }
+
+    /// <summary>Client connections accepted at once; one more is answered TooManyConnections and closed (--max-connections).</summary>
+    public int MaxClientConnections { get; init; } = 10_000;
+
+    /// <summary>Requests one client connection may have in flight; one more is answered TooManyRequests (--max-requests-in-flight).</summary>
+    public int MaxRequestsInFlight { get; init; } = 16_384;
+
+    /// <summary>
+    /// A client connection that sends nothing for this long, with no request in flight and no watch open, is closed
+    /// with an IdleTimeout frame (--idle-timeout; zero: never).
+    /// </summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Longest a client may take from connecting to finishing its TLS handshake and hello, and a peer its whole link handshake (--handshake-timeout).</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Whether the client listener speaks TLS.</summary>
+    public bool ClientTls => ClientCertFile is not null;
+
+    /// <summary>Whether peer links speak TLS.</summary>
+    public bool PeerTls => PeerCertFile is not null;
+
     /// <summary>Where diagnostics go (a line each); default: standard error.</summary>
     public Action<string>? Log { get; init; }
 
@@ -122,6 +172,18 @@ public sealed record MemberOptions
         if (QuotaBytes < 1 << 20) throw new ArgumentException("--quota-bytes must be at least 1 MiB.", nameof(QuotaBytes));
         if (MaxFrameBytes < 64 << 10) throw new ArgumentException("--max-frame-bytes must be at least 64 KiB.", nameof(MaxFrameBytes));
         if (SnapshotCount < 1) throw new ArgumentException("--snapshot-count must be positive.", nameof(SnapshotCount));
+        if ((ClientCertFile is null) != (ClientKeyFile is null)) throw new ArgumentException("--cert and --key go together: give both for TLS on the client port, or neither.", nameof(ClientCertFile));
+        if (ClientCertAuth && (ClientCertFile is null || ClientCaFile is null)) throw new ArgumentException("--client-cert-auth needs TLS on the client port (--cert, --key) and the CA that signs client certificates (--cacert).", nameof(ClientCertAuth));
+        if (ClientCaFile is not null && ClientCertFile is null) throw new ArgumentException("--cacert without --cert and --key: client certificates are checked only over TLS; add --cert and --key (and --client-cert-auth to require them).", nameof(ClientCaFile));
+        if (PeerCertFile is not null || PeerKeyFile is not null || PeerCaFile is not null)
+        {
+            if (PeerCertFile is null || PeerKeyFile is null || PeerCaFile is null) throw new ArgumentException("peer TLS needs all of --peer-cert, --peer-key and --peer-cacert (every member presents a certificate and checks the other's).", nameof(PeerCertFile));
+        }
+        if (PeerSecret is { Length: < 16 }) throw new ArgumentException("the peer secret (--peer-secret-file) must be at least 16 bytes; make one with `openssl rand -hex 32`.", nameof(PeerSecret));
+        if (MaxClientConnections < 1) throw new ArgumentException("--max-connections must be at least 1.", nameof(MaxClientConnections));
+        if (MaxRequestsInFlight < 1) throw new ArgumentException("--max-requests-in-flight must be at least 1.", nameof(MaxRequestsInFlight));
+        if (IdleTimeout < TimeSpan.Zero) throw new ArgumentException("--idle-timeout must not be negative (0 turns it off).", nameof(IdleTimeout));
+        if (HandshakeTimeout <= TimeSpan.Zero) throw new ArgumentException("--handshake-timeout must be positive.", nameof(HandshakeTimeout));
         Scaling?.Validate();
     }
 

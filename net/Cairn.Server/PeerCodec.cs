@@ -19,15 +19,22 @@ internal static class PeerCodec
         Query = 3,      // a joining member asks for the cluster id
     }
 
-    public static void WriteHello(FrameWriter w, ulong cluster, ulong from, ulong to, LinkKind kind)
+    /// <summary>The peer protocol's version: 2 added the nonce to the hello and the challenge and proof after it.</summary>
+    public const ushort PeerVersion = 2;
+
+    /// <summary>Bytes of each side's nonce and of each proof (HMAC-SHA256).</summary>
+    public const int NonceBytes = 32;
+
+    public static void WriteHello(FrameWriter w, ulong cluster, ulong from, ulong to, LinkKind kind, ReadOnlySpan<byte> nonce)
     {
         w.BeginFrame(MessageType.PeerHello, FrameFlags.None, 0);
         w.U32(Frame.Magic);
-        w.U16(Frame.Version);
+        w.U16(PeerVersion);
         w.U64(cluster);
         w.U64(from);
         w.U64(to);
         w.U8((byte)kind);
+        w.Raw(nonce);
         w.EndFrame();
     }
 
@@ -36,9 +43,9 @@ internal static class PeerCodec
         var r = new PayloadReader(payload);
         if (r.U32() != Frame.Magic) throw new ProtocolException(ErrorCode.Malformed, "not a Cairn peer");
         var version = r.U16();
-        if (version != Frame.Version) throw new ProtocolException(ErrorCode.UnsupportedVersion, $"peer speaks protocol version {version}; this member speaks {Frame.Version}");
+        if (version != PeerVersion) throw new ProtocolException(ErrorCode.UnsupportedVersion, $"peer speaks peer protocol version {version}; this member speaks {PeerVersion}: run the same Cairn version on every member");
         var h = (r.U64(), r.U64(), r.U64(), (LinkKind)r.U8());
-        r.End();
+        if (payload.Length - 31 != NonceBytes) throw new ProtocolException(ErrorCode.Malformed, $"a peer hello carries a {NonceBytes}-byte nonce");
         if (h.Item4 is < LinkKind.Raft or > LinkKind.Query) throw new ProtocolException(ErrorCode.Malformed, $"unknown peer link kind {(byte)h.Item4}");
         return h;
     }

@@ -7,8 +7,8 @@ using MessageType = Cairn.Protocol.MessageType;
 namespace Cairn.Server;
 
 /// <summary>
-/// The outbound stream to one peer: a queue drained by one writer loop, several frames per write. It dials, says
-/// hello, and on any failure reconnects with backoff (from 10 ms, doubling, to two heartbeats); what was queued for a broken link is
+/// The outbound stream to one peer: a queue drained by one writer loop, several frames per write. It dials, runs the
+/// handshake (<see cref="PeerHandshake"/>), and on any failure reconnects with backoff (from 10 ms, doubling, to two heartbeats); what was queued for a broken link is
 /// dropped, as Raft resends what matters.
 /// </summary>
 internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
@@ -42,37 +42,23 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
         return true;
     }
 
-    /// <summary>Dials the peer and exchanges hellos; null when it cannot (refused, or another cluster: logged).</summary>
-    public async Task<Socket?> ConnectAsync(PeerCodec.LinkKind kind, CancellationToken cancellationToken)
+    /// <summary>Dials the peer and runs the handshake (TLS when configured, then the proof of the peer secret); a refusal throws <see cref="ProtocolException"/>.</summary>
+    public async Task<Stream> ConnectAsync(PeerCodec.LinkKind kind, CancellationToken cancellationToken)
     {
         var member = transport.Member;
-        var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(3));
-            await socket.ConnectAsync(MemberOptions.ParseEndpoint(url, "peer address"), timeout.Token).ConfigureAwait(false);
-            using (var w = new FrameWriter(64))
-            {
-                PeerCodec.WriteHello(w, member.ClusterId, member.Id, id, kind);
-                await socket.SendAsync(w.Written, SocketFlags.None, timeout.Token).ConfigureAwait(false);
-            }
-            using var reader = new FrameReader(socket, 1 << 16);
-            var answer = await reader.ReadAsync(timeout.Token).ConfigureAwait(false);
-            if (answer is not var (h, payload)) throw new IOException("the peer closed the link during the hello");
-            if (h.Type == MessageType.Error)
-            {
-                var r = new PayloadReader(payload.Span);
-                var (code, message) = Messages.ReadError(ref r);
-                throw new ProtocolException(code == ErrorCode.MemberRemoved ? code : ErrorCode.ClusterMismatch, message);
-            }
-            if (h.Type != MessageType.PeerHello) throw new ProtocolException(ErrorCode.Malformed, $"expected a peer hello answer, got {h.Type}");
-            return socket;
+            var (stream, _) = await PeerHandshake.DialAsync(member.Tls, member.PeerKey, url, member.ClusterId, member.Id, id, kind, member.Options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
+            return stream;
         }
-        catch
+        catch (ProtocolException e) when (e.Code is ErrorCode.PeerAuthFailed)
         {
-            socket.Dispose();
+            Interlocked.Increment(ref member.Stats.PeerAuthFailures);
             throw;
+        }
+        catch (ProtocolException e) when (e.Code is not (ErrorCode.MemberRemoved or ErrorCode.ClusterMismatch))
+        {
+            throw new ProtocolException(ErrorCode.ClusterMismatch, e.Message);
         }
     }
 
@@ -82,15 +68,14 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
         var loggedRefusal = false;
         while (!_stop.IsCancellationRequested)
         {
-            Socket? socket = null;
+            Stream? stream = null;
             try
             {
-                socket = await ConnectAsync(PeerCodec.LinkKind.Raft, _stop.Token).ConfigureAwait(false);
-                if (socket is null) continue;
+                stream = await ConnectAsync(PeerCodec.LinkKind.Raft, _stop.Token).ConfigureAwait(false);
                 backoff = TimeSpan.FromMilliseconds(10);
                 loggedRefusal = false;
                 _connected = true;
-                await PumpAsync(socket).ConfigureAwait(false);
+                await PumpAsync(stream).ConfigureAwait(false);
             }
             catch (ProtocolException e) when (e.Code == ErrorCode.MemberRemoved)
             {
@@ -102,13 +87,13 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
                 if (!loggedRefusal) transport.Member.Log($"peer {id:x16} at {url} refused the link: {e.Message}");
                 loggedRefusal = true;
             }
-            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
             {
             }
             finally
             {
                 _connected = false;
-                socket?.Dispose();
+                if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             }
             // Whatever was queued for the broken link is stale by the time it reconnects.
             while (_queue.TryDequeue(out _)) Interlocked.Decrement(ref _count);
@@ -125,10 +110,10 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
         }
     }
 
-    private async Task PumpAsync(Socket socket)
+    private async Task PumpAsync(Stream stream)
     {
         // The peer never writes on this stream after its hello: a read that returns means it closed.
-        var closed = socket.ReceiveAsync(new byte[1], SocketFlags.None, _stop.Token).AsTask();
+        var closed = stream.ReadAsync(new byte[1], _stop.Token).AsTask();
         using var w = new FrameWriter(64 << 10);
         while (!_stop.IsCancellationRequested)
         {
@@ -143,7 +128,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
                     if (item is Message m) PeerCodec.WriteMessage(w, m);
                     else w.Raw((byte[])item);
                 }
-                await socket.SendAsync(w.Written, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                await stream.WriteAsync(w.Written, _stop.Token).ConfigureAwait(false);
             }
         }
     }

@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Cairn.Kv;
 using Cairn.Protocol;
 using Cairn.Raft;
@@ -11,10 +13,11 @@ using MessageType = Cairn.Protocol.MessageType;
 namespace Cairn.Server;
 
 /// <summary>
-/// Links to the other members over raw TCP. Each member dials each peer once and sends on that stream only: Raft
+/// Links to the other members over raw TCP (or TLS over it). Each member dials each peer once and sends on that stream only: Raft
 /// messages and forwarded requests queue per peer and go out several per write, without waiting for
 /// acknowledgements. A snapshot goes on a link of its own, in LZ4-compressed chunks, so it never holds up the Raft
-/// stream. Every link opens with a hello naming cluster, sender and receiver; a peer of another cluster is refused.
+/// stream. Every link opens with a handshake naming cluster, sender and receiver and proving the cluster's peer secret
+/// (<see cref="PeerHandshake"/>); a peer of another cluster, or one without the secret, is refused.
 /// A peer that is slow or down only fills its own queue (past its bound, messages are dropped and Raft resends).
 /// </summary>
 internal sealed class PeerTransport : IDisposable
@@ -113,9 +116,7 @@ internal sealed class PeerTransport : IDisposable
     {
         try
         {
-            using var socket = link.ConnectAsync(PeerCodec.LinkKind.Snapshot, _stop.Token).GetAwaiter().GetResult();
-            if (socket is null) return;
-            using var net = new NetworkStream(socket, ownsSocket: false);
+            using var net = link.ConnectAsync(PeerCodec.LinkKind.Snapshot, _stop.Token).GetAwaiter().GetResult();
             using (var w = new FrameWriter())
             {
                 PeerCodec.WriteMessage(w, m);
@@ -133,8 +134,8 @@ internal sealed class PeerTransport : IDisposable
             using (var lz4 = LZ4Stream.Encode(chunks, leaveOpen: true)) info = _member.Machine.WriteSnapshot(lz4);
             chunks.Complete();
             // Wait for the receiver to close: it has the whole stream then.
-            socket.ReceiveTimeout = (int)TimeSpan.FromMinutes(5).TotalMilliseconds;
-            _ = socket.Receive(new byte[1]);
+            net.ReadTimeout = (int)TimeSpan.FromMinutes(5).TotalMilliseconds;
+            _ = net.Read(new byte[1]);
             Interlocked.Increment(ref _member.Stats.SnapshotsSent);
             _member.Log($"sent a snapshot to {link.Id:x16} (raft index {m.Snapshot!.Index}, state applied to {info.AppliedIndex}, {info.Bytes} bytes before compression)");
         }
@@ -168,17 +169,35 @@ internal sealed class PeerTransport : IDisposable
         }
     }
 
-    /// <summary>One inbound link: the hello, then Raft messages and forwards, or one snapshot.</summary>
+    /// <summary>One inbound link: TLS when configured, the handshake proving the peer secret, then Raft messages and forwards, or one snapshot.</summary>
     private async Task ServeAsync(Socket socket)
     {
-        var reader = new FrameReader(socket, MaxPeerFrame);
+        var remote = socket.RemoteEndPoint;
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        FrameReader? reader = null;
         try
         {
-            using var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            helloTimeout.CancelAfter(TimeSpan.FromSeconds(5));
-            var (h, payload) = await reader.ReadAsync(helloTimeout.Token).ConfigureAwait(false) ?? default;
-            if (h.Type != MessageType.PeerHello) throw new ProtocolException(ErrorCode.Malformed, "a peer link must start with a peer hello");
-            var (cluster, from, to, kind) = PeerCodec.ReadHello(payload.Span);
+            using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            handshake.CancelAfter(_member.Options.HandshakeTimeout);
+            if (_member.Tls.PeerTls)
+            {
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                stream = ssl;
+                var verdict = new MemberTls.Verdict();
+                try
+                {
+                    await ssl.AuthenticateAsServerAsync(_member.Tls.PeerServerOptions(verdict), handshake.Token).ConfigureAwait(false);
+                }
+                catch (AuthenticationException e)
+                {
+                    Interlocked.Increment(ref _member.Stats.PeerRefused);
+                    Interlocked.Increment(ref _member.Stats.PeerTlsFailures);
+                    _member.Log($"refused a peer link from {remote}: TLS handshake failed: {verdict.Refusal ?? e.Message} (every member needs a certificate signed by --peer-cacert)");
+                    return;
+                }
+            }
+            reader = new FrameReader(stream, MaxPeerFrame);
+            var (cluster, from, to, kind) = await PeerHandshake.AcceptAsync(stream, reader, _member.PeerKey, handshake.Token).ConfigureAwait(false);
             if (kind == PeerCodec.LinkKind.Query)
             {
                 if (!_member.KnowsMember(from)) throw new ProtocolException(ErrorCode.ClusterMismatch, $"member {from:x16} is not a member of cluster {_member.ClusterId:x16}; add it with `cairn member add` first");
@@ -200,32 +219,33 @@ internal sealed class PeerTransport : IDisposable
                 w.BeginFrame(MessageType.PeerHello, FrameFlags.Response, 0);
                 w.U64(_member.ClusterId);
                 w.EndFrame();
-                await socket.SendAsync(w.Written, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                await stream.WriteAsync(w.Written, handshake.Token).ConfigureAwait(false);
             }
             if (kind == PeerCodec.LinkKind.Raft) await ServeRaftAsync(reader, from).ConfigureAwait(false);
             else if (kind == PeerCodec.LinkKind.Snapshot) await ReceiveSnapshotAsync(reader, from).ConfigureAwait(false);
         }
         catch (ProtocolException e)
         {
-            _member.Log($"refused a peer link from {socket.RemoteEndPoint}: {e.Message}");
+            _member.Log($"refused a peer link from {remote}: {e.Message}");
             Interlocked.Increment(ref _member.Stats.PeerRefused);
+            if (e.Code == ErrorCode.PeerAuthFailed) Interlocked.Increment(ref _member.Stats.PeerAuthFailures);
             try
             {
                 using var w = new FrameWriter(256);
                 Responder.WriteError(w, 0, e.Code, e.Message);
-                await socket.SendAsync(w.Written, SocketFlags.None).AsTask().WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                await stream.WriteAsync(w.Written).AsTask().WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
             }
-            catch (Exception se) when (se is SocketException or ObjectDisposedException or TimeoutException)
+            catch (Exception se) when (se is SocketException or ObjectDisposedException or TimeoutException or IOException or NotSupportedException or InvalidOperationException)
             {
             }
         }
-        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or InvalidDataException)
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or InvalidDataException or AuthenticationException)
         {
         }
         finally
         {
-            reader.Dispose();
-            socket.Dispose();
+            reader?.Dispose();
+            await stream.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -321,8 +341,8 @@ internal sealed class PeerTransport : IDisposable
     }
 }
 
-/// <summary>Reads whole frames from a socket into a pooled buffer; null at a clean end of stream.</summary>
-internal sealed class FrameReader(Socket socket, int maxFrame) : IDisposable
+/// <summary>Reads whole frames from a stream (a socket's, or TLS over it) into a pooled buffer; null at a clean end of stream.</summary>
+internal sealed class FrameReader(Stream stream, int maxFrame) : IDisposable
 {
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(64 << 10);
     private int _start;
@@ -364,7 +384,7 @@ internal sealed class FrameReader(Socket socket, int maxFrame) : IDisposable
                 _start = 0;
                 _end = 0;
             }
-            var n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            var n = await stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);
             if (n == 0)
             {
                 if (_start == _end) return null;

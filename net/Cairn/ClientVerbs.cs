@@ -7,6 +7,7 @@ using Cairn.Kv;
 using Cairn.Protocol;
 
 [assembly: InternalsVisibleTo("Cairn.Client.Tests")]
+[assembly: InternalsVisibleTo("Cairn.Server.Tests")]
 
 namespace Cairn.Cli;
 
@@ -17,7 +18,8 @@ namespace Cairn.Cli;
 internal static partial class ClientVerbs
 {
     public const string Usage = """
-        cairn [--endpoints HOST:PORT,...] [-w simple|json|table] [--dial-timeout 2s] [--command-timeout 10s] [--user NAME[:PASSWORD]] VERB ...
+        cairn [--endpoints HOST:PORT,...] [-w simple|json|table] [--dial-timeout 2s] [--command-timeout 10s] [--user NAME[:PASSWORD]]
+              [--cacert FILE] [--cert FILE --key FILE] VERB ...
           put KEY [VALUE] [--lease ID] [--prev-kv]        (VALUE from stdin when left out)
           get KEY [END] [--prefix] [--rev N] [--limit N] [--keys-only] [--count-only] [--consistency l|s]
           del KEY [END] [--prefix] [--prev-kv]
@@ -39,10 +41,12 @@ internal static partial class ClientVerbs
             --endpoints defaults to 127.0.0.1:9379; other members are discovered from the member list.
             --value-key-file [ID=]FILE[,ID=FILE...]  seal values before put and open them on get, txn, watch, del --prev-kv
                                                      (the first key seals, the others only open; FILE holds 64 hex digits)
+            --cacert speaks TLS to members whose certificates that CA signed; --cert/--key present a client certificate
+            (members started with --client-cert-auth require one; its common name is the user).
         """;
 
     private static readonly HashSet<string> Verbs = ["put", "get", "del", "txn", "watch", "lease", "member", "status", "endpoint", "compact", "defrag", "alarm", "snapshot", "move-leader", "scale", "user", "role", "auth"];
-    private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout", "--user", "--value-key-file"];
+    private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout", "--user", "--value-key-file", "--cacert", "--cert", "--key"];
 
     /// <summary>Whether <paramref name="verb"/> (the first argument) is one of these verbs, or a global flag before one.</summary>
     public static bool Handles(string verb) =>
@@ -163,7 +167,14 @@ internal static partial class ClientVerbs
             if (_endpoints.Length == 0) throw new ArgumentException("--endpoints is empty");
             _dialTimeout = Duration("--dial-timeout", flags.Get("--dial-timeout") ?? "2s");
             _commandTimeout = Duration("--command-timeout", flags.Get("--command-timeout") ?? "10s");
+            if (flags.Has("--cacert") || flags.Has("--cert") || flags.Has("--key"))
+            {
+                _tls = new CairnTlsOptions { CaFile = flags.Get("--cacert"), CertFile = flags.Get("--cert"), KeyFile = flags.Get("--key") };
+                _tls.Validate();
+            }
         }
+
+        private readonly CairnTlsOptions? _tls;
 
         public static Command Parse(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt)
         {
@@ -196,6 +207,7 @@ internal static partial class ClientVerbs
             DiscoverEndpoints = discover,
             Credentials = _credentials ??= Credentials(),
             ValueProtector = _protector,
+            Tls = _tls,
         });
 
         private CairnCredentials? _credentials;

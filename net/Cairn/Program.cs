@@ -21,6 +21,7 @@ internal static class Program
             {
                 "serve" => Serve.Run(args),
                 "dev-cluster" => Serve.DevCluster(args),
+                "certs" => Certs.Run(args),
                 "scale" when args.Length > 1 && args[1] == "simulate" => ScaleSimulate.Run(args),
                 _ when ClientVerbs.Handles(verb) => ClientVerbs.Run(args),
                 "demo" => Demo(Option(args, "--path") ?? "demo.cairn", int.Parse(Option(args, "--keys") ?? "200000", CultureInfo.InvariantCulture), KeyOptions(args, create: true)),
@@ -67,6 +68,7 @@ internal static class Program
             ~/.cairn/master.key (created with mode 0600 when absent).
             """);
         Console.Error.WriteLine(ClientVerbs.Usage);
+        Console.Error.WriteLine(Certs.Usage);
         return code;
     }
 

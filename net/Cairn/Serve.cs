@@ -17,15 +17,22 @@ internal static class Serve
                     [--snapshot-count N] [--max-frame-bytes N] [--config FILE]
                     [--unit-ram-bytes N] [--initial-units N] [--max-units N] [--scaling-interval SECONDS]
                     [--auth-token-ttl SECONDS] [--auth-hash-iterations N]
+                    [--cert FILE --key FILE [--cacert FILE --client-cert-auth]]
+                    [--peer-cert FILE --peer-key FILE --peer-cacert FILE] [--peer-secret-file FILE]
+                    [--max-connections N] [--max-requests-in-flight N] [--idle-timeout 5m] [--handshake-timeout 10s]
             Runs one member. With no flags: a single-member cluster named 'default' in ./default.cairn,
             clients on 127.0.0.1:9379, peers on 127.0.0.1:9380, metrics and health on http://127.0.0.1:9381,
             encrypted with ~/.cairn/master.key (created with mode 0600 when absent).
             Resources come in units of RAM with 4x storage (256 MiB + 1 GiB by default); the autoscaler adds units
             when memory or storage runs short and never removes them (docs/scaling.md); --quota-bytes N sets a fixed
             quota instead and turns it off.
+            TLS (docs/server.md): --cert/--key turn it on for clients (--client-cert-auth requires client certificates
+            signed by --cacert; the certificate's common name is the user); --peer-cert/--peer-key/--peer-cacert for
+            peer links. Peers always prove the cluster's secret, read from --peer-secret-file (default
+            ~/.cairn/peer.secret, created when absent: copy it to every member). `cairn certs` makes test certificates.
             --config FILE reads the same settings as 'flag value' lines (e.g. "name m1"); flags override it.
             SIGTERM or Ctrl+C stops it gracefully (a leader hands leadership over first).
-        cairn dev-cluster [--dir DIR] [--key-file FILE | --plain]
+        cairn dev-cluster [--dir DIR] [--key-file FILE | --plain] [--peer-secret-file FILE]
             Three members in this process, named m1..m3, clients on 127.0.0.1:9379, 9479, 9579
             (peers 9380, 9480, 9580; metrics 9381, 9481, 9581), data in DIR (default ./dev-cluster).
         """;
@@ -46,6 +53,7 @@ internal static class Serve
         var flags = Flags.Parse(args, 1);
         var dir = flags.Get("--dir") ?? "dev-cluster";
         var key = Key(flags);
+        var secret = PeerSecret(flags);
         var names = new[] { "m1", "m2", "m3" };
         var cluster = names.Select((n, i) => (n, $"127.0.0.1:{9380 + 100 * i}")).ToList();
         var members = new List<Member>();
@@ -63,6 +71,7 @@ internal static class Serve
                     InitialCluster = cluster,
                     ClusterToken = "cairn-dev-cluster",
                     MasterKey = key,
+                    PeerSecret = secret,
                     Scaling = new Scaling.ScalingOptions(),
                 }));
             }
@@ -110,6 +119,10 @@ internal static class Serve
         return KeyFileProvider.OpenOrCreate(path);
     }
 
+    /// <summary>The peer secret from --peer-secret-file, or from ~/.cairn/peer.secret (created when absent).</summary>
+    private static byte[] PeerSecret(Flags flags) =>
+        flags.Get("--peer-secret-file") is { } path ? PeerSecretFile.Load(path) : PeerSecretFile.LoadOrCreate(PeerSecretFile.DefaultPath);
+
     private static Scaling.ScalingOptions ScalingFrom(Flags f)
     {
         var d = new Scaling.ScalingOptions();
@@ -147,7 +160,19 @@ internal static class Serve
             SnapshotCount = f.Get("--snapshot-count") is { } sc ? (int)Flags.Long("--snapshot-count", sc) : d.SnapshotCount,
             MaxFrameBytes = f.Get("--max-frame-bytes") is { } mf ? (int)Flags.Long("--max-frame-bytes", mf) : d.MaxFrameBytes,
             AuthTokenTtl = f.Get("--auth-token-ttl") is { } ttl ? TimeSpan.FromSeconds(Positive("--auth-token-ttl", Flags.Long("--auth-token-ttl", ttl))) : d.AuthTokenTtl,
-            PasswordIterations = f.Get("--auth-hash-iterations") is { } it ? (int)Math.Min(int.MaxValue, Positive("--auth-hash-iterations", Flags.Long("--auth-hash-iterations", it))) : d.PasswordIterations,
+            PasswordIterations = f.Get("--auth-hash-iterations") is { } hi ? (int)Math.Min(int.MaxValue, Positive("--auth-hash-iterations", Flags.Long("--auth-hash-iterations", hi))) : d.PasswordIterations,
+            ClientCertFile = f.Get("--cert"),
+            ClientKeyFile = f.Get("--key"),
+            ClientCaFile = f.Get("--cacert"),
+            ClientCertAuth = f.Has("--client-cert-auth"),
+            PeerCertFile = f.Get("--peer-cert"),
+            PeerKeyFile = f.Get("--peer-key"),
+            PeerCaFile = f.Get("--peer-cacert"),
+            PeerSecret = PeerSecret(f),
+            MaxClientConnections = f.Get("--max-connections") is { } mc ? (int)Flags.Long("--max-connections", mc) : d.MaxClientConnections,
+            MaxRequestsInFlight = f.Get("--max-requests-in-flight") is { } mr ? (int)Flags.Long("--max-requests-in-flight", mr) : d.MaxRequestsInFlight,
+            IdleTimeout = f.Get("--idle-timeout") is { } it ? Flags.Duration("--idle-timeout", it) : d.IdleTimeout,
+            HandshakeTimeout = f.Get("--handshake-timeout") is { } ht ? Flags.Duration("--handshake-timeout", ht) : d.HandshakeTimeout,
         };
     }
 
@@ -157,7 +182,7 @@ internal static class Serve
 /// <summary>Command-line flags: "--flag value" pairs and bare switches.</summary>
 internal sealed class Flags
 {
-    private static readonly HashSet<string> Switches = ["--plain", "--prefix", "--keys-only", "--prev-kv", "--learner", "--count-only", "--interactive", "--keys", "--json", "--physical", "--once", "--compressed", "--cluster", "--no-password", "--from-key"];
+    private static readonly HashSet<string> Switches = ["--plain", "--prefix", "--keys-only", "--prev-kv", "--learner", "--count-only", "--interactive", "--keys", "--json", "--physical", "--once", "--compressed", "--cluster", "--no-password", "--from-key", "--client-cert-auth"];
     private readonly Dictionary<string, string?> _values;
 
     private Flags(Dictionary<string, string?> values, List<string> positional)
@@ -225,6 +250,17 @@ internal sealed class Flags
     public string? Get(string name) => _values.TryGetValue(name, out var v) ? v : null;
 
     public bool Has(string name) => _values.ContainsKey(name);
+
+    /// <summary>A duration such as 500ms, 30s or 5m (a bare number is seconds); 0 is allowed (it turns a timeout off where that means anything).</summary>
+    public static TimeSpan Duration(string name, string text)
+    {
+        var (number, scale) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
+            : text.EndsWith('s') ? (text[..^1], 1.0)
+            : text.EndsWith('m') ? (text[..^1], 60.0)
+            : (text, 1.0);
+        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || v < 0) throw new ArgumentException($"{name} '{text}' is not a duration such as 500ms, 30s or 5m.");
+        return TimeSpan.FromSeconds(v * scale);
+    }
 
     public static long Long(string name, string text) =>
         long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"{name} '{text}' is not a whole number.");

@@ -12,12 +12,10 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly Dictionary<string, int> _clientPorts = [];
     public Dictionary<string, Member?> Members { get; } = [];
     public List<string> Log { get; } = [];
+    private Func<MemberOptions, MemberOptions> _customize = o => o;
 
-    private readonly Func<MemberOptions, MemberOptions> _configure;
-
-    private TestCluster(int size, Func<MemberOptions, MemberOptions>? configure)
+    private TestCluster(int size)
     {
-        _configure = configure ?? (o => o);
         for (var i = 1; i <= size; i++)
         {
             var name = $"m{i}";
@@ -27,9 +25,9 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Starts <paramref name="size"/> members and waits until every one knows the leader.</summary>
-    public static async Task<TestCluster> StartAsync(int size, Func<MemberOptions, MemberOptions>? configure = null)
+    public static async Task<TestCluster> StartAsync(int size, Func<MemberOptions, MemberOptions>? customize = null)
     {
-        var c = new TestCluster(size, configure);
+        var c = new TestCluster(size) { _customize = customize ?? (o => o) };
         try
         {
             foreach (var (name, _) in c._cluster) c.Members[name] = Member.Start(c.Options(name));
@@ -61,7 +59,7 @@ public sealed class TestCluster : IAsyncDisposable
         return (s, ((IPEndPoint)s.LocalEndPoint!).Port);
     }
 
-    private MemberOptions Options(string name) => _configure(new()
+    private MemberOptions Options(string name) => _customize(new()
     {
         Name = name,
         DataDir = Path.Combine(_root, name),

@@ -69,7 +69,8 @@ public sealed class PeerTarget : FuzzTarget
             var sent = 0;
             while (sent < input.Length) sent += sender.Send(input.AsSpan(sent));
             sender.Shutdown(SocketShutdown.Send);
-            using var reader = new FrameReader(receiver, MaxFrame);
+            using var stream = new NetworkStream(receiver, ownsSocket: false);
+            using var reader = new FrameReader(stream, MaxFrame);
             var first = true;
             while (true)
             {
@@ -113,6 +114,13 @@ public sealed class PeerTarget : FuzzTarget
                 {
                     _ = PeerCodec.ReadHello(payload);
                 }
+                break;
+            case MessageType.PeerChallenge:
+                // The listener's nonce and proof (PeerHandshake.DialAsync): fixed sizes, checked before use.
+                if (payload.Length != 2 * PeerCodec.NonceBytes) throw new ProtocolException(ErrorCode.Malformed, "a peer challenge is a nonce and a proof");
+                break;
+            case MessageType.PeerProof:
+                if (payload.Length != PeerCodec.NonceBytes) throw new ProtocolException(ErrorCode.PeerAuthFailed, "a peer proof is one HMAC");
                 break;
             case MessageType.PeerRaft:
             {
@@ -199,13 +207,15 @@ public static class PeerSeeds
         return list;
     }
 
+    private static readonly byte[] Nonce = [.. Enumerable.Range(0, PeerCodec.NonceBytes).Select(i => (byte)i)];
+
     /// <summary>Seed streams.</summary>
     public static IReadOnlyList<byte[]> All()
     {
         var seeds = new List<byte[]>();
-        var hello = Frames(w => PeerCodec.WriteHello(w, 0xC1C1, 0xA1, 0xA2, PeerCodec.LinkKind.Raft));
-        var snapHello = Frames(w => PeerCodec.WriteHello(w, 0xC1C1, 0xA1, 0xA2, PeerCodec.LinkKind.Snapshot));
-        var queryHello = Frames(w => PeerCodec.WriteHello(w, 0, 0xA4, 0xA2, PeerCodec.LinkKind.Query));
+        var hello = Frames(w => PeerCodec.WriteHello(w, 0xC1C1, 0xA1, 0xA2, PeerCodec.LinkKind.Raft, Nonce));
+        var snapHello = Frames(w => PeerCodec.WriteHello(w, 0xC1C1, 0xA1, 0xA2, PeerCodec.LinkKind.Snapshot, Nonce));
+        var queryHello = Frames(w => PeerCodec.WriteHello(w, 0, 0xA4, 0xA2, PeerCodec.LinkKind.Query, Nonce));
         var helloAnswer = Frames(w =>
         {
             w.BeginFrame(MessageType.PeerHello, FrameFlags.Response, 0);
@@ -215,6 +225,17 @@ public static class PeerSeeds
         seeds.Add(hello);
         seeds.Add(queryHello);
         seeds.Add(helloAnswer);
+        // The handshake after the hello: the listener's challenge (nonce, proof), the dialer's proof, then the answer.
+        seeds.Add([.. hello, .. Frames(w =>
+        {
+            w.BeginFrame(MessageType.PeerChallenge, FrameFlags.Response, 0);
+            w.Raw(Nonce);
+            w.Raw(Nonce);
+            w.EndFrame();
+            w.BeginFrame(MessageType.PeerProof, FrameFlags.None, 0);
+            w.Raw(Nonce);
+            w.EndFrame();
+        })]);
         foreach (var m in Messages()) seeds.Add([.. hello, .. Frames(w => PeerCodec.WriteMessage(w, m))]);
         var requests = ProtocolSeeds.Requests();
         var responses = ProtocolSeeds.Responses();
