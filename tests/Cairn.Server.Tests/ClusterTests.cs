@@ -145,6 +145,22 @@ public sealed class ClusterTests
     }
 
     [Fact]
+    public async Task A_member_publishes_its_initial_cluster_address_not_its_listener()
+    {
+        // Found by the nemesis (docs/faults.md): a member listening behind a proxy (or on 0.0.0.0) published its
+        // --listen-peer, and the others then dialed around the proxy (or dialed 0.0.0.0, i.e. themselves).
+        await using var cluster = new TestCluster(1);
+        var listed = cluster.PeerUrl("m1");
+        var listener = $"127.0.0.1:{TestCluster.FreePort()}";
+        cluster.Customize = (_, o) => o with { ListenPeer = listener };
+        await cluster.StartAllAsync();
+        var m1 = cluster.Members["m1"]!;
+        await TestCluster.EventuallyAsync(() => m1.Machine.ClusterMetadata().Any(r => r.Key.AsSpan().SequenceEqual(MemberDirectory.Key(m1.Id))), "the member published its addresses");
+        await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        Assert.Equal(listed, (await c.MembersAsync()).Single().PeerUrl);
+    }
+
+    [Fact]
     public async Task Move_leader_hands_leadership_to_the_named_member()
     {
         await using var cluster = new TestCluster(3);
