@@ -24,12 +24,20 @@ internal sealed class Cluster : IAsyncDisposable
         Cairn.Crypto.KeyFileProvider.OpenOrCreate(keyFile);   // before the members start: they would race to create it
         Settings = new ClusterSettings(keyFile);
         Network = new Network(size);
-        for (var i = 0; i < size; i++)
+        try
         {
-            var node = new Node(i, root);
-            Nodes.Add(node);
-            if (tmpfsMiB is { } mib) Mount(node.Root, mib);
-            _proxies.Add(new PeerProxy(i, node.ProxyPort, node.PeerPort, Network, SlotOf));
+            for (var i = 0; i < size; i++)
+            {
+                var node = new Node(i, root);
+                Nodes.Add(node);
+                if (tmpfsMiB is { } mib) Mount(node.Root, mib);
+                _proxies.Add(new PeerProxy(i, node.ProxyPort, node.PeerPort, Network, SlotOf));
+            }
+        }
+        catch
+        {
+            ShutdownAsync(keep: false).GetAwaiter().GetResult();   // nothing started yet: unmount what was mounted
+            throw;
         }
         _members = [.. Enumerable.Range(0, size)];
     }

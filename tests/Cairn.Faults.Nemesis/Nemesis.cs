@@ -25,7 +25,7 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         ["pause"] = ["pause", "pause-leader"],
         ["partition"] = ["isolate", "isolate-leader", "bridge"],
         ["membership"] = ["member", "transfer"],
-        ["disk"] = ["disk-full", "corrupt"],
+        ["disk"] = ["disk-full", "corrupt-wal", "corrupt-db"],
     };
 
     private readonly Random _random = new(seed);
@@ -68,6 +68,20 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         }
     }
 
+    /// <summary>Injects every fault of the mix in order, <paramref name="rounds"/> times.</summary>
+    public async Task RunRoundsAsync(int rounds)
+    {
+        for (var r = 0; r < rounds; r++)
+        {
+            foreach (var fault in faults)
+            {
+                await Task.Delay(Hold(0.5, 1.5)).ConfigureAwait(false);
+                CheckCrashes();
+                await InjectAsync(fault).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>Injects one fault, holds it and heals it.</summary>
     public async Task InjectAsync(string fault)
     {
@@ -89,7 +103,8 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
                 "member" => await ReplaceAsync(Pick()).ConfigureAwait(false),
                 "transfer" => await TransferAsync().ConfigureAwait(false),
                 "disk-full" => await DiskFullAsync().ConfigureAwait(false),
-                "corrupt" => await CorruptAsync(Pick()).ConfigureAwait(false),
+                "corrupt-wal" => await CorruptAsync(Pick(), wal: true).ConfigureAwait(false),
+                "corrupt-db" => await CorruptAsync(Pick(), wal: false).ConfigureAwait(false),
                 _ => throw new ArgumentException($"unknown fault {fault}"),
             };
         }
@@ -229,18 +244,32 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         return (Names(targets), stopped.Count == 0 ? "disk filled, freed" : $"disk filled, freed; {Names(stopped)} stopped on it and was restarted");
     }
 
-    private async Task<(string, string)> CorruptAsync(Node n)
+    private async Task<(string, string)> CorruptAsync(Node n, bool wal)
     {
         _down.Add(n);
         await n.KillAsync().ConfigureAwait(false);
         var member = Path.Combine(n.DataDir, "member");
-        var segments = Directory.GetFiles(Path.Combine(member, "wal"), "*.wal").Order(StringComparer.Ordinal).ToList();
-        // Damage in the middle of the log: halfway through the records of a segment with another after it (a torn
-        // tail of the last one is repaired by design). Otherwise a byte in every data page of the database.
-        var dataEnd = segments.Count >= 2 && _random.Next(2) == 0 ? DataEnd(segments[0]) : 0;
-        var wal = dataEnd > 4096;
-        var file = wal ? segments[0] : Path.Combine(member, "kv.db");
-        List<long> offsets = wal ? [dataEnd / 2] : [.. Enumerable.Range(2, Math.Max(0, (int)(new FileInfo(file).Length / 16384) - 2)).Select(p => p * 16384L + 100)];
+        // Damage in the middle of the log: halfway through the records of a segment, with records after it that
+        // are whole (a torn tail is repaired by design, damage before good records must refuse the start). In the
+        // database: a byte in every data page.
+        string file;
+        List<long> offsets;
+        if (wal)
+        {
+            var (segment, end) = Directory.GetFiles(Path.Combine(member, "wal"), "*.wal").Select(f => (f, DataEnd(f))).MaxBy(x => x.Item2);
+            if (end < 64 << 10)
+            {
+                Restart(n);
+                throw new InvalidOperationException($"{n.Name}'s log holds only {end} bytes of records: too few to damage its middle");
+            }
+            file = segment;
+            offsets = [end / 2];
+        }
+        else
+        {
+            file = Path.Combine(member, "kv.db");
+            offsets = [.. Enumerable.Range(2, Math.Max(0, (int)(new FileInfo(file).Length / 16384) - 2)).Select(p => p * 16384L + 100)];
+        }
         var original = Patch(file, offsets, null);
         n.Restart(cluster.Settings);
         var what = wal ? "write-ahead log" : "kv.db";

@@ -19,6 +19,7 @@ try
         {
             "--seed" => options with { Seed = Int() },
             "--duration" => options with { Duration = Duration(Next()) },
+            "--rounds" => options with { Rounds = Int() },
             "--members" => options with { Members = Int() },
             "--clients" => options with { Clients = Int() },
             "--keys" => options with { Keys = Int() },
@@ -35,7 +36,7 @@ try
 catch (Exception e) when (e is ArgumentException or FormatException)
 {
     Console.Error.WriteLine($"cairn-nemesis: {e.Message}");
-    Console.Error.WriteLine("usage: cairn-nemesis [--seed N] [--duration 60s] [--members 3|5] [--clients N] [--keys N] [--watchers N]");
+    Console.Error.WriteLine("usage: cairn-nemesis [--seed N] [--duration 60s | --rounds N] [--members 3|5] [--clients N] [--keys N] [--watchers N]");
     Console.Error.WriteLine("                     [--faults kill,pause,partition,membership,disk|all|FAULT,...] [--tmpfs-mb N] [--dir DIR] [--keep] [--report FILE]");
     Console.Error.WriteLine($"faults: {string.Join("; ", Nemesis.Families.Select(f => $"{f.Key} = {string.Join(", ", f.Value)}"))}");
     return 2;

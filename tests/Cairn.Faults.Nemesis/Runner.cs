@@ -21,6 +21,12 @@ public sealed record RunOptions
 
     public int Watchers { get; init; } = 2;
 
+    /// <summary>
+    /// Inject every fault of the mix in order, this many times, instead of random ones for <see cref="Duration"/>: a
+    /// short run that is sure to have tried each one (CI).
+    /// </summary>
+    public int? Rounds { get; init; }
+
     /// <summary>Fault and family names (<see cref="Nemesis.Families"/>); "all" for every one.</summary>
     public IReadOnlyList<string> Faults { get; init; } = ["all"];
 
@@ -77,7 +83,7 @@ public sealed record RunReport
         var o = Options;
         var ops = History.Operations;
         b.AppendLine(CultureInfo.InvariantCulture, $"Cairn nemesis run: {(Ok ? "OK" : "VIOLATION")}");
-        b.AppendLine(CultureInfo.InvariantCulture, $"seed {o.Seed}, {o.Duration.TotalSeconds:0} s of faults ({Elapsed.TotalSeconds:0} s in all), {o.Members} members, {o.Clients} clients on {o.Keys} keys, {o.Watchers} watchers, faults: {string.Join(",", o.Faults)}{(o.TmpfsMiB is { } t ? $", data on {t} MiB tmpfs" : "")}");
+        b.AppendLine(CultureInfo.InvariantCulture, $"seed {o.Seed}, {(o.Rounds is { } rounds ? $"{rounds} round(s) of every fault" : $"{o.Duration.TotalSeconds:0} s of faults")} ({Elapsed.TotalSeconds:0} s in all), {o.Members} members, {o.Clients} clients on {o.Keys} keys, {o.Watchers} watchers, faults: {string.Join(",", o.Faults)}{(o.TmpfsMiB is { } t ? $", data on {t} MiB tmpfs" : "")}");
         b.AppendLine(CultureInfo.InvariantCulture, $"data: {Root}");
         b.AppendLine();
         b.AppendLine(CultureInfo.InvariantCulture, $"operations: {ops.Count:N0} — ok {ops.Count(x => x.Outcome == Outcome.Ok):N0}, failed {ops.Count(x => x.Outcome == Outcome.Failed):N0}, unknown {ops.Count(x => x.Outcome == Outcome.Unknown):N0}");
@@ -144,7 +150,8 @@ public static class Runner
             var workload = new Workload(cluster, options.Clients, options.Keys, options.Watchers, options.Seed);
             workload.Start();
             var nemesis = new Nemesis(cluster, faults, options.Seed, log);
-            await nemesis.RunAsync(options.Duration).ConfigureAwait(false);
+            if (options.Rounds is { } rounds) await nemesis.RunRoundsAsync(rounds).ConfigureAwait(false);
+            else await nemesis.RunAsync(options.Duration).ConfigureAwait(false);
             nemesis.CheckCrashes();
             await nemesis.HealAsync().ConfigureAwait(false);
             var problems = nemesis.Problems;
@@ -281,7 +288,12 @@ public static class Runner
                 try
                 {
                     var status = await c.StatusAsync(n.ClientUrl).ConfigureAwait(false);
-                    if (status.Header.Revision < revision) break;
+                    if (status.Header.Revision < revision)
+                    {
+                        var s = status.Body;
+                        hashes.Add($"{n.Name}:behind at revision {status.Header.Revision} (raft index {s.RaftIndex}, commit {s.CommitIndex}, applied {s.AppliedIndex}, term {s.RaftTerm}, leader {s.Leader:x16})");
+                        break;
+                    }
                     hashes.Add($"{n.Name}:{(await c.HashAsync(revision, n.ClientUrl).ConfigureAwait(false)).Body.Hash:x16}");
                 }
                 catch (CairnException e)
