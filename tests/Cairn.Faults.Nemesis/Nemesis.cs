@@ -287,7 +287,7 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
             if (n.ExitCode == 0 || named.Length > 0) Problems.Add($"{n.Name} on a damaged {what}: exit {n.ExitCode}{named}: {string.Join(" | ", n.Output().TakeLast(1))}");
             notes = $"damaged {what} at {Path.GetFileName(file)}: start refused (exit {n.ExitCode}){named}";
         }
-        Patch(file, offsets, original);
+        if (File.Exists(file)) Patch(file, offsets, original);   // a member that started anyway may have compacted it away
         Restart(n);
         return (n.Name, notes + "; repaired, restarted");
     }
