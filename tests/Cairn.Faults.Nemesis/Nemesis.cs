@@ -232,6 +232,8 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         var ballasts = targets.Select(Cluster.Fill).ToList();
         await Task.Delay(Hold(1.5, 3)).ConfigureAwait(false);
         foreach (var b in ballasts) File.Delete(b);
+        // A write that was already failing when the space came back still stops its member: look a moment later.
+        await Task.Delay(TimeSpan.FromSeconds(1.5)).ConfigureAwait(false);
         // A member may stop on a write it cannot make (refusing to go on is allowed; losing data is not). It must
         // start again once there is space.
         var stopped = targets.Where(n => !n.Running).ToList();
