@@ -103,7 +103,7 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
                 "member" => await ReplaceAsync(Pick()).ConfigureAwait(false),
                 "transfer" => await TransferAsync().ConfigureAwait(false),
                 "disk-full" => await DiskFullAsync().ConfigureAwait(false),
-                "corrupt-wal" => await CorruptAsync(Pick(), wal: true).ConfigureAwait(false),
+                "corrupt-wal" => await CorruptAsync(LongestLog(), wal: true).ConfigureAwait(false),
                 "corrupt-db" => await CorruptAsync(Pick(), wal: false).ConfigureAwait(false),
                 _ => throw new ArgumentException($"unknown fault {fault}"),
             };
@@ -246,6 +246,13 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         return (Names(targets), stopped.Count == 0 ? "disk filled, freed" : $"disk filled, freed; {Names(stopped)} stopped on it and was restarted");
     }
 
+    /// <summary>The live member with the most log records in one segment (a member just restarted may have few).</summary>
+    private Node LongestLog() => Shuffle(Live()).MaxBy(n =>
+    {
+        var dir = Path.Combine(n.DataDir, "member", "wal");
+        return Directory.Exists(dir) ? Directory.GetFiles(dir, "*.wal").Select(DataEnd).DefaultIfEmpty(0).Max() : 0;
+    })!;
+
     private async Task<(string, string)> CorruptAsync(Node n, bool wal)
     {
         _down.Add(n);
@@ -259,7 +266,7 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         if (wal)
         {
             var (segment, end) = Directory.GetFiles(Path.Combine(member, "wal"), "*.wal").Select(f => (f, DataEnd(f))).MaxBy(x => x.Item2);
-            if (end < 64 << 10)
+            if (end < 4096)
             {
                 Restart(n);
                 throw new InvalidOperationException($"{n.Name}'s log holds only {end} bytes of records: too few to damage its middle");

@@ -168,4 +168,4 @@ internal sealed class Node
 }
 
 /// <summary>How members are started.</summary>
-internal sealed record ClusterSettings(string KeyFile, int HeartbeatMs = 50, int ElectionTimeoutMs = 500, int SnapshotCount = 200, long QuotaBytes = 256L << 20);
+internal sealed record ClusterSettings(string KeyFile, int HeartbeatMs = 50, int ElectionTimeoutMs = 500, int SnapshotCount = 200, long QuotaBytes = 4L << 30);

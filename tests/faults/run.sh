@@ -22,7 +22,7 @@ extra=("$@")
 
 tmpfs=()
 if [[ ",$faults," == *",all,"* || ",$faults," == *",disk,"* || ",$faults," == *",disk-full,"* ]]; then
-  tmpfs=(--tmpfs-mb 256)
+  tmpfs=(--tmpfs-mb 1024)
 fi
 members=5
 for a in "${extra[@]}"; do [[ "$a" == "--members" ]] && members=""; done
