@@ -67,6 +67,15 @@ internal sealed class Progress(ulong next, int maxInflight, long maxInflightByte
         Next = Math.Max(Match + 1, Math.Min(Next - 1, hint + 1));
     }
 
-    /// <summary>A heartbeat answer: a probe waiting for an answer that was lost may go out again.</summary>
-    public void Heard() => _probeSent = false;
+    /// <summary>
+    /// A heartbeat answer: the follower is alive. A probe waiting for an answer that was lost may go out again, and a
+    /// full window frees one slot: appends lost with a broken link are never acknowledged, and a window that stayed
+    /// full would stop replication to a live follower for good. The append that goes out finds the gap, is
+    /// rejected, and probing resumes (etcd raft does the same).
+    /// </summary>
+    public void Heard()
+    {
+        _probeSent = false;
+        if (State == Mode.Replicate && _inflight.Count > 0 && !CanSend) _inflightBytes -= _inflight.Dequeue().Bytes;
+    }
 }

@@ -233,6 +233,34 @@ public sealed partial class Wal
             gcm = new Aes256Gcm(key);
             CryptographicOperations.ZeroMemory(key);
         }
+        // Whether a whole, authentic record frame starts at q (used only once damage is found, to tell it from a tear).
+        bool IsWholeRecord(long q)
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan((int)q));
+            var type = data[q + 4];
+            if (length < 16 || length + FrameOverhead > _options.MaxRecordBytes || q + FrameOverhead + length > data.Length || type is < TypeEntry or > TypeConfigEntry) return false;
+            var frame = data.AsSpan((int)q, FrameOverhead + length);
+            if (gcm is null)
+            {
+                Span<byte> sum = stackalloc byte[16];
+                Checksum(id, seq, q, frame, sum);
+                return sum.SequenceEqual(frame[^16..]);
+            }
+            Span<byte> ad = stackalloc byte[37];
+            Span<byte> nonce = stackalloc byte[12];
+            Associated(id, seq, q, frame, ad, nonce);
+            var plain = new byte[length];
+            try
+            {
+                gcm.Decrypt(nonce, frame.Slice(5, length), frame[^16..], plain, ad);
+                return true;
+            }
+            catch (AuthenticationTagMismatchException)
+            {
+                return false;
+            }
+        }
+
         try
         {
             long offset = HeaderSize;
@@ -246,12 +274,12 @@ public sealed partial class Wal
                 if (length == 0 && type == 0)
                 {
                     // Preallocated space: the data ends here, and nothing but zeros may follow.
-                    if (data.AsSpan((int)offset).ContainsAnyExcept((byte)0)) return Bad(name, offset, data, isLast, "data after the end marker");
+                    if (data.AsSpan((int)offset).ContainsAnyExcept((byte)0)) return Bad(name, offset, data, isLast, IsWholeRecord, "data after the end marker");
                     return null;
                 }
                 if (length < 0 || length + FrameOverhead > _options.MaxRecordBytes || offset + FrameOverhead + length > data.Length || type is < TypeEntry or > TypeConfigEntry)
                 {
-                    return Bad(name, offset, data, isLast, "malformed record frame");
+                    return Bad(name, offset, data, isLast, IsWholeRecord, "malformed record frame");
                 }
                 var frame = data.AsSpan((int)offset, FrameOverhead + length);
                 var payload = frame.Slice(5, length);
@@ -274,15 +302,15 @@ public sealed partial class Wal
                     Checksum(id, seq, offset, frame, sum);
                     ok = sum.SequenceEqual(frame[^16..]);
                 }
-                if (!ok) return Bad(name, offset, data, isLast, gcm is null ? "checksum mismatch" : "authentication tag mismatch");
+                if (!ok) return Bad(name, offset, data, isLast, IsWholeRecord, gcm is null ? "checksum mismatch" : "authentication tag mismatch");
                 if ((type is TypeEntry or TypeConfigEntry && length < 16) || (type == TypeHardState && length != 24) || (type == TypeSnapshot && length != 16))
                 {
-                    return Bad(name, offset, data, isLast, "record payload has the wrong size for its type");
+                    return Bad(name, offset, data, isLast, IsWholeRecord, "record payload has the wrong size for its type");
                 }
-                if (record(type, payload) is { } problem) return Bad(name, offset, data, isLast, problem);
+                if (record(type, payload) is { } problem) return Damage(name, offset, problem); // a whole, authentic record that does not fit the log: damage, never a torn tail
                 offset += FrameOverhead + length;
             }
-            if (offset < data.Length) return Bad(name, offset, data, isLast, "a record frame is cut off");
+            if (offset < data.Length) return Bad(name, offset, data, isLast, IsWholeRecord, "a record frame is cut off");
             return null;
         }
         finally
@@ -295,9 +323,11 @@ public sealed partial class Wal
     private delegate string? RecordHandler(byte type, ReadOnlySpan<byte> payload);
 
     /// <summary>A bad record: a torn tail when nothing but zeros (or the end of the file) follows it in the last segment.</summary>
-    private long? Bad(string name, long offset, byte[] data, bool isLast, string detail)
+    private long? Bad(string name, long offset, byte[] data, bool isLast, Func<long, bool> isWholeRecord, string detail)
     {
-        if (isLast)
+        // A damaged length field can make a record look as long as the rest of the file; a torn write is the last
+        // thing in the file, so a whole record anywhere after it means damage, not a tear.
+        if (isLast && !WholeRecordAfter(offset, data, isWholeRecord))
         {
             var length = offset + 4 <= data.Length ? Math.Max(0, BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan((int)offset))) : 0;
             var end = Math.Min(data.Length, offset + FrameOverhead + (long)Math.Min(length, _options.MaxRecordBytes));
@@ -308,6 +338,13 @@ public sealed partial class Wal
             }
         }
         return Damage(name, offset, detail);
+    }
+
+    private static bool WholeRecordAfter(long offset, byte[] data, Func<long, bool> isWholeRecord)
+    {
+        for (var q = offset + 1; q + FrameOverhead <= data.Length; q++)
+            if (isWholeRecord(q)) return true;
+        return false;
     }
 
     private long? Damage(string name, long offset, string detail)

@@ -176,7 +176,7 @@ public sealed partial class Member
         SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);
         _wal.SaveSnapshot(meta.Index, meta.Term);
         _wal.ReleaseSegments();
-        RefreshDirectory();
+        RefreshDirectory(fromSnapshot: true);
         Interlocked.Increment(ref Stats.SnapshotsInstalled);
         Log($"installed a snapshot at index {meta.Index} (state applied to {info.AppliedIndex}, revision {info.Revision})");
     }
@@ -485,7 +485,11 @@ public sealed partial class Member
         };
     }
 
-    private void RefreshDirectory()
+    /// <param name="fromSnapshot">
+    /// The configuration is a snapshot's: a member added after the snapshot's index is not in it, yet is no less a
+    /// member (the entry adding it follows). Removal is learned from a removal entry applied, or from the peers.
+    /// </param>
+    private void RefreshDirectory(bool fromSnapshot = false)
     {
         ApplyUnits(UnitsFromState());     // the unit count is a cluster record too
         _directory = MemberDirectory.Build(_options, _sm.ClusterMetadata());
@@ -496,7 +500,7 @@ public sealed partial class Member
         }
         _peers.SetPeers(peers);
         RefreshMembers();
-        if (!_node.Voters.Contains(Id) && !_node.Learners.Contains(Id) && !_removed)
+        if (!fromSnapshot && !_node.Voters.Contains(Id) && !_node.Learners.Contains(Id) && !_removed)
         {
             _removed = true;
             Log("removed from the cluster; stopping");

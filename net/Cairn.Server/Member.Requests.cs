@@ -619,7 +619,7 @@ public sealed partial class Member
         using var w = new FrameWriter(256);
         w.BeginFrame(MessageType.MemberPublish, FrameFlags.None, 0);
         w.String(Name);
-        w.String(_options.ListenPeer);
+        w.String(_options.PeerUrl);
         w.String(_options.ClientUrl);
         w.U64(Id);
         w.EndFrame();

@@ -56,7 +56,10 @@ public sealed partial class Member : IAsyncDisposable
         _clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         if (!string.IsNullOrEmpty(options.ListenMetrics)) _metrics = new MetricsServer(this, MemberOptions.ParseEndpoint(options.ListenMetrics, "--listen-metrics"));
         _raftThread = new Thread(RaftLoop) { Name = $"cairn raft {Name}", IsBackground = true };
-        _appliedIndex = sm.AppliedIndex;
+        // What the core has handed out: it hands out the entries after its snapshot again (the store skips what it
+        // holds). The store may be further on (a snapshot's state runs ahead of its index); compacting from the
+        // store's index would ask the core for a snapshot past what it applied.
+        _appliedIndex = node.SnapshotIndex;
         RefreshMembers();
     }
 

@@ -152,6 +152,13 @@ public sealed record MemberOptions
     /// <summary>The client address this member publishes.</summary>
     public string ClientUrl => AdvertiseClient ?? ListenClient;
 
+    /// <summary>
+    /// The peer address this member publishes: its own --initial-cluster entry, the address the others dial. It may
+    /// differ from --listen-peer (a wildcard listener, NAT, a proxy between the members); publishing the listener
+    /// instead would send the others to 0.0.0.0 or around the proxy.
+    /// </summary>
+    public string PeerUrl => Cluster.FirstOrDefault(m => m.Name == Name).PeerUrl ?? ListenPeer;
+
     /// <summary>Refuses settings that cannot work, saying which flag to fix.</summary>
     public void Validate()
     {

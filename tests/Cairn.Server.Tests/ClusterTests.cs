@@ -148,6 +148,75 @@ public sealed class ClusterTests
     }
 
     [Fact]
+    public async Task A_member_publishes_its_initial_cluster_address_not_its_listener()
+    {
+        // Found by the nemesis (docs/faults.md): a member listening behind a proxy (or on 0.0.0.0) published its
+        // --listen-peer, and the others then dialed around the proxy (or dialed 0.0.0.0, i.e. themselves).
+        await using var cluster = new TestCluster(1);
+        var listed = cluster.PeerUrl("m1");
+        var listener = $"127.0.0.1:{TestCluster.FreePort()}";
+        cluster.Customize = (_, o) => o with { ListenPeer = listener };
+        await cluster.StartAllAsync();
+        var m1 = cluster.Members["m1"]!;
+        await TestCluster.EventuallyAsync(() => m1.Machine.ClusterMetadata().Any(r => r.Key.AsSpan().SequenceEqual(MemberDirectory.Key(m1.Id))), "the member published its addresses");
+        await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        Assert.Equal(listed, (await c.MembersAsync()).Single().PeerUrl);
+    }
+
+    [Fact]
+    public async Task A_member_added_after_the_snapshot_it_is_sent_stays_a_member_and_catches_up()
+    {
+        // Found by the nemesis (docs/faults.md): the snapshot's configuration predates the member's addition, and on
+        // installing it the member concluded it had been removed and stopped.
+        await using var cluster = new TestCluster(3, snapshotCount: 20);
+        await cluster.StartAllAsync();
+        await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        for (var i = 0; i < 100; i++) await c.PutAsync($"k{i}", $"v{i}");     // every log compacted past the start
+        cluster.Reserve("m4");
+        TestClient.Ok(await c.CallAsync(MessageType.MemberAdd, w => Messages.WriteMemberAdd(w, "m4", cluster.PeerUrl("m4"), learner: false)), MessageType.MemberAdd);
+        var m4 = cluster.Start("m4", [.. cluster.Cluster, ("m4", cluster.PeerUrl("m4"))], state: "existing");
+        await TestCluster.EventuallyAsync(() => m4.Stats.SnapshotsInstalled > 0 || m4.Stopped.IsCompleted, "m4 installed a snapshot");
+        await c.PutAsync("after", "1");
+        await TestCluster.EventuallyAsync(() => m4.Stopped.IsCompleted || m4.AppliedIndex >= cluster.Members["m1"]!.AppliedIndex && m4.Leader != 0, "m4 caught up");
+        Assert.False(m4.Stopped.IsCompleted, "m4 stopped: " + string.Join("\n", cluster.Log.Where(l => l.Contains("m4", StringComparison.Ordinal)).TakeLast(5)));
+        await using var c4 = await TestClient.ConnectAsync(cluster.ClientEndpoint("m4"));
+        Assert.Equal("v99", await c4.GetAsync("k99", Consistency.Serializable));
+        Assert.Equal("1", await c4.GetAsync("after"));
+    }
+
+    [Fact]
+    public async Task A_member_whose_database_is_ahead_of_its_log_starts_and_catches_up()
+    {
+        // Found by the nemesis (docs/faults.md): after a snapshot whose state runs ahead of its index, the log ends at
+        // the snapshot while the database holds more. Started like that, the member compacted from the database's
+        // index, past what the Raft core had applied, and stopped on the core's refusal — at every start.
+        await using var cluster = new TestCluster(3, snapshotCount: 20);
+        await cluster.StartAllAsync();
+        await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        for (var i = 0; i < 100; i++) await c.PutAsync($"k{i}", $"v{i}");
+        await TestCluster.EventuallyAsync(() => cluster.Running.All(m => m.AppliedIndex >= cluster.Members["m1"]!.AppliedIndex), "every member applied everything");
+        await c.DisposeAsync();
+        foreach (var name in new[] { "m1", "m2", "m3" }) await cluster.StopAsync(name);
+        // The state right after installing such a snapshot (or a crash then): the log holds nothing after the
+        // compaction point, the database is further on. (The whole cluster restarts, so no leader remembers m3
+        // acknowledging entries its log no longer holds.)
+        var member = Path.Combine(cluster.Root, "m3", "member");
+        var (meta, _) = Cairn.Raft.SnapshotFile.Read(Path.Combine(member, "snap.meta"));
+        foreach (var segment in Directory.GetFiles(Path.Combine(member, "wal"))) File.Delete(segment);
+        using (var wal = Cairn.Raft.Wal.Open(Path.Combine(member, "wal"))) wal.SaveSnapshot(meta.Index, meta.Term);
+        cluster.Customize = (name, o) => name == "m3" ? o with { SnapshotCount = 4 } : o;     // the gap is past the compaction threshold
+        await cluster.StartAllAsync();
+        var m3 = cluster.Members["m3"]!;
+        await using var c1 = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        await c1.PutAsync("after", "1");
+        await TestCluster.EventuallyAsync(() => m3.Stopped.IsCompleted || m3.AppliedIndex >= cluster.Members["m1"]!.AppliedIndex && m3.Leader != 0, "m3 caught up");
+        Assert.False(m3.Stopped.IsCompleted, "m3 stopped: " + string.Join("\n", cluster.Log.Where(l => l.Contains("m3", StringComparison.Ordinal)).TakeLast(12)));
+        await using var c3 = await TestClient.ConnectAsync(cluster.ClientEndpoint("m3"));
+        Assert.Equal("v99", await c3.GetAsync("k99", Consistency.Serializable));
+        Assert.Equal("1", await c3.GetAsync("after"));
+    }
+
+    [Fact]
     public async Task Move_leader_hands_leadership_to_the_named_member()
     {
         await using var cluster = new TestCluster(3);
