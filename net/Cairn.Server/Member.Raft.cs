@@ -196,6 +196,15 @@ public sealed partial class Member
                 p.Return();
                 continue;
             }
+            if (_options.DiskReserveBytes > 0 && p.Waiter is RequestWaiter && (p.AddsData ? _diskFree < _options.DiskReserveBytes : _diskFree < _options.DiskReserveBytes / 4))
+            {
+                // The disk is nearly full: refuse before proposing (a write that reached the log but not the disk would
+                // stop the member). Nothing was proposed: the client may retry once space is freed.
+                Interlocked.Increment(ref Stats.DiskFullRefusals);
+                p.Waiter.Fail(ErrorCode.NoSpace, $"the leader's disk is nearly full ({_diskFree} bytes free under {_options.DataDir}, keeping {_options.DiskReserveBytes} in reserve; --disk-reserve-bytes): free space there; the write was not applied");
+                p.Return();
+                continue;
+            }
             if (p.AddsData && !_alarmProposed && _sm.Storage.DataSize + 2L * p.Data.Length > QuotaBytes && !_sm.NoSpaceAlarm)
             {
                 // The space check is made where writes are proposed; the alarm itself goes through the log so every member raises it at the same index.
@@ -526,8 +535,24 @@ public sealed partial class Member
         _ = Task.Run(() => StopAsync(handOver: false));
     }
 
+    private long _diskFree = long.MaxValue;
+
+    /// <summary>Free bytes on the data directory's file system (statvfs through DriveInfo); unknown: as if plenty.</summary>
+    private long MeasureDiskFree()
+    {
+        try
+        {
+            return new DriveInfo(_options.DataDir).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return long.MaxValue;
+        }
+    }
+
     private void Housekeeping(long now)
     {
+        if (_options.DiskReserveBytes > 0 && _node.Role == Role.Leader) _diskFree = MeasureDiskFree();
         // Requests that waited too long: their outcome is unknown to the client (a write may still apply).
         List<ulong>? expired = null;
         foreach (var (seq, p) in _waiting) if (p.Deadline < now) (expired ??= []).Add(seq);

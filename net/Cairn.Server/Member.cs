@@ -447,6 +447,7 @@ public sealed partial class Member : IAsyncDisposable
             "# TYPE cairn_leader_changes_total counter", $"cairn_leader_changes_total {Volatile.Read(ref c.LeaderChanges)}",
             "# TYPE cairn_auth_permission_denied_total counter", $"cairn_auth_permission_denied_total {Volatile.Read(ref c.PermissionDenied)}",
             "# TYPE cairn_auth_failures_total counter", $"cairn_auth_failures_total {Volatile.Read(ref c.AuthFailures)}",
+            "# TYPE cairn_disk_full_refusals_total counter", $"cairn_disk_full_refusals_total {Volatile.Read(ref c.DiskFullRefusals)}",
             "# TYPE cairn_scaling_units gauge", $"cairn_scaling_units {_units}",
             "# TYPE cairn_storage_quota_bytes gauge", $"cairn_storage_quota_bytes {QuotaBytes}",
             "# TYPE cairn_scale_events_total counter", $"cairn_scale_events_total {Volatile.Read(ref c.ScaleEvents)}",
@@ -468,7 +469,7 @@ public sealed partial class Member : IAsyncDisposable
     {
         public long Requests, Errors, ClientConnections, Forwarded, ReadRounds, ProposalsApplied, ProposalsRefused, ReadyBatches,
             WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges, ScaleEvents,
-            PermissionDenied, AuthFailures,
+            PermissionDenied, AuthFailures, DiskFullRefusals,
 
             PeerAuthFailures, PeerTlsFailures, ConnectionsRefused, TooManyRequests, FramesTooLarge, IdleClosed, HandshakeTimeouts, TlsFailures;
     }

@@ -51,6 +51,13 @@ public sealed record MemberOptions
     /// <summary>Storage quota; past it the NOSPACE alarm refuses writes (--quota-bytes).</summary>
     public long QuotaBytes { get; init; } = 2L << 30;
 
+    /// <summary>
+    /// Free space the leader keeps on its data directory's file system (--disk-reserve-bytes): below it, writes that
+    /// add data are refused with NoSpace (nothing is proposed, so nothing is lost), and below a quarter of it every
+    /// client write is, until space is freed. 0 turns the check off.
+    /// </summary>
+    public long DiskReserveBytes { get; init; } = 16L << 20;
+
     /// <summary>Largest frame accepted from a client (--max-frame-bytes).</summary>
     public int MaxFrameBytes { get; init; } = Protocol.Frame.DefaultMaxFrameBytes;
 

@@ -16,7 +16,7 @@ internal static class Serve
                     [--heartbeat-interval MS] [--election-timeout MS] [--quota-bytes N]
                     [--snapshot-count N] [--max-frame-bytes N] [--config FILE]
                     [--unit-ram-bytes N] [--initial-units N] [--max-units N] [--scaling-interval SECONDS]
-                    [--auth-token-ttl SECONDS] [--auth-hash-iterations N]
+                    [--auth-token-ttl SECONDS] [--auth-hash-iterations N] [--disk-reserve-bytes N]
                     [--cert FILE --key FILE [--cacert FILE --client-cert-auth]]
                     [--peer-cert FILE --peer-key FILE --peer-cacert FILE] [--peer-secret-file FILE]
                     [--max-connections N] [--max-requests-in-flight N] [--idle-timeout 5m] [--handshake-timeout 10s]
@@ -159,6 +159,7 @@ internal static class Serve
             Scaling = f.Has("--quota-bytes") ? null : ScalingFrom(f),
             SnapshotCount = f.Get("--snapshot-count") is { } sc ? (int)Flags.Long("--snapshot-count", sc) : d.SnapshotCount,
             MaxFrameBytes = f.Get("--max-frame-bytes") is { } mf ? (int)Flags.Long("--max-frame-bytes", mf) : d.MaxFrameBytes,
+            DiskReserveBytes = f.Get("--disk-reserve-bytes") is { } dr ? Flags.Long("--disk-reserve-bytes", dr) : d.DiskReserveBytes,
             AuthTokenTtl = f.Get("--auth-token-ttl") is { } ttl ? TimeSpan.FromSeconds(Positive("--auth-token-ttl", Flags.Long("--auth-token-ttl", ttl))) : d.AuthTokenTtl,
             PasswordIterations = f.Get("--auth-hash-iterations") is { } hi ? (int)Math.Min(int.MaxValue, Positive("--auth-hash-iterations", Flags.Long("--auth-hash-iterations", hi))) : d.PasswordIterations,
             ClientCertFile = f.Get("--cert"),

@@ -1,0 +1,92 @@
+using Cairn.Protocol;
+
+namespace Cairn.Server.Tests;
+
+/// <summary>A leader whose disk is nearly full refuses writes with NoSpace instead of stopping, and takes them again once space is freed.</summary>
+public sealed class DiskFullTests : IAsyncLifetime
+{
+    private readonly string _mount = Path.Combine(Path.GetTempPath(), "cairn-diskfull-" + Guid.NewGuid().ToString("N"));
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_mount);
+        // A small file system of its own (root, as the fault tests are): mounting must work, or the test fails here.
+        using var mount = System.Diagnostics.Process.Start("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", _mount])!;
+        await mount.WaitForExitAsync();
+        Assert.True(mount.ExitCode == 0, $"mount -t tmpfs on {_mount} failed (exit {mount.ExitCode}); these tests need root");
+    }
+
+    public async Task DisposeAsync()
+    {
+        using var umount = System.Diagnostics.Process.Start("umount", [_mount])!;
+        await umount.WaitForExitAsync();
+        Directory.Delete(_mount, recursive: true);
+    }
+
+    [Fact]
+    public async Task Writes_are_refused_with_NoSpace_while_the_disk_is_nearly_full_and_nothing_acknowledged_is_lost()
+    {
+        var dir = Path.Combine(_mount, "m1");
+        var options = new MemberOptions
+        {
+            Name = "m1", DataDir = dir, ListenClient = "127.0.0.1:0", ListenPeer = "127.0.0.1:0", ListenMetrics = "",
+            HeartbeatInterval = TimeSpan.FromMilliseconds(20), ElectionTimeout = TimeSpan.FromMilliseconds(200),
+            DiskReserveBytes = 8L << 20, Log = _ => { },
+        };
+        var member = Member.Start(options);
+        try
+        {
+            await TestCluster.EventuallyAsync(() => member.IsLeader, "m1 leads");
+            await using var c = await TestClient.ConnectAsync(member.ClientEndpoint);
+            for (var i = 0; i < 20; i++) await c.PutAsync($"k{i}", "before");
+
+            // Fill the file system up to 4 MiB from full: under the 8 MiB reserve.
+            var ballast = Path.Combine(_mount, "ballast");
+            var free = new DriveInfo(_mount).AvailableFreeSpace;
+            await using (var f = File.Create(ballast))
+            {
+                var chunk = new byte[1 << 20];
+                Random.Shared.NextBytes(chunk);
+                for (long left = free - (4L << 20); left > 0; left -= chunk.Length) await f.WriteAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, left)));
+            }
+            ServerError? refused = null;
+            await TestCluster.EventuallyAsync(async () =>
+            {
+                try
+                {
+                    await c.PutAsync("k-full", "x");
+                    return false;   // the free space is measured once per tick: the first puts may still go through
+                }
+                catch (ServerError e) when (e.Code == ErrorCode.NoSpace)
+                {
+                    refused = e;
+                    return true;
+                }
+            }, "a put is refused with NoSpace");
+            Assert.Contains("disk is nearly full", refused!.Message, StringComparison.Ordinal);
+            Assert.False(member.Stopped.IsCompleted, "the member stays up");
+            Assert.Equal("before", await c.GetAsync("k3"));   // reads still work
+
+            File.Delete(ballast);
+            await TestCluster.EventuallyAsync(async () =>
+            {
+                try
+                {
+                    await c.PutAsync("k-after", "y");
+                    return true;
+                }
+                catch (ServerError e) when (e.Code == ErrorCode.NoSpace)
+                {
+                    return false;
+                }
+            }, "puts are taken again once space is freed");
+            for (var i = 0; i < 20; i++) Assert.Equal("before", await c.GetAsync($"k{i}"));
+            Assert.Equal("y", await c.GetAsync("k-after"));
+            Assert.Contains("cairn_disk_full_refusals_total", member.MetricsText(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await member.DisposeAsync();
+        }
+    }
+}
