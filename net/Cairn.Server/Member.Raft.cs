@@ -132,6 +132,7 @@ public sealed partial class Member
         {
             // The disk failed under the log or the database (or a bug surfaced): nothing more can be made durable
             // safely. Stop this member rather than acknowledge what might not survive; the process stays up.
+            Failed = true;
             Log($"fatal: {e}; stopping this member");
             _ = Task.Run(() => StopAsync(handOver: false));
         }

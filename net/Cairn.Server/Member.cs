@@ -75,6 +75,9 @@ public sealed partial class Member : IAsyncDisposable
     /// <summary>The options it started with.</summary>
     public MemberOptions Options => _options;
 
+    /// <summary>Whether the member stopped on a fatal error (a failed disk write, a bug) rather than because it was asked to or removed.</summary>
+    public bool Failed { get; private set; }
+
     /// <summary>Completes when the member has stopped (asked to, or removed from the cluster).</summary>
     public Task Stopped => _stopped.Task;
 

@@ -109,7 +109,8 @@ internal static class Serve
         var anyStopped = Task.WhenAny(members.Select(m => m.Stopped));
         Task.WaitAny([anyStopped, Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default)]);
         foreach (var m in members) m.StopAsync(handOver: true).GetAwaiter().GetResult();
-        return 0;
+        // A member that stopped on a fatal error (its disk failed, say) exits 1, so a supervisor can tell it from a clean stop.
+        return members.Any(m => m.Failed) ? 1 : 0;
     }
 
     private static KeyFileProvider? Key(Flags flags)

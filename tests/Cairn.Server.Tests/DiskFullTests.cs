@@ -6,6 +6,7 @@ namespace Cairn.Server.Tests;
 public sealed class DiskFullTests : IAsyncLifetime
 {
     private readonly string _mount = Path.Combine(Path.GetTempPath(), "cairn-diskfull-" + Guid.NewGuid().ToString("N"));
+    private readonly string _secret = Directory.CreateTempSubdirectory("cairn-diskfull-secret-").FullName; // off the small file system
 
     public async Task InitializeAsync()
     {
@@ -21,6 +22,7 @@ public sealed class DiskFullTests : IAsyncLifetime
         using var umount = System.Diagnostics.Process.Start("umount", [_mount])!;
         await umount.WaitForExitAsync();
         Directory.Delete(_mount, recursive: true);
+        Directory.Delete(_secret, recursive: true);
     }
 
     [Fact]
@@ -87,6 +89,88 @@ public sealed class DiskFullTests : IAsyncLifetime
         finally
         {
             await member.DisposeAsync();
+        }
+    }
+    [Fact]
+    public async Task A_member_that_stops_on_a_failed_disk_write_exits_1_so_a_supervisor_can_tell()
+    {
+        // With the reserve off, a full disk fails the log write itself: the member must stop (it cannot persist what it
+        // would acknowledge), and `cairn serve` must say so with its exit code.
+        int Port()
+        {
+            using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            s.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+            return ((System.Net.IPEndPoint)s.LocalEndPoint!).Port;
+        }
+        var (client, peer) = (Port(), Port());
+        File.WriteAllText(Path.Combine(_secret, "peer.secret"), Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, "cairn.dll"), "serve", "--name", "m1", "--data-dir", Path.Combine(_mount, "m1"),
+            "--listen-client", $"127.0.0.1:{client}", "--listen-peer", $"127.0.0.1:{peer}", "--listen-metrics", "", "--plain",
+            "--initial-cluster", $"m1=127.0.0.1:{peer}", "--heartbeat-interval", "20", "--election-timeout", "200",
+            "--disk-reserve-bytes", "0", "--peer-secret-file", Path.Combine(_secret, "peer.secret"),
+        }) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = new List<string>();
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Add(e.Data); };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Add(e.Data); };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        try
+        {
+            TestClient? c = null;
+            await TestCluster.EventuallyAsync(async () =>
+            {
+                try
+                {
+                    c = await TestClient.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, client));
+                    await c.PutAsync("k", "v");
+                    return true;
+                }
+                catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or ServerError)
+                {
+                    if (c is not null) await c.DisposeAsync();
+                    c = null;
+                    return false;
+                }
+            }, "the member serves");
+            // Leave nothing free, then write until the log write fails.
+            var ballast = Path.Combine(_mount, "ballast");
+            await using (var f = File.Create(ballast))
+            {
+                var chunk = new byte[1 << 20];
+                try
+                {
+                    while (true) await f.WriteAsync(chunk);
+                }
+                catch (IOException)
+                {
+                    // ENOSPC: the file system is full
+                }
+            }
+            var value = new string('x', 4000);
+            for (var i = 0; i < 10_000 && !p.HasExited; i++)
+            {
+                try
+                {
+                    await c!.PutAsync($"k{i}", value);
+                }
+                catch (Exception e) when (e is ServerError or IOException or System.Net.Sockets.SocketException or TimeoutException or OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            p.WaitForExit();
+            lock (output) Assert.True(p.ExitCode == 1, $"exit {p.ExitCode}; output:\n{string.Join("\n", output.TakeLast(20))}");
+            lock (output) Assert.Contains(output, l => l.Contains("fatal", StringComparison.Ordinal));
+            if (c is not null) await c.DisposeAsync();
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill();
         }
     }
 }
