@@ -28,7 +28,7 @@ public class AuthBenchmarks
     {
         _dir = Path.Combine(Path.GetTempPath(), "cairn-bench-auth-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(_dir);
-        using var sm = KvStateMachine.Open(Path.Combine(_dir, "db"), new KvOptions { Storage = new StorageOptions { SyncOnCommit = false } });
+        using var sm = KvStateMachine.Open(Path.Combine(_dir, "db"), new KvOptions { Storage = new StorageOptions { PageSize = 16384, SyncOnCommit = false } });
         ulong index = 0;
         void Apply(AuthCommand c) => sm.Apply(++index, new KvCommand { Auth = c }.Encode());
         Apply(new AuthCommand(AuthOp.UserAdd) { Name = "u" });
