@@ -285,17 +285,20 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
             offsets = [.. Enumerable.Range(2, Math.Max(0, (int)(new FileInfo(file).Length / 16384) - 2)).Select(p => p * 16384L + 100)];
         }
         var original = Patch(file, offsets, null);
+        var evidence = Path.Combine(cluster.Root, $"damaged-{n.Name}-{Path.GetFileName(file)}");
+        File.Copy(file, evidence, overwrite: true);      // kept only if the member starts on it anyway
         n.Restart(cluster.Settings);
         var what = wal ? "write-ahead log" : "kv.db";
         string notes;
         if (!await n.WaitForExitAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false))
         {
-            Problems.Add($"{n.Name} started on a damaged {what} ({file}) instead of refusing");
+            Problems.Add($"{n.Name} started on a damaged {what} ({file}, byte {string.Join(",", offsets.Take(3))} flipped; the damaged copy is {evidence}) instead of refusing");
             await n.KillAsync().ConfigureAwait(false);
             notes = $"damaged {what}: NOT refused";
         }
         else
         {
+            File.Delete(evidence);
             var output = string.Join("\n", n.Output());
             var named = output.Contains(what, StringComparison.Ordinal) ? "" : $" but the message does not name the {what}";
             if (n.ExitCode == 0 || named.Length > 0) Problems.Add($"{n.Name} on a damaged {what}: exit {n.ExitCode}{named}: {string.Join(" | ", n.Output().TakeLast(1))}");
