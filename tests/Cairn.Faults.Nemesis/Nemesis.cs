@@ -103,7 +103,7 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
                 "member" => await ReplaceAsync(Pick()).ConfigureAwait(false),
                 "transfer" => await TransferAsync().ConfigureAwait(false),
                 "disk-full" => await DiskFullAsync().ConfigureAwait(false),
-                "corrupt-wal" => await CorruptAsync(LongestLog(), wal: true).ConfigureAwait(false),
+                "corrupt-wal" => await CorruptAsync(Pick(), wal: true).ConfigureAwait(false),
                 "corrupt-db" => await CorruptAsync(Pick(), wal: false).ConfigureAwait(false),
                 _ => throw new ArgumentException($"unknown fault {fault}"),
             };
@@ -246,13 +246,6 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         return (Names(targets), stopped.Count == 0 ? "disk filled, freed" : $"disk filled, freed; {Names(stopped)} stopped on it and was restarted");
     }
 
-    /// <summary>The live member with the most log records in one segment (a member just restarted may have few).</summary>
-    private Node LongestLog() => Shuffle(Live()).MaxBy(n =>
-    {
-        var dir = Path.Combine(n.DataDir, "member", "wal");
-        return Directory.Exists(dir) ? Directory.GetFiles(dir, "*.wal").Select(DataEnd).DefaultIfEmpty(0).Max() : 0;
-    })!;
-
     private async Task<(string, string)> CorruptAsync(Node n, bool wal)
     {
         _down.Add(n);
@@ -265,11 +258,23 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         List<long> offsets;
         if (wal)
         {
-            var (segment, end) = Directory.GetFiles(Path.Combine(member, "wal"), "*.wal").Select(f => (f, DataEnd(f))).MaxBy(x => x.Item2);
+            // A member just restarted may have only a fresh, short segment: then try the others, one at a time (the
+            // files of a running member are locked, and reading them would stop it from starting again).
+            var (segment, end) = LongestSegment(member);
+            foreach (var other in Shuffle(Live()).Where(o => o != n))
+            {
+                if (end >= 4096) break;
+                Restart(n);
+                n = other;
+                _down.Add(n);
+                await n.KillAsync().ConfigureAwait(false);
+                member = Path.Combine(n.DataDir, "member");
+                (segment, end) = LongestSegment(member);
+            }
             if (end < 4096)
             {
                 Restart(n);
-                throw new InvalidOperationException($"{n.Name}'s log holds only {end} bytes of records: too few to damage its middle");
+                throw new InvalidOperationException($"no member's log holds 4 KiB of records in one segment: too few to damage the middle of");
             }
             file = segment;
             offsets = [end / 2];
@@ -280,17 +285,20 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
             offsets = [.. Enumerable.Range(2, Math.Max(0, (int)(new FileInfo(file).Length / 16384) - 2)).Select(p => p * 16384L + 100)];
         }
         var original = Patch(file, offsets, null);
+        var evidence = Path.Combine(cluster.Root, $"damaged-{n.Name}-{Path.GetFileName(file)}");
+        File.Copy(file, evidence, overwrite: true);      // kept only if the member starts on it anyway
         n.Restart(cluster.Settings);
         var what = wal ? "write-ahead log" : "kv.db";
         string notes;
         if (!await n.WaitForExitAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false))
         {
-            Problems.Add($"{n.Name} started on a damaged {what} ({file}) instead of refusing");
+            Problems.Add($"{n.Name} started on a damaged {what} ({file}, byte {string.Join(",", offsets.Take(3))} flipped; the damaged copy is {evidence}) instead of refusing");
             await n.KillAsync().ConfigureAwait(false);
             notes = $"damaged {what}: NOT refused";
         }
         else
         {
+            File.Delete(evidence);
             var output = string.Join("\n", n.Output());
             var named = output.Contains(what, StringComparison.Ordinal) ? "" : $" but the message does not name the {what}";
             if (n.ExitCode == 0 || named.Length > 0) Problems.Add($"{n.Name} on a damaged {what}: exit {n.ExitCode}{named}: {string.Join(" | ", n.Output().TakeLast(1))}");
@@ -300,6 +308,9 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         Restart(n);
         return (n.Name, notes + "; repaired, restarted");
     }
+
+    private static (string Segment, long End) LongestSegment(string member) =>
+        Directory.GetFiles(Path.Combine(member, "wal"), "*.wal").Select(f => (f, DataEnd(f))).MaxBy(x => x.Item2);
 
     /// <summary>Where the records of a preallocated log segment end: after its last non-zero byte.</summary>
     private static long DataEnd(string segment)
