@@ -277,7 +277,10 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
                 throw new InvalidOperationException($"no member's log holds 4 KiB of records in one segment: too few to damage the middle of");
             }
             file = segment;
-            offsets = [end / 2];
+            // A byte inside a record that has whole records after it (not in the last record: damage there is
+            // indistinguishable from a torn write, which recovery cuts by design — that is what once looked like a
+            // damaged log accepted at start).
+            offsets = [RecordBeforeTheLast(segment, end)];
         }
         else
         {
@@ -307,6 +310,32 @@ internal sealed class Nemesis(Cluster cluster, IReadOnlyList<string> faults, int
         if (File.Exists(file)) Patch(file, offsets, original);   // a member that started anyway may have compacted it away
         Restart(n);
         return (n.Name, notes + "; repaired, restarted");
+    }
+
+    /// <summary>
+    /// The offset of a payload byte in the middle record of a segment's records, walking their frames
+    /// (<c>[u32 length][u8 type][payload][16-byte tag]</c> after a 128-byte header), never in the last one.
+    /// </summary>
+    private static long RecordBeforeTheLast(string segment, long end)
+    {
+        const int header = 128, overhead = 4 + 1 + 16;
+        var starts = new List<(long At, int Length)>();
+        using (var f = File.OpenRead(segment))
+        {
+            var length = new byte[4];
+            for (long at = header; at + overhead <= end;)
+            {
+                f.Position = at;
+                f.ReadExactly(length);
+                var n = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(length);
+                if (n <= 0 || at + overhead + n > end) break;
+                starts.Add((at, n));
+                at += overhead + n;
+            }
+        }
+        if (starts.Count < 2) throw new InvalidOperationException($"{segment} holds {starts.Count} record(s): none with a whole record after it to damage");
+        var (start, payload) = starts[(starts.Count - 1) / 2];   // the middle one of all but the last
+        return start + 5 + payload / 2;
     }
 
     private static (string Segment, long End) LongestSegment(string member) =>
