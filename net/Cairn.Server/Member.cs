@@ -215,6 +215,7 @@ public sealed partial class Member : IAsyncDisposable
         _raftThread.Start();
         _ = AcceptClientsAsync();
         _ = SweepSessionsAsync();
+        if (_wal.RecoveryNote is { } note) Log($"write-ahead log: {note}"); // a torn last record cut at start, as docs/server.md says
         Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}{(Tls.ClientTls ? Tls.ClientCertAuth ? " (TLS, client certificates required)" : " (TLS)" : "")}, peers on {PeerEndpoint}{(Tls.PeerTls ? " (TLS)" : "")}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
         if (_options.PeerSecret is null) Log("no peer secret given: peer links prove only the --initial-cluster-token, which anyone who knows it can do; set --peer-secret-file (or MemberOptions.PeerSecret) or peer TLS");
     }

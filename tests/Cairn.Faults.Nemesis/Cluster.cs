@@ -128,6 +128,9 @@ internal sealed class Cluster : IAsyncDisposable
     /// </summary>
     public async Task ReplaceAsync(Node node, CancellationToken cancellationToken)
     {
+        // Never shrink a cluster that is already short: removing another member while a slot is empty can leave a
+        // voter set whose quorum needs a member that is not running.
+        if (_members.Count < Nodes.Count) throw new InvalidOperationException($"replace {node.Name}: a slot is still empty from an earlier change; not removing another member");
         var others = Members.Where(n => n != node).ToList();
         await using var c = ControlClient(others);
         var name = node.Name;
@@ -141,7 +144,22 @@ internal sealed class Cluster : IAsyncDisposable
         Directory.Delete(node.DataDir, recursive: true);
         node.Rename();
         var added = node.Name;
-        await ChangeAsync(c, () => c.MemberAddAsync(added, node.PeerUrl, cancellationToken: cancellationToken), $"add {added}", list => list.Any(m => m.Name == added), cancellationToken).ConfigureAwait(false);
+        // An add whose outcome stayed unknown (say, forwarded to a leader that was just removed) and that the member
+        // list did not show is tried again: leaving the slot empty would shrink the cluster for good.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ChangeAsync(c, () => c.MemberAddAsync(added, node.PeerUrl, cancellationToken: cancellationToken), $"add {added}", list => list.Any(m => m.Name == added), cancellationToken).ConfigureAwait(false);
+                break;
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                var members = await c.MemberListAsync(cancellationToken).ConfigureAwait(false);
+                if (members.Body.Any(m => m.Name == added)) break;   // it did take effect after all
+                _log($"add {added} not applied (attempt {attempt}); trying again");
+            }
+        }
         _members.Add(node.Slot);
         node.Start(Settings, InitialCluster, existing: true);
     }

@@ -174,3 +174,49 @@ public sealed class DiskFullTests : IAsyncLifetime
         }
     }
 }
+
+/// <summary>What a member says when its log had a torn last record at start.</summary>
+public sealed class WalRecoveryLogTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "cairn-torn-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task A_torn_last_record_is_cut_at_start_and_said_in_the_log()
+    {
+        var lines = new List<string>();
+        MemberOptions Options() => new()
+        {
+            Name = "m1", DataDir = _dir, ListenClient = "127.0.0.1:0", ListenPeer = "127.0.0.1:0", ListenMetrics = "",
+            HeartbeatInterval = TimeSpan.FromMilliseconds(20), ElectionTimeout = TimeSpan.FromMilliseconds(200),
+            Log = l => { lock (lines) lines.Add(l); },
+        };
+        var member = Member.Start(Options());
+        await TestCluster.EventuallyAsync(() => member.IsLeader, "m1 leads");
+        await using (var c = await TestClient.ConnectAsync(member.ClientEndpoint)) await c.PutAsync("k", "v");
+        await member.DisposeAsync();
+
+        // A write the crash tore: the start of a record frame after the last one, then the preallocated zeros.
+        var segment = Directory.GetFiles(Path.Combine(_dir, "member", "wal"), "*.wal").Order(StringComparer.Ordinal).Last();
+        var data = File.ReadAllBytes(segment);
+        var end = Array.FindLastIndex(data, b => b != 0) + 1;
+        await using (var f = new FileStream(segment, FileMode.Open, FileAccess.Write))
+        {
+            f.Position = end;
+            f.Write([0xE8, 0x03, 0x00, 0x00, 0x01, 0xAA, 0xBB, 0xCC]);
+        }
+        member = Member.Start(Options());
+        try
+        {
+            await TestCluster.EventuallyAsync(() => member.IsLeader, "m1 leads again");
+            lock (lines) Assert.Contains(lines, l => l.Contains("write-ahead log: cut a torn last record", StringComparison.Ordinal));
+            await using var c = await TestClient.ConnectAsync(member.ClientEndpoint);
+            Assert.Equal("v", await c.GetAsync("k"));
+        }
+        finally
+        {
+            await member.DisposeAsync();
+        }
+    }
+}
