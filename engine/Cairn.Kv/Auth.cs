@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using static Cairn.Kv.AuthWriter;
 
 namespace Cairn.Kv;
 
@@ -154,15 +155,19 @@ public sealed record AuthCommand(AuthOp Op)
         var key = r.Bytes();
         return new AuthCommand((AuthOp)op) { Name = name, Role = role, Password = password, Permission = permission, SigningKey = key.Length == 0 ? null : key };
     }
+}
 
-    private static void WriteInt(List<byte> w, int v)
+/// <summary>Little-endian length-prefixed fields of auth records and commands (read back by <see cref="AuthReader"/>).</summary>
+internal static class AuthWriter
+{
+    public static void WriteInt(List<byte> w, int v)
     {
         Span<byte> b = stackalloc byte[4];
         BinaryPrimitives.WriteInt32LittleEndian(b, v);
         foreach (var x in b) w.Add(x);
     }
 
-    private static void WriteBytes(List<byte> w, byte[] bytes)
+    public static void WriteBytes(List<byte> w, byte[] bytes)
     {
         WriteInt(w, bytes.Length);
         w.AddRange(bytes);
@@ -521,18 +526,5 @@ public sealed class AuthState
         var perms = new List<Permission>(n);
         for (var i = 0; i < n; i++) perms.Add(new Permission((PermissionType)r.Byte(), r.Bytes(), r.Bytes()));
         return new AuthRole(name, perms);
-    }
-
-    private static void WriteInt(List<byte> w, int v)
-    {
-        Span<byte> b = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32LittleEndian(b, v);
-        foreach (var x in b) w.Add(x);
-    }
-
-    private static void WriteBytes(List<byte> w, byte[] bytes)
-    {
-        WriteInt(w, bytes.Length);
-        w.AddRange(bytes);
     }
 }
