@@ -43,7 +43,7 @@ public sealed record KvCommand
     /// <summary>The command's bytes.</summary>
     public byte[] Encode()
     {
-        var w = new Writer();
+        var w = new FieldWriter();
         if (Put is not null) { w.Byte(TagPut); WritePut(w, Put); }
         else if (Delete is not null) { w.Byte(TagDelete); WriteDelete(w, Delete); }
         else if (Txn is not null) { w.Byte(TagTxn); WriteTxn(w, Txn, 0); }
@@ -52,7 +52,7 @@ public sealed record KvCommand
         else if (LeaseRevoke != 0) { w.Byte(TagRevoke); w.Long(LeaseRevoke); }
         else if (NoSpaceAlarm is { } alarm) { w.Byte(TagAlarm); w.Byte(alarm ? (byte)1 : (byte)0); }
         else if (Cluster is { } c) WriteCluster(w, c.Key, c.Value);
-        else if (Auth is { } a) { w.Byte(TagAuth); var bytes = new List<byte>(); a.Write(bytes); foreach (var b in bytes) w.Byte(b); }
+        else if (Auth is { } a) { w.Byte(TagAuth); a.Write(w); }
         else throw new InvalidOperationException("An empty command: set Put, Delete, Txn, CompactRevision, LeaseGrant, LeaseRevoke, NoSpaceAlarm, Cluster or Auth.");
         return w.ToArray();
     }
@@ -112,7 +112,7 @@ public sealed record KvCommand
     /// <summary>Reads a command; <see cref="InvalidDataException"/> for bytes that are not one.</summary>
     public static KvCommand Decode(ReadOnlySpan<byte> bytes)
     {
-        var r = new Reader(bytes);
+        var r = new FieldReader(bytes, "command");
         var tag = r.Byte();
         var cmd = tag switch
         {
@@ -124,7 +124,7 @@ public sealed record KvCommand
             TagRevoke => new KvCommand { LeaseRevoke = Positive(r.Long()) },
             TagAlarm => new KvCommand { NoSpaceAlarm = Flags(r.Byte(), 1) == 1 },
             TagCluster => new KvCommand { Cluster = ReadCluster(ref r) },
-            TagAuth => new KvCommand { Auth = ReadAuth(ref r) },
+            TagAuth => new KvCommand { Auth = AuthCommand.Read(ref r) },
             _ => throw new InvalidDataException($"unknown command tag {tag}"),
         };
         if (!r.AtEnd) throw new InvalidDataException("trailing bytes after the command");
@@ -137,7 +137,7 @@ public sealed record KvCommand
     private static long Positive(long v) => v > 0 ? v : throw new InvalidDataException("revision or lease id must be positive");
 
     // Cluster: key, then flag 1 and the value for a set, flag 0 alone for a delete.
-    private static void WriteCluster(Writer w, byte[] key, byte[]? value)
+    private static void WriteCluster(FieldWriter w, byte[] key, byte[]? value)
     {
         ArgumentNullException.ThrowIfNull(key);
         w.Byte(TagCluster); w.Bytes(key);
@@ -145,49 +145,40 @@ public sealed record KvCommand
         else { w.Byte(1); w.Bytes(value); }
     }
 
-    private static (byte[] Key, byte[]? Value) ReadCluster(ref Reader r)
+    private static (byte[] Key, byte[]? Value) ReadCluster(ref FieldReader r)
     {
         var key = r.Bytes();
         return (key, Flags(r.Byte(), 1) == 1 ? r.Bytes() : null);
     }
 
-    private static AuthCommand ReadAuth(ref Reader r)
-    {
-        var rest = r.Rest();
-        var a = new AuthReader(rest);
-        var command = AuthCommand.Read(ref a);
-        if (!a.AtEnd) throw new InvalidDataException("trailing bytes after the auth command");
-        return command;
-    }
-
-    private static void WritePut(Writer w, PutRequest p)
+    private static void WritePut(FieldWriter w, PutRequest p)
     {
         w.Bytes(p.Key); w.Bytes(p.Value); w.Long(p.Lease);
         w.Byte((byte)((p.PrevKv ? 1 : 0) | (p.IgnoreValue ? 2 : 0) | (p.IgnoreLease ? 4 : 0)));
     }
 
-    private static PutRequest ReadPut(ref Reader r)
+    private static PutRequest ReadPut(ref FieldReader r)
     {
         var key = r.Bytes(); var value = r.Bytes(); var lease = r.Long(); var f = Flags(r.Byte(), 7);
         return new PutRequest { Key = key, Value = value, Lease = lease, PrevKv = (f & 1) != 0, IgnoreValue = (f & 2) != 0, IgnoreLease = (f & 4) != 0 };
     }
 
-    private static void WriteDelete(Writer w, DeleteRangeRequest d) { w.Bytes(d.Key); w.Bytes(d.RangeEnd); w.Byte(d.PrevKv ? (byte)1 : (byte)0); }
+    private static void WriteDelete(FieldWriter w, DeleteRangeRequest d) { w.Bytes(d.Key); w.Bytes(d.RangeEnd); w.Byte(d.PrevKv ? (byte)1 : (byte)0); }
 
-    private static DeleteRangeRequest ReadDelete(ref Reader r)
+    private static DeleteRangeRequest ReadDelete(ref FieldReader r)
     {
         var key = r.Bytes(); var end = r.Bytes(); var f = Flags(r.Byte(), 1);
         return new DeleteRangeRequest { Key = key, RangeEnd = end, PrevKv = f != 0 };
     }
 
-    private static void WriteRange(Writer w, RangeRequest q)
+    private static void WriteRange(FieldWriter w, RangeRequest q)
     {
         w.Bytes(q.Key); w.Bytes(q.RangeEnd); w.Long(q.Limit); w.Long(q.Revision);
         w.Byte((byte)((q.CountOnly ? 1 : 0) | (q.KeysOnly ? 2 : 0)));
         w.Long(q.MinModRevision); w.Long(q.MaxModRevision); w.Long(q.MinCreateRevision); w.Long(q.MaxCreateRevision);
     }
 
-    private static RangeRequest ReadRange(ref Reader r)
+    private static RangeRequest ReadRange(ref FieldReader r)
     {
         var key = r.Bytes(); var end = r.Bytes(); var limit = r.Long(); var rev = r.Long(); var f = Flags(r.Byte(), 3);
         return new RangeRequest
@@ -199,7 +190,7 @@ public sealed record KvCommand
 
     private const int MaxNesting = 16;
 
-    private static void WriteTxn(Writer w, TxnRequest t, int depth)
+    private static void WriteTxn(FieldWriter w, TxnRequest t, int depth)
     {
         if (depth > MaxNesting) throw new ArgumentException($"Transactions nest at most {MaxNesting} deep.");
         w.Int(t.Compares.Count);
@@ -211,7 +202,7 @@ public sealed record KvCommand
         WriteOps(w, t.Failure, depth);
     }
 
-    private static void WriteOps(Writer w, IReadOnlyList<TxnOp> ops, int depth)
+    private static void WriteOps(FieldWriter w, IReadOnlyList<TxnOp> ops, int depth)
     {
         w.Int(ops.Count);
         foreach (var op in ops)
@@ -224,7 +215,7 @@ public sealed record KvCommand
         }
     }
 
-    private static TxnRequest ReadTxn(ref Reader r, int depth)
+    private static TxnRequest ReadTxn(ref FieldReader r, int depth)
     {
         if (depth > MaxNesting) throw new InvalidDataException("transactions nested too deep");
         var n = r.Count();
@@ -240,7 +231,7 @@ public sealed record KvCommand
         return new TxnRequest { Compares = compares, Success = success, Failure = failure };
     }
 
-    private static List<TxnOp> ReadOps(ref Reader r, int depth)
+    private static List<TxnOp> ReadOps(ref FieldReader r, int depth)
     {
         var n = r.Count();
         var ops = new List<TxnOp>(n);
@@ -257,57 +248,5 @@ public sealed record KvCommand
             });
         }
         return ops;
-    }
-
-    private sealed class Writer
-    {
-        private byte[] _buf = new byte[256];
-        private int _len;
-
-        private Span<byte> Take(int n)
-        {
-            if (_len + n > _buf.Length) Array.Resize(ref _buf, Math.Max(_buf.Length * 2, _len + n));
-            var s = _buf.AsSpan(_len, n);
-            _len += n;
-            return s;
-        }
-
-        public void Byte(byte b) => Take(1)[0] = b;
-        public void Int(int v) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), v);
-        public void Long(long v) => BinaryPrimitives.WriteInt64LittleEndian(Take(8), v);
-        public void Bytes(byte[] b) { Int(b.Length); b.CopyTo(Take(b.Length)); }
-        public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
-    }
-
-    private ref struct Reader(ReadOnlySpan<byte> data)
-    {
-        private readonly ReadOnlySpan<byte> _data = data;
-        private int _at;
-
-        public readonly bool AtEnd => _at == _data.Length;
-
-        private ReadOnlySpan<byte> Take(int n)
-        {
-            if (n < 0 || _data.Length - _at < n) throw new InvalidDataException("command is truncated");
-            var s = _data.Slice(_at, n);
-            _at += n;
-            return s;
-        }
-
-        public byte Byte() => Take(1)[0];
-        public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
-        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
-        public byte[] Bytes() => Take(Int()).ToArray();
-
-        /// <summary>Everything not read yet (consumed).</summary>
-        public ReadOnlySpan<byte> Rest() => Take(_data.Length - _at);
-
-        /// <summary>An element count, bounded by the bytes left so a forged count cannot allocate without limit.</summary>
-        public int Count()
-        {
-            var n = Int();
-            if (n < 0 || n > _data.Length - _at) throw new InvalidDataException("element count exceeds the command");
-            return n;
-        }
     }
 }
