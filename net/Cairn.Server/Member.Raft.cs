@@ -33,8 +33,6 @@ public sealed partial class Member
     private ulong _readContext;
     private readonly List<byte[]> _batch = [];
     private readonly List<Proposal> _batchProposals = [];
-    private readonly List<(ulong Index, ReadOnlyMemory<byte> Command)> _apply = [];
-    private readonly List<(ulong Index, ulong Origin, ulong Seq)> _applyOrigins = [];
     private MemberDirectory _directory;
     private ulong _lastLeader;
     private ulong _lastKnownLeader;   // the last leader that was not "none"
@@ -408,92 +406,6 @@ public sealed partial class Member
 
     private static bool IsLeaderMessage(Message m) =>
         m.Type is Raft.MessageType.Append or Raft.MessageType.Heartbeat or Raft.MessageType.Snapshot or Raft.MessageType.TimeoutNow;
-
-    private void Apply(IReadOnlyList<Entry> committed)
-    {
-        var t0 = Stopwatch.GetTimestamp();
-        _apply.Clear();
-        _applyOrigins.Clear();
-        var configChanged = false;
-        foreach (var e in committed)
-        {
-            if (e.Kind == EntryKind.Config)
-            {
-                if (ConfigChange.Decode(e.Data) is { Type: ConfigChangeType.Remove } removal) _removedIds[removal.Member] = 0;
-                _apply.Add((e.Index, ConfigCommand(e.Data)));
-                configChanged = true;
-            }
-            else if (e.Data.Length >= 16)
-            {
-                _apply.Add((e.Index, e.Data.AsMemory(16)));
-                configChanged |= KvCommand.IsClusterCommand(e.Data.AsSpan(16)); // a member published its addresses
-                _applyOrigins.Add((e.Index, BinaryPrimitives.ReadUInt64LittleEndian(e.Data), BinaryPrimitives.ReadUInt64LittleEndian(e.Data.AsSpan(8))));
-            }
-            else
-            {
-                _apply.Add((e.Index, ReadOnlyMemory<byte>.Empty)); // a leader's no-op
-            }
-        }
-        _applyCursor = 0;
-        _sm.ApplyBatch(_apply, new ApplySink(this));
-        _appliedIndex = committed[^1].Index;
-        Interlocked.Add(ref Stats.ProposalsApplied, _applyOrigins.Count);
-        Interlocked.Add(ref Stats.ApplyTicks, Stopwatch.GetTimestamp() - t0);
-        if (configChanged) RefreshDirectory();
-        for (var i = 0; i < _adminWaiting.Count;)
-        {
-            var (index, op) = _adminWaiting[i];
-            if (index != 0 && index <= _appliedIndex)
-            {
-                op.Complete(this);
-                _adminWaiting.RemoveAt(i);
-            }
-            else
-            {
-                i++;
-            }
-        }
-    }
-
-    private int _applyCursor;   // the next of _applyOrigins to match against an outcome (outcomes come in index order)
-
-    /// <summary>Answers whoever waits on each applied entry; no object per entry (the sink is a struct over the member).</summary>
-    private readonly struct ApplySink(Member member) : IApplySink
-    {
-        public void Applied(in ApplyOutcome r) => member.OnApplied(r);
-    }
-
-    private void OnApplied(in ApplyOutcome r)
-    {
-        var o = _applyCursor;
-        while (o < _applyOrigins.Count && _applyOrigins[o].Index < r.Index) o++;
-        _applyCursor = o;
-        if (o < _applyOrigins.Count && _applyOrigins[o].Index == r.Index)
-        {
-            var (_, origin, seq) = _applyOrigins[o];
-            if (origin == Id && _waiting.Remove(seq, out var p))
-            {
-                p.Waiter!.Complete(this, r);
-                p.Return();
-            }
-            if (r.Error is NoSpaceException) _alarmProposed = false;
-        }
-        if (r.Response is LeaseGrantResponse g && _node.Role == Role.Leader) _leases.Granted(g.Id, g.Ttl);
-    }
-
-    /// <summary>A config entry reaches the key space as an update of the member directory (or a no-op).</summary>
-    private static ReadOnlyMemory<byte> ConfigCommand(byte[] data)
-    {
-        var change = ConfigChange.Decode(data);
-        var context = ConfigChange.Context(data);
-        return change.Type switch
-        {
-            ConfigChangeType.AddVoter or ConfigChangeType.AddLearner when !context.IsEmpty =>
-                new KvCommand { Cluster = (MemberDirectory.Key(change.Member), context.ToArray()) }.Encode(),
-            ConfigChangeType.Remove => new KvCommand { Cluster = (MemberDirectory.Key(change.Member), null) }.Encode(),
-            _ => ReadOnlyMemory<byte>.Empty,
-        };
-    }
 
     /// <param name="fromSnapshot">
     /// The configuration is a snapshot's: a member added after the snapshot's index is not in it, yet is no less a
