@@ -99,7 +99,9 @@ public sealed class LimitsTests
     {
         await using var cluster = new TestCluster(1)
         {
-            Customize = (_, o) => o with { HandshakeTimeout = TimeSpan.FromMilliseconds(300), IdleTimeout = TimeSpan.FromMilliseconds(400) },
+            // Long enough that the busy client below never pauses this long between two puts, even on a loaded machine
+            // (a CI run with every test project at once once stalled it for over 400 ms and it was rightly cut off).
+            Customize = (_, o) => o with { HandshakeTimeout = TimeSpan.FromMilliseconds(1000), IdleTimeout = TimeSpan.FromMilliseconds(1500) },
         };
         await cluster.StartAllAsync();
         var m = cluster.Members["m1"]!;

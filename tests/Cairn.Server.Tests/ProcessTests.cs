@@ -7,7 +7,7 @@ using Cairn.Protocol;
 namespace Cairn.Server.Tests;
 
 /// <summary>Members as separate `cairn serve` processes, killed with SIGKILL: what an operator's cluster goes through.</summary>
-public sealed class ProcessTests : IAsyncLifetime
+public sealed class ProcessTests(Xunit.Abstractions.ITestOutputHelper log) : IAsyncLifetime
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "cairn-process-tests", Guid.NewGuid().ToString("N"));
     private readonly Dictionary<string, (int Client, int Peer, int Metrics)> _ports = [];
@@ -141,6 +141,7 @@ public sealed class ProcessTests : IAsyncLifetime
         // Every member holds every acknowledged write, including the one that was killed.
         foreach (var name in _ports.Keys)
         {
+            Assert.False(_processes[name].HasExited, $"{name} exited (code {(_processes[name].HasExited ? _processes[name].ExitCode : 0)}); its output is below");
             await using var c = await TestClient.ConnectAsync(Client(name));
             var all = await c.RangeAsync(new RangeRequest { Key = [(byte)'w'], RangeEnd = RangeRequest.Prefix([(byte)'w']) });
             var stored = all.Kvs.ToDictionary(kv => System.Text.Encoding.UTF8.GetString(kv.Key), kv => System.Text.Encoding.UTF8.GetString(kv.Value));
@@ -175,6 +176,8 @@ public sealed class ProcessTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        // The members' output goes with the test's (the runner shows it when the test fails).
+        lock (_output) foreach (var line in _output) log.WriteLine(line);
         if (Environment.GetEnvironmentVariable("CAIRN_TEST_LOGS") is { } logs)
         {
             Directory.CreateDirectory(logs);
