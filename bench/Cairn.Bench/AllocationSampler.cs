@@ -33,7 +33,7 @@ internal sealed class AllocationSampler : EventListener
         var bench = new ServerPathBenchmarks();
         bench.Setup();
         Func<int> op = mode == "get" ? bench.Get : bench.Put;
-        for (var i = 0; i < 50; i++) op();
+        for (var i = 0; i < 500; i++) op();   // 32,000 requests: past two compactions of the Raft log (--snapshot-count 10,000), its working size
         using var sampler = new AllocationSampler();
         var before = GC.GetTotalAllocatedBytes(precise: true);
         sampler._on = true;

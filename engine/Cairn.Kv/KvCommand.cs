@@ -65,21 +65,31 @@ public sealed record KvCommand
     public static byte[] EncodePut(int prefix, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(prefix);
-        var b = new byte[prefix + 1 + 4 + key.Length + 4 + value.Length + 8 + 1];
-        var at = prefix;
-        b[at++] = TagPut;
-        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(at), key.Length);
-        at += 4;
-        key.CopyTo(b.AsSpan(at));
-        at += key.Length;
-        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(at), value.Length);
-        at += 4;
-        value.CopyTo(b.AsSpan(at));
-        at += value.Length;
-        BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(at), lease);
-        at += 8;
-        b[at] = (byte)((prevKv ? 1 : 0) | (ignoreValue ? 2 : 0) | (ignoreLease ? 4 : 0));
+        var b = new byte[prefix + PutLength(key.Length, value.Length)];
+        WritePut(b.AsSpan(prefix), key, value, lease, prevKv, ignoreValue, ignoreLease);
         return b;
+    }
+
+    /// <summary>How many bytes <see cref="WritePut(Span{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, long, bool, bool, bool)"/> writes for a key and a value of these lengths.</summary>
+    public static int PutLength(int keyLength, int valueLength) => 1 + 4 + keyLength + 4 + valueLength + 8 + 1;
+
+    /// <summary>Writes the bytes of a put command (as <see cref="EncodePut"/>) at the start of <paramref name="destination"/>, which must hold <see cref="PutLength"/> of them.</summary>
+    public static void WritePut(Span<byte> destination, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
+    {
+        if (destination.Length < PutLength(key.Length, value.Length)) throw new ArgumentException("The destination is shorter than PutLength.", nameof(destination));
+        var at = 0;
+        destination[at++] = TagPut;
+        BinaryPrimitives.WriteInt32LittleEndian(destination[at..], key.Length);
+        at += 4;
+        key.CopyTo(destination[at..]);
+        at += key.Length;
+        BinaryPrimitives.WriteInt32LittleEndian(destination[at..], value.Length);
+        at += 4;
+        value.CopyTo(destination[at..]);
+        at += value.Length;
+        BinaryPrimitives.WriteInt64LittleEndian(destination[at..], lease);
+        at += 8;
+        destination[at] = (byte)((prevKv ? 1 : 0) | (ignoreValue ? 2 : 0) | (ignoreLease ? 4 : 0));
     }
 
     /// <summary>

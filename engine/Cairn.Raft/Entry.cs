@@ -11,12 +11,35 @@ public enum EntryKind
     Config,
 }
 
-/// <summary>One log entry: its position, the term it was proposed in, and its bytes.</summary>
+/// <summary>
+/// One log entry: its position, the term it was proposed in, and its bytes. A value, not an object: the log holds
+/// entries in a list of structs and their bytes in its own slabs (<see cref="EntryArena"/>), so appending one
+/// allocates nothing. Bytes handed out by a <see cref="RaftNode"/> — in a <see cref="Ready"/> or its messages —
+/// belong to the node's log: they stay valid until the <see cref="RaftNode.Advance"/> that follows the log's
+/// compaction past them; whoever keeps an entry longer copies it (<see cref="Detach"/>, <see cref="Message.Detach"/>).
+/// Two entries are equal when their positions, terms, kinds and bytes are.
+/// </summary>
 /// <param name="Index">Position in the log, from 1.</param>
 /// <param name="Term">Term of the leader that proposed it.</param>
 /// <param name="Data">The command, or an encoded <see cref="ConfigChange"/>.</param>
 /// <param name="Kind">What <paramref name="Data"/> is.</param>
-public sealed record Entry(ulong Index, ulong Term, byte[] Data, EntryKind Kind = EntryKind.Normal);
+public readonly record struct Entry(ulong Index, ulong Term, ReadOnlyMemory<byte> Data, EntryKind Kind = EntryKind.Normal)
+{
+    /// <summary>An entry over <paramref name="data"/> (which it does not copy).</summary>
+    public Entry(ulong index, ulong term, byte[] data, EntryKind kind = EntryKind.Normal)
+        : this(index, term, (ReadOnlyMemory<byte>)data, kind)
+    {
+    }
+
+    /// <summary>The same entry with bytes of its own, independent of the log it came from.</summary>
+    public Entry Detach() => this with { Data = Data.ToArray() };
+
+    /// <inheritdoc/>
+    public bool Equals(Entry other) => Index == other.Index && Term == other.Term && Kind == other.Kind && Data.Span.SequenceEqual(other.Data.Span);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Index, Term, Kind, Data.Length);
+}
 
 /// <summary>What a membership change does.</summary>
 public enum ConfigChangeType : byte

@@ -6,13 +6,14 @@ public sealed partial class RaftNode
     /// <summary>The configuration is the options' plus every config entry in the log, in order (so truncation undoes changes).</summary>
     private void RebuildConfig()
     {
+        _peersStale = true;
         _voters.Clear();
         _learners.Clear();
         foreach (var id in _snapMeta?.Voters ?? _options.Members) _voters.Add(id);
         foreach (var id in _snapMeta?.Learners ?? _options.Learners) _learners.Add(id);
         foreach (var e in _log)
         {
-            if (e.Kind == EntryKind.Config) ApplyChange(ConfigChange.Decode(e.Data));
+            if (e.Kind == EntryKind.Config) ApplyChange(ConfigChange.Decode(e.Data.Span));
         }
         if (Role == Role.Leader)
         {
@@ -24,7 +25,11 @@ public sealed partial class RaftNode
         }
     }
 
-    private void ApplyChange(ConfigChange c) => ApplyChange(_voters, _learners, c);
+    private void ApplyChange(ConfigChange c)
+    {
+        ApplyChange(_voters, _learners, c);
+        _peersStale = true;
+    }
 
     private static void ApplyChange(HashSet<ulong> voters, HashSet<ulong> learners, ConfigChange c)
     {
@@ -68,7 +73,7 @@ public sealed partial class RaftNode
             _ => false,
         };
         if (!ok) throw new ArgumentException($"{change.Type} {change.Member} does not fit the configuration (voters {string.Join(",", _voters.Order())}, learners {string.Join(",", _learners.Order())}).", nameof(change));
-        _log.Add(new Entry(LastIndex + 1, Term, change.Encode(context), EntryKind.Config));
+        Append(LastIndex + 1, Term, change.Encode(context), EntryKind.Config);
         RebuildConfig();
         foreach (var peer in Peers()) SendAppend(peer);
         MaybeCommit();
@@ -81,7 +86,7 @@ public sealed partial class RaftNode
         var learners = new HashSet<ulong>(_snapMeta?.Learners ?? _options.Learners);
         for (var i = _snapIndex + 1; i <= index; i++)
         {
-            if (At(i).Kind == EntryKind.Config) ApplyChange(voters, learners, ConfigChange.Decode(At(i).Data));
+            if (At(i).Kind == EntryKind.Config) ApplyChange(voters, learners, ConfigChange.Decode(At(i).Data.Span));
         }
         return ([.. voters.Order()], [.. learners.Order()]);
     }

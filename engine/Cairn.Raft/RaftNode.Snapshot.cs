@@ -14,8 +14,16 @@ public sealed partial class RaftNode
             Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: Commit));
             return;
         }
-        if (TermAt(meta.Index) == meta.Term && meta.Index <= LastIndex) _log.RemoveRange(0, Offset(meta.Index) + 1);
-        else _log.Clear();
+        if (TermAt(meta.Index) == meta.Term && meta.Index <= LastIndex)
+        {
+            _log.RemoveRange(0, Offset(meta.Index) + 1);
+            _arena.Release(meta.Index);
+        }
+        else
+        {
+            _log.Clear();
+            _arena.ReleaseAll();
+        }
         _snapIndex = meta.Index;
         _snapTerm = meta.Term;
         _snapMeta = meta;
@@ -41,6 +49,7 @@ public sealed partial class RaftNode
         var (voters, learners) = ConfigAt(index);
         _snapTerm = TermAt(index);
         _log.RemoveRange(0, Offset(index) + 1);
+        _arena.Release(index);
         _snapIndex = index;
         _snapMeta = new SnapshotMetadata(index, _snapTerm, voters, learners);
         _snapData = data;

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Cairn.Raft;
 
 /// <summary>Elections and replication: how the core reacts to time, messages and proposals.</summary>
@@ -41,17 +43,19 @@ public sealed partial class RaftNode
         }
     }
 
-    /// <summary>Appends a command to the log if this member leads; false otherwise (send it to <see cref="Leader"/>).</summary>
-    public bool Propose(byte[] data)
+    /// <summary>
+    /// Appends a command to the log if this member leads; false otherwise (send it to <see cref="Leader"/>). The bytes
+    /// are copied into the log: the caller may reuse <paramref name="data"/> as soon as this returns.
+    /// </summary>
+    public bool Propose(ReadOnlySpan<byte> data)
     {
-        ArgumentNullException.ThrowIfNull(data);
         if (Role != Role.Leader || _transferee != 0) return false; // no new entries while handing over
         var uncommitted = UncommittedBytes();
         if (uncommitted + data.Length > _options.MaxUncommittedBytes && uncommitted > 0)
         {
             throw new ProposalRefusedException($"The leader holds {uncommitted} uncommitted bytes (limit {_options.MaxUncommittedBytes}); retry once the cluster catches up.");
         }
-        _log.Add(new Entry(LastIndex + 1, Term, data));
+        Append(LastIndex + 1, Term, data, EntryKind.Normal);
         foreach (var peer in Peers()) SendAppend(peer);
         MaybeCommit();
         return true;
@@ -61,20 +65,20 @@ public sealed partial class RaftNode
     /// Appends several commands at once if this member leads, and sends each follower one append for all of them (the
     /// caller drains its queue of proposals into one call: batching). Returns how many were appended: 0 when this member
     /// does not lead or is handing over; fewer than asked when the uncommitted-bytes limit was reached (the rest are
-    /// refused and should be retried later).
+    /// refused and should be retried later). The bytes are copied into the log, as by <see cref="Propose"/>.
     /// </summary>
-    public int ProposeBatch(IReadOnlyList<byte[]> data)
+    public int ProposeBatch(IReadOnlyList<ReadOnlyMemory<byte>> data)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (Role != Role.Leader || _transferee != 0) return 0;
         var uncommitted = UncommittedBytes();
         var taken = 0;
-        foreach (var d in data)
+        for (var i = 0; i < data.Count; i++)
         {
-            ArgumentNullException.ThrowIfNull(d);
+            var d = data[i].Span;
             if (uncommitted + d.Length > _options.MaxUncommittedBytes && uncommitted > 0) break;
             uncommitted += d.Length;
-            _log.Add(new Entry(LastIndex + 1, Term, d));
+            Append(LastIndex + 1, Term, d, EntryKind.Normal);
             taken++;
         }
         if (taken == 0) return 0;
@@ -160,15 +164,29 @@ public sealed partial class RaftNode
     }
 
     /// <summary>Everyone the log goes to: voters and learners but this member.</summary>
-    private IEnumerable<ulong> Peers()
+    // The other members, voters first, then learners; and the other voters. Cached, as they are walked on every
+    // proposal and acknowledgement, and rebuilt (new arrays: a walk in progress keeps its own) when the configuration changes.
+    private ulong[] _peerIds = [];
+    private ulong[] _voterPeerIds = [];
+    private bool _peersStale = true;
+
+    private ulong[] Peers()
     {
-        foreach (var id in _voters) if (id != Id) yield return id;
-        foreach (var id in _learners) if (id != Id) yield return id;
+        if (_peersStale) RefreshPeers();
+        return _peerIds;
     }
 
-    private IEnumerable<ulong> VoterPeers()
+    private ulong[] VoterPeers()
     {
-        foreach (var id in _voters) if (id != Id) yield return id;
+        if (_peersStale) RefreshPeers();
+        return _voterPeerIds;
+    }
+
+    private void RefreshPeers()
+    {
+        _voterPeerIds = [.. _voters.Where(id => id != Id)];
+        _peerIds = [.. _voterPeerIds, .. _learners.Where(id => id != Id)];
+        _peersStale = false;
     }
 
     private void Send(Message m) => _outbox.Add(m);
@@ -276,7 +294,7 @@ public sealed partial class RaftNode
         _progress.Clear();
         foreach (var peer in Peers()) _progress[peer] = new Progress(LastIndex + 1, _options.MaxInflightMessages, _options.MaxInflightBytes);
         // An entry of its own term lets the leader commit what earlier terms left (§5.4.2, §8).
-        _log.Add(new Entry(LastIndex + 1, Term, []));
+        Append(LastIndex + 1, Term, [], EntryKind.Normal);
         foreach (var peer in Peers()) SendAppend(peer);
         MaybeCommit();
     }
@@ -358,8 +376,9 @@ public sealed partial class RaftNode
         }
         var entries = m.Entries ?? [];
         var configChanged = false;
-        foreach (var e in entries)
+        for (var k = 0; k < entries.Count; k++)
         {
+            var e = entries[k];
             if (e.Index <= LastIndex)
             {
                 if (TermAt(e.Index) == e.Term) continue;
@@ -368,7 +387,7 @@ public sealed partial class RaftNode
                 _log.RemoveRange(Offset(e.Index), (int)(LastIndex - e.Index + 1));
                 _stable = Math.Min(_stable, e.Index - 1);
             }
-            _log.Add(e);
+            Append(e.Index, e.Term, e.Data.Span, e.Kind);   // the message's bytes are the caller's: the log keeps a copy
             configChanged |= e.Kind == EntryKind.Config;
         }
         if (configChanged) RebuildConfig();
@@ -436,25 +455,30 @@ public sealed partial class RaftNode
         }
     }
 
-    /// <summary>The work to do now, or null when there is none.</summary>
+    /// <summary>
+    /// The work to do now, or null when there is none. The node hands out the same <see cref="Ready"/> object each
+    /// time, refilled: it is valid until the next call (carry it out, then <see cref="Advance"/>, then ask again).
+    /// </summary>
     public Ready? GetReady()
     {
         var hs = new HardState(Term, Vote, Commit);
-        var unstable = _stable < LastIndex ? _log.GetRange(Offset(_stable + 1), (int)(LastIndex - _stable)) : [];
+        var unstable = _stable < LastIndex ? (int)(LastIndex - _stable) : 0;
         var applyTo = Math.Min(Commit, LastIndex);
         // Only what is persisted (or persisted by this Ready) is applied.
-        var committed = applyTo > _applied ? _log.GetRange(Offset(_applied + 1), (int)(applyTo - _applied)) : [];
-        if (hs == _persisted && unstable.Count == 0 && _outbox.Count == 0 && committed.Count == 0 && _readStates.Count == 0 && _toInstall is null) return null;
-        var ready = new Ready
-        {
-            Snapshot = _toInstall,
-            HardState = hs == _persisted ? null : hs,
-            Entries = unstable,
-            Messages = [.. _outbox],
-            Committed = committed,
-            ReadStates = [.. _readStates],
-        };
+        var committed = applyTo > _applied ? (int)(applyTo - _applied) : 0;
+        if (hs == _persisted && unstable == 0 && _outbox.Count == 0 && committed == 0 && _readStates.Count == 0 && _toInstall is null) return null;
+        // One Ready, refilled each time: its lists keep their capacity, and the outbox and read states trade places
+        // with the Ready's (the previous Ready is spent once this one is asked for).
+        var ready = _ready;
+        ready.Snapshot = _toInstall;
+        ready.HardState = hs == _persisted ? null : hs;
+        ready.EntryList.Clear();
+        if (unstable > 0) ready.EntryList.AddRange(CollectionsMarshal.AsSpan(_log).Slice(Offset(_stable + 1), unstable));
+        ready.CommittedList.Clear();
+        if (committed > 0) ready.CommittedList.AddRange(CollectionsMarshal.AsSpan(_log).Slice(Offset(_applied + 1), committed));
+        (ready.MessageList, _outbox) = (_outbox, ready.MessageList);
         _outbox.Clear();
+        (ready.ReadStateList, _readStates) = (_readStates, ready.ReadStateList);
         _readStates.Clear();
         _roundOpen = false;
         _toInstall = null;
@@ -471,6 +495,11 @@ public sealed partial class RaftNode
             _stable = Math.Max(_stable, ready.Entries[^1].Index);
         }
         if (ready.Committed.Count > 0) _applied = Math.Max(_applied, ready.Committed[^1].Index);
+        _arena.EndRound(); // nothing handed out before this point is in use any more: compacted slabs may be reused
         if (Role == Role.Leader) MaybeCommit();
     }
+
+    /// <summary>Appends an entry to the log, its bytes copied into the log's arena.</summary>
+    private void Append(ulong index, ulong term, ReadOnlySpan<byte> data, EntryKind kind) =>
+        _log.Add(new Entry(index, term, _arena.Copy(data, index), kind));
 }

@@ -42,7 +42,11 @@ public enum MessageType
 /// <param name="SnapshotData">For a snapshot message: the state machine's bytes.</param>
 public sealed record Message(MessageType Type, ulong From, ulong To, ulong Term, ulong LogTerm = 0, ulong Index = 0,
     IReadOnlyList<Entry>? Entries = null, ulong Commit = 0, bool Reject = false, ulong Context = 0,
-    SnapshotMetadata? Snapshot = null, byte[]? SnapshotData = null);
+    SnapshotMetadata? Snapshot = null, byte[]? SnapshotData = null)
+{
+    /// <summary>The same message with entries whose bytes are its own (a node's messages refer to its log's memory; see <see cref="Ready"/>).</summary>
+    public Message Detach() => Entries is not { Count: > 0 } entries ? this : this with { Entries = entries.Select(e => e.Detach()).ToList() };
+}
 
 /// <summary>A linearizable read may be served once the state machine has applied <paramref name="Index"/>.</summary>
 /// <param name="Index">The commit index when the read was asked, confirmed by a quorum to still be the leader's.</param>
@@ -139,26 +143,41 @@ public sealed record RaftOptions
 /// Work for the caller: persist <see cref="HardState"/> and <see cref="Entries"/> (in that order, synced), then send
 /// <see cref="Messages"/> and apply <see cref="Committed"/>, then call <see cref="RaftNode.Advance"/>. Votes and append
 /// acknowledgements are among the messages, so they leave only after what they promise is on disk.
+/// <para>
+/// A node reuses one Ready, and the entries in it (and in its messages) refer to the node's log memory: all of it is
+/// valid until the next <see cref="RaftNode.GetReady"/>, and entry bytes until the <see cref="RaftNode.Advance"/>
+/// after the log is compacted past them. A caller that keeps something longer — a message queued for a later send —
+/// copies it first (<see cref="Message.Detach"/>).
+/// </para>
 /// </summary>
 public sealed class Ready
 {
+    internal readonly List<Entry> EntryList = [];
+    internal readonly List<Entry> CommittedList = [];
+    internal List<Message> MessageList = [];
+    internal List<ReadState> ReadStateList = [];
+
+    internal Ready()
+    {
+    }
+
     /// <summary>The hard state to persist, when it changed.</summary>
-    public HardState? HardState { get; init; }
+    public HardState? HardState { get; internal set; }
 
     /// <summary>Entries to persist (an entry at an index already stored replaces it and all after it).</summary>
-    public IReadOnlyList<Entry> Entries { get; init; } = [];
+    public IReadOnlyList<Entry> Entries => EntryList;
 
     /// <summary>Messages to send after persisting.</summary>
-    public IReadOnlyList<Message> Messages { get; init; } = [];
+    public IReadOnlyList<Message> Messages => MessageList;
 
     /// <summary>Committed entries to apply, in order.</summary>
-    public IReadOnlyList<Entry> Committed { get; init; } = [];
+    public IReadOnlyList<Entry> Committed => CommittedList;
 
     /// <summary>A snapshot from the leader: persist it (a snapshot file and the WAL's marker) and restore the state machine from it before applying <see cref="Committed"/>.</summary>
-    public (SnapshotMetadata Meta, byte[] Data)? Snapshot { get; init; }
+    public (SnapshotMetadata Meta, byte[] Data)? Snapshot { get; internal set; }
 
     /// <summary>Reads confirmed by a quorum: serve each once the state machine has applied its index.</summary>
-    public IReadOnlyList<ReadState> ReadStates { get; init; } = [];
+    public IReadOnlyList<ReadState> ReadStates => ReadStateList;
 }
 
 /// <summary>
@@ -171,12 +190,14 @@ public sealed partial class RaftNode
     private readonly RaftOptions _options;
     private readonly Random _random;
     private readonly List<Entry> _log = [];            // entry i at _log[i - _snapIndex - 1]; everything ≤ _snapIndex is in the snapshot
+    private readonly EntryArena _arena = new();        // the bytes of the entries this node appended
+    private readonly Ready _ready = new();             // handed out by every GetReady
     private ulong _snapIndex;                          // the snapshot covers the log up to here (0: no snapshot); _snapIndex ≤ _applied
     private ulong _snapTerm;
     private SnapshotMetadata? _snapMeta;
     private byte[]? _snapData;
     private (SnapshotMetadata Meta, byte[] Data)? _toInstall; // received from the leader, for the caller to install
-    private readonly List<Message> _outbox = [];
+    private List<Message> _outbox = [];
     private readonly HashSet<ulong> _votes = [];
     private readonly Dictionary<ulong, Progress> _progress = []; // leader: each follower's replication
     private readonly HashSet<ulong> _voters = [];            // the configuration: the options', then every config entry in the log
@@ -185,7 +206,7 @@ public sealed partial class RaftNode
     private readonly List<(ulong Round, ulong Index, byte[] Context)> _pendingReads = []; // leader: reads awaiting a quorum round
     private readonly List<(ulong Index, byte[] Context)> _postponedReads = [];           // leader: reads awaiting its first commit
     private readonly Dictionary<ulong, ulong> _readAcked = [];                          // leader: highest read round each follower answered
-    private readonly List<ReadState> _readStates = [];
+    private List<ReadState> _readStates = [];
     private ulong _readRound;
     private ulong _transferee;         // leader: the member leadership is being handed to (0: none)
     private int _transferElapsed;      // leader: ticks since the hand-over began; it is abandoned after an election timeout
@@ -258,6 +279,9 @@ public sealed partial class RaftNode
 
     /// <summary>Index of the last entry.</summary>
     public ulong LastIndex => _snapIndex + (ulong)_log.Count;
+
+    /// <summary>Bytes the in-memory log's arena holds for entry data (in use, and spare slabs kept for reuse).</summary>
+    public long LogBytes => _arena.BytesHeld;
 
     /// <summary>Index of the last snapshot (the log starts after it).</summary>
     public ulong SnapshotIndex => _snapIndex;

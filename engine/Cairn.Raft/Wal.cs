@@ -84,11 +84,18 @@ public sealed partial class Wal : IDisposable
     /// <summary>Index and term of the last snapshot (the log starts after it).</summary>
     public (ulong Index, ulong Term) Snapshot { get; private set; }
 
-    /// <summary>The entries after the snapshot, in index order.</summary>
+    /// <summary>
+    /// The entries recovered when the log was opened, after the snapshot, in index order — what a member restarts its
+    /// Raft log from. Entries saved since are on disk but not kept here (the caller's log holds them; keeping a second
+    /// copy in memory would double the log's memory), though a save or snapshot still drops recovered entries it
+    /// replaces or covers.
+    /// </summary>
     public IReadOnlyList<Entry> Entries => _entries;
 
     /// <summary>Index of the last entry (the snapshot's when there are none).</summary>
-    public ulong LastIndex => _entries.Count > 0 ? _entries[^1].Index : Snapshot.Index;
+    public ulong LastIndex => Math.Max(_lastIndex, Snapshot.Index);
+
+    private ulong _lastIndex;
 
     /// <summary>Segment files now in the directory, oldest first.</summary>
     public IReadOnlyList<string> Segments => [.. SegmentFiles(_dir)];
@@ -122,15 +129,16 @@ public sealed partial class Wal : IDisposable
         if (!sync && entries.Count > 0) throw new ArgumentException("Entries must be synced; only a commit index may be saved without a sync.", nameof(sync));
         var tail = _tail ??= NewSegment();
         Span<byte> head = stackalloc byte[16];      // index, term: each entry's payload starts with them
-        foreach (var e in entries)
+        for (var i = 0; i < entries.Count; i++) // by index: a foreach over the interface would allocate its enumerator
         {
+            var e = entries[i];
             if (e.Index <= Snapshot.Index) throw new ArgumentException($"Entry {e.Index} is at or below the snapshot {Snapshot.Index}.");
             if (e.Index > LastIndex + 1) throw new ArgumentException($"Entry {e.Index} leaves a gap after {LastIndex}.");
             BinaryPrimitives.WriteUInt64LittleEndian(head, e.Index);
             BinaryPrimitives.WriteUInt64LittleEndian(head[8..], e.Term);
-            tail = Append(tail, e.Kind == EntryKind.Config ? TypeConfigEntry : TypeEntry, head, e.Data);
+            tail = Append(tail, e.Kind == EntryKind.Config ? TypeConfigEntry : TypeEntry, head, e.Data.Span);
             NoteIndex(tail.Path, e.Index);
-            Apply(e);
+            Saved(e.Index);
         }
         if (hardState is { } hs)
         {
@@ -180,9 +188,15 @@ public sealed partial class Wal : IDisposable
 
     private void Apply(Entry e)
     {
-        // A later entry at an index already present replaces it and everything after (the leader's log wins).
-        while (_entries.Count > 0 && _entries[^1].Index >= e.Index) _entries.RemoveAt(_entries.Count - 1);
+        Saved(e.Index);
         if (e.Index > Snapshot.Index) _entries.Add(e);
+    }
+
+    /// <summary>An entry at <paramref name="index"/> was written: a later entry at an index already present replaces it and everything after (the leader's log wins).</summary>
+    private void Saved(ulong index)
+    {
+        while (_entries.Count > 0 && _entries[^1].Index >= index) _entries.RemoveAt(_entries.Count - 1);
+        _lastIndex = index;
     }
 
     private void ApplySnapshot(ulong index, ulong term)

@@ -21,19 +21,21 @@ public sealed partial class Member
         _apply.Clear();
         _applyOrigins.Clear();
         var configChanged = false;
-        foreach (var e in committed)
+        for (var i = 0; i < committed.Count; i++) // by index: a foreach over the interface would allocate its enumerator
         {
+            var e = committed[i];
+            var data = e.Data.Span;
             if (e.Kind == EntryKind.Config)
             {
-                if (ConfigChange.Decode(e.Data) is { Type: ConfigChangeType.Remove } removal) _removedIds[removal.Member] = 0;
-                _apply.Add((e.Index, ConfigCommand(e.Data)));
+                if (ConfigChange.Decode(data) is { Type: ConfigChangeType.Remove } removal) _removedIds[removal.Member] = 0;
+                _apply.Add((e.Index, ConfigCommand(data)));
                 configChanged = true;
             }
-            else if (e.Data.Length >= 16)
+            else if (data.Length >= 16)
             {
-                _apply.Add((e.Index, e.Data.AsMemory(16)));
-                configChanged |= KvCommand.IsClusterCommand(e.Data.AsSpan(16)); // a member published its addresses
-                _applyOrigins.Add((e.Index, BinaryPrimitives.ReadUInt64LittleEndian(e.Data), BinaryPrimitives.ReadUInt64LittleEndian(e.Data.AsSpan(8))));
+                _apply.Add((e.Index, e.Data[16..]));
+                configChanged |= KvCommand.IsClusterCommand(data[16..]); // a member published its addresses
+                _applyOrigins.Add((e.Index, BinaryPrimitives.ReadUInt64LittleEndian(data), BinaryPrimitives.ReadUInt64LittleEndian(data[8..])));
             }
             else
             {
@@ -88,7 +90,7 @@ public sealed partial class Member
     }
 
     /// <summary>A config entry reaches the key space as an update of the member directory (or a no-op).</summary>
-    private static ReadOnlyMemory<byte> ConfigCommand(byte[] data)
+    private static ReadOnlyMemory<byte> ConfigCommand(ReadOnlySpan<byte> data)
     {
         var change = ConfigChange.Decode(data);
         var context = ConfigChange.Context(data);

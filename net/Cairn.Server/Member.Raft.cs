@@ -31,7 +31,7 @@ public sealed partial class Member
     private AdminOp.HandOver? _handOver;
     private long _handOverDeadline;
     private ulong _readContext;
-    private readonly List<byte[]> _batch = [];
+    private readonly List<ReadOnlyMemory<byte>> _batch = [];
     private readonly List<Proposal> _batchProposals = [];
     private MemberDirectory _directory;
     private ulong _lastLeader;
@@ -90,11 +90,11 @@ public sealed partial class Member
     internal const int EnvelopeBytes = 16;
 
     /// <summary>Writes the envelope into the first <see cref="EnvelopeBytes"/> of <paramref name="entry"/>; returns its sequence number.</summary>
-    internal ulong SealEnvelope(byte[] entry)
+    internal ulong SealEnvelope(Span<byte> entry)
     {
         var seq = Interlocked.Increment(ref _nextSeq);
         BinaryPrimitives.WriteUInt64LittleEndian(entry, Id);
-        BinaryPrimitives.WriteUInt64LittleEndian(entry.AsSpan(8), seq);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], seq);
         return seq;
     }
 
@@ -357,7 +357,7 @@ public sealed partial class Member
         // A leader's appends and heartbeats promise nothing about its own disk (it counts its own log towards a commit
         // only once persisted), so they leave before its fsync and the followers persist in parallel (thesis §10.2.1).
         // Everything else — votes, acknowledgements — waits for the state it promises to be on disk.
-        var early = _node.Role == Role.Leader && ready.Messages.Count > 0 && ready.Messages.All(IsLeaderMessage);
+        var early = _node.Role == Role.Leader && ready.Messages.Count > 0 && AllLeaderMessages(ready.Messages);
         if (early) _peers.Send(ready.Messages);
         if (ready.HardState is not null || ready.Entries.Count > 0)
         {
@@ -371,8 +371,9 @@ public sealed partial class Member
         }
         if (!early && ready.Messages.Count > 0) _peers.Send(ready.Messages);
         if (ready.Committed.Count > 0) Apply(ready.Committed);
-        foreach (var rs in ready.ReadStates)
+        for (var i = 0; i < ready.ReadStates.Count; i++)
         {
+            var rs = ready.ReadStates[i];
             var context = BinaryPrimitives.ReadUInt64LittleEndian(rs.Context);
             if (_readRounds.Remove(context, out var reads)) _readBatches.Add((rs.Index, reads));
         }
@@ -404,8 +405,14 @@ public sealed partial class Member
         }
     }
 
-    private static bool IsLeaderMessage(Message m) =>
-        m.Type is Raft.MessageType.Append or Raft.MessageType.Heartbeat or Raft.MessageType.Snapshot or Raft.MessageType.TimeoutNow;
+    private static bool AllLeaderMessages(IReadOnlyList<Message> messages)
+    {
+        for (var i = 0; i < messages.Count; i++)
+        {
+            if (messages[i].Type is not (Raft.MessageType.Append or Raft.MessageType.Heartbeat or Raft.MessageType.Snapshot or Raft.MessageType.TimeoutNow)) return false;
+        }
+        return true;
+    }
 
     /// <param name="fromSnapshot">
     /// The configuration is a snapshot's: a member added after the snapshot's index is not in it, yet is no less a

@@ -351,9 +351,9 @@ public sealed partial class Member
             var lease = reader.I64();
             var flags = reader.U8();
             reader.End();
-            var entry = KvCommand.EncodePut(EnvelopeBytes, key, value, lease, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
-            var putSeq = SealEnvelope(entry);
-            var proposal = Proposal.Rent(entry, r, type, id, putSeq, addsData: true);
+            var proposal = Proposal.Rent(EnvelopeBytes + KvCommand.PutLength(key.Length, value.Length), r, type, id, addsData: true);
+            KvCommand.WritePut(proposal.Buffer[EnvelopeBytes..], key, value, lease, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
+            proposal.Seq = SealEnvelope(proposal.Buffer);
             if (!TryPropose(proposal))
             {
                 proposal.Return();

@@ -64,12 +64,13 @@ internal static class PeerCodec
         w.U64(m.Context);
         var entries = m.Entries ?? [];
         w.Count(entries.Count);
-        foreach (var e in entries)
+        for (var i = 0; i < entries.Count; i++)
         {
+            var e = entries[i];
             w.U64(e.Index);
             w.U64(e.Term);
             w.U8((byte)e.Kind);
-            w.Bytes(e.Data);
+            w.Bytes(e.Data.Span);
         }
         w.Bool(m.Snapshot is not null);
         if (m.Snapshot is { } s)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Cairn.Protocol;
@@ -13,7 +14,7 @@ namespace Cairn.Server;
 /// </summary>
 internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
 {
-    private readonly ConcurrentQueue<object> _queue = new();   // Message, or a pre-encoded frame (byte[])
+    private readonly ConcurrentQueue<Outgoing> _queue = new();
     private readonly AsyncSignal _wake = new();
     private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(transport.Stopping);
     private int _count;
@@ -30,7 +31,19 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
 
     public void Start() => _ = RunAsync();
 
-    public bool Enqueue(object item)
+    /// <summary>An encoded frame waiting to go out; a pooled one goes back to <see cref="ArrayPool{T}.Shared"/> once written or dropped.</summary>
+    public readonly record struct Outgoing(byte[] Frame, int Length, bool Pooled)
+    {
+        public void Release()
+        {
+            if (Pooled) ArrayPool<byte>.Shared.Return(Frame);
+        }
+    }
+
+    /// <summary>The queue holds as many frames as it may (what is sent now would be dropped).</summary>
+    public bool Full => Volatile.Read(ref _count) >= maxQueue;
+
+    public bool Enqueue(Outgoing item)
     {
         if (Interlocked.Increment(ref _count) > maxQueue)
         {
@@ -96,7 +109,11 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
                 if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             }
             // Whatever was queued for the broken link is stale by the time it reconnects.
-            while (_queue.TryDequeue(out _)) Interlocked.Decrement(ref _count);
+            while (_queue.TryDequeue(out var stale))
+            {
+                Interlocked.Decrement(ref _count);
+                stale.Release();
+            }
             if (_stop.IsCancellationRequested) return;
             try
             {
@@ -125,8 +142,8 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
                 while (w.Length < (1 << 20) && _queue.TryDequeue(out var item))
                 {
                     Interlocked.Decrement(ref _count);
-                    if (item is Message m) PeerCodec.WriteMessage(w, m);
-                    else w.Raw((byte[])item);
+                    w.Raw(item.Frame.AsSpan(0, item.Length));
+                    item.Release();
                 }
                 await stream.WriteAsync(w.Written, _stop.Token).ConfigureAwait(false);
             }

@@ -69,11 +69,18 @@ internal sealed class PeerTransport : IDisposable
         }
     }
 
-    /// <summary>Queues Raft messages (never blocks: a full queue drops).</summary>
+    private readonly FrameWriter _encoder = new(64 << 10);   // the raft thread's: Send encodes each message at once
+
+    /// <summary>
+    /// Queues Raft messages (never blocks: a full queue drops). Called on the raft thread before it advances the core:
+    /// each message is encoded here, into a buffer from the shared pool, because its entries' bytes belong to the
+    /// core's log and may be reused once it is compacted — a message waiting in a queue must not refer to them.
+    /// </summary>
     public void Send(IReadOnlyList<Message> messages)
     {
-        foreach (var m in messages)
+        for (var i = 0; i < messages.Count; i++)
         {
+            var m = messages[i];
             if (!_links.TryGetValue(m.To, out var link))
             {
                 Interlocked.Increment(ref _member.Stats.PeerDropped);
@@ -84,7 +91,20 @@ internal sealed class PeerTransport : IDisposable
                 if (_snapshotsInFlight.TryAdd(m.To, 0)) new Thread(() => SendSnapshot(link, m)) { IsBackground = true, Name = "cairn snapshot sender" }.Start();
                 continue;
             }
-            if (!link.Enqueue(m)) Interlocked.Increment(ref _member.Stats.PeerDropped);
+            if (link.Full)
+            {
+                Interlocked.Increment(ref _member.Stats.PeerDropped);
+                continue;
+            }
+            _encoder.Reset();
+            PeerCodec.WriteMessage(_encoder, m);
+            var frame = ArrayPool<byte>.Shared.Rent(_encoder.Length);
+            _encoder.WrittenSpan.CopyTo(frame);
+            if (!link.Enqueue(new PeerLink.Outgoing(frame, _encoder.Length, Pooled: true)))
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+                Interlocked.Increment(ref _member.Stats.PeerDropped);
+            }
         }
     }
 
@@ -97,7 +117,7 @@ internal sealed class PeerTransport : IDisposable
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(Frame.HeaderSize), forwardId);
         Frame.WriteHeader(frame.AsSpan(Frame.HeaderSize + 8), h with { PayloadLength = (uint)payload.Length });
         payload.CopyTo(frame.AsSpan(Frame.HeaderSize + 8 + Frame.HeaderSize));
-        return link.Enqueue(frame);
+        return link.Enqueue(new PeerLink.Outgoing(frame, frame.Length, Pooled: false));
     }
 
     /// <summary>Queues the answer to a forwarded request.</summary>
@@ -108,7 +128,7 @@ internal sealed class PeerTransport : IDisposable
         Frame.WriteHeader(frame, new FrameHeader((uint)(8 + frames.Length), MessageType.PeerForwardReply, FrameFlags.Response, 0));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(Frame.HeaderSize), forwardId);
         frames.CopyTo(frame.AsSpan(Frame.HeaderSize + 8));
-        link.Enqueue(frame);
+        link.Enqueue(new PeerLink.Outgoing(frame, frame.Length, Pooled: false));
     }
 
     /// <summary>Streams the state to a follower on a link of its own, from a thread of its own (the dump and the socket writes block).</summary>

@@ -11,13 +11,24 @@ namespace Cairn.Server;
 /// </summary>
 internal sealed class Proposal
 {
+    private const int KeptBytes = 16 << 10;   // a pooled proposal keeps a buffer up to this size; larger ones go back to the shared pool
+    private byte[] _buffer;
+    private int _length;
+    private bool _rentedBuffer;                // from ArrayPool<byte>.Shared (larger than KeptBytes)
+
     public Proposal(byte[] data, Waiter? waiter)
     {
-        Data = data;
+        _buffer = data;
+        _length = data.Length;
         Waiter = waiter;
     }
 
-    public byte[] Data { get; private set; }
+    /// <summary>The entry's bytes (the raft core copies them into its log when proposed).</summary>
+    public ReadOnlyMemory<byte> Data => _buffer.AsMemory(0, _length);
+
+    /// <summary>Where the entry's bytes are written, for a rented proposal: <see cref="Data"/>'s length of it.</summary>
+    public Span<byte> Buffer => _buffer.AsSpan(0, _length);
+
     public Waiter? Waiter { get; private set; }
     public ulong Seq { get; set; }
     public long Deadline { get; set; }
@@ -27,13 +38,21 @@ internal sealed class Proposal
     private const int MaxPooled = 65_536;
     private bool _pooled;
 
-    /// <summary>A proposal of a client request, answered by a pooled <see cref="RequestWaiter"/>.</summary>
-    public static Proposal Rent(byte[] data, Responder responder, Protocol.MessageType type, ulong id, ulong seq, bool addsData)
+    /// <summary>
+    /// A proposal of a client request, answered by a pooled <see cref="RequestWaiter"/>, with room for an entry of
+    /// <paramref name="length"/> bytes that the caller writes into <see cref="Buffer"/>: neither the proposal nor its
+    /// bytes are allocated once the pool is warm.
+    /// </summary>
+    public static Proposal Rent(int length, Responder responder, Protocol.MessageType type, ulong id, bool addsData)
     {
-        if (!Pool.TryTake(out var p)) p = new Proposal(data, null) { _pooled = true };
-        p.Data = data;
+        if (!Pool.TryTake(out var p)) p = new Proposal([], null) { _pooled = true };
+        if (p._buffer.Length < length)
+        {
+            p._rentedBuffer = length > KeptBytes;
+            p._buffer = p._rentedBuffer ? System.Buffers.ArrayPool<byte>.Shared.Rent(length) : new byte[Math.Max(length, 512)];
+        }
+        p._length = length;
         p.Waiter = RequestWaiter.Rent(responder, type, id);
-        p.Seq = seq;
         p.AddsData = addsData;
         p.Deadline = 0;
         return p;
@@ -45,7 +64,13 @@ internal sealed class Proposal
         if (!_pooled) return;
         (Waiter as RequestWaiter)?.Return();
         Waiter = null;
-        Data = [];
+        _length = 0;
+        if (_rentedBuffer)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+            _rentedBuffer = false;
+        }
         if (Pool.Count < MaxPooled) Pool.Add(this);
     }
 }

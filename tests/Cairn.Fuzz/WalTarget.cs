@@ -186,7 +186,7 @@ public sealed class WalTarget : FuzzTarget
             if (!resealed)
             {
                 var c = Canonical(e.Index);
-                if (e.Term != c.Term || e.Kind != c.Kind || !e.Data.AsSpan().SequenceEqual(c.Data)) throw new FuzzPropertyException($"entry {e.Index} was recovered with other contents than were written");
+                if (e.Term != c.Term || e.Kind != c.Kind || !e.Data.Span.SequenceEqual(c.Data.Span)) throw new FuzzPropertyException($"entry {e.Index} was recovered with other contents than were written");
             }
         }
         return (wal.LastIndex, entries.Count, wal.HardState, wal.Snapshot);

@@ -12,7 +12,7 @@ public sealed class CoreTests
         var all = new List<Message>();
         while (n.GetReady() is { } r)
         {
-            all.AddRange(r.Messages);
+            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
             n.Advance(r);
         }
         return all;
@@ -200,7 +200,7 @@ public sealed class CoreTests
         leader.Step(new Message(MessageType.AppendResponse, 3, 1, leader.Term, Index: leader.LastIndex));
         var next = leader.GetReady()!;
         Assert.Equal(leader.LastIndex, leader.Commit);
-        Assert.Contains(next.Committed, e => e.Data is [42]);
+        Assert.Contains(next.Committed, e => e.Data.Span is [42]);
         Assert.False(Node(2).Propose([1]));     // only a leader takes proposals
     }
 
@@ -328,7 +328,7 @@ public sealed class TransferTests
         var all = new List<Message>();
         while (n.GetReady() is { } r)
         {
-            all.AddRange(r.Messages);
+            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
             n.Advance(r);
         }
         return all;
@@ -414,7 +414,7 @@ public sealed class FlowControlTests
         var all = new List<Message>();
         while (n.GetReady() is { } r)
         {
-            all.AddRange(r.Messages);
+            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
             n.Advance(r);
         }
         return all;
@@ -516,7 +516,7 @@ public sealed class MembershipTests
         var all = new List<Message>();
         while (n.GetReady() is { } r)
         {
-            all.AddRange(r.Messages);
+            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
             n.Advance(r);
         }
         return all;
@@ -582,7 +582,7 @@ public sealed class SnapshotTests
         while (n.GetReady() is { } r)
         {
             readies?.Add(r);
-            all.AddRange(r.Messages);
+            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
             n.Advance(r);
         }
         return all;
@@ -693,7 +693,7 @@ public sealed class BatchTests
         var all = new List<Message>();
         while (n.GetReady() is { } r)
         {
-            all.AddRange(r.Messages);
+            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
             n.Advance(r);
         }
         return all;
@@ -702,19 +702,19 @@ public sealed class BatchTests
     [Fact]
     public void A_batch_of_proposals_goes_to_a_replicating_follower_in_as_many_appends_as_it_needs_and_a_follower_takes_none()
     {
-        Assert.Equal(0, Node().ProposeBatch([[1], [2]]));
+        Assert.Equal(0, Node().ProposeBatch([new byte[] { 1 }, new byte[] { 2 }]));
         var n = Leader();
         Drain(n);
         n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 now replicating
         Drain(n);
         var first = n.LastIndex + 1;
         var batch = Enumerable.Range(0, 600).Select(i => BitConverter.GetBytes(i)).ToList();
-        Assert.Equal(600, n.ProposeBatch(batch));
+        Assert.Equal(600, n.ProposeBatch(batch.Select(b => (ReadOnlyMemory<byte>)b).ToList()));
         var appends = Drain(n).Where(m => m.Type == MessageType.Append && m.To == 2).ToList();
         Assert.Equal(3, appends.Count);                        // 256 + 256 + 88: the window holds them all
         var sent = appends.SelectMany(m => m.Entries!).ToList();
         Assert.Equal(Enumerable.Range(0, 600).Select(i => first + (ulong)i), sent.Select(e => e.Index));
-        Assert.Equal(batch.Select(b => BitConverter.ToInt32(b)), sent.Select(e => BitConverter.ToInt32(e.Data)));
+        Assert.Equal(batch.Select(b => BitConverter.ToInt32(b)), sent.Select(e => BitConverter.ToInt32(e.Data.Span)));
     }
 
     [Fact]
@@ -726,8 +726,8 @@ public sealed class BatchTests
         Assert.Contains(9UL, n.Learners);
         var ready = n.GetReady()!;
         var entry = ready.Entries.Last(e => e.Kind == EntryKind.Config);  // as persisted and sent
-        Assert.Equal(new ConfigChange(ConfigChangeType.AddLearner, 9), ConfigChange.Decode(entry.Data));
-        Assert.Equal([7, 8, 9], ConfigChange.Context(entry.Data).ToArray());
+        Assert.Equal(new ConfigChange(ConfigChangeType.AddLearner, 9), ConfigChange.Decode(entry.Data.Span));
+        Assert.Equal([7, 8, 9], ConfigChange.Context(entry.Data.Span).ToArray());
         Assert.True(ConfigChange.Context(new ConfigChange(ConfigChangeType.Remove, 3).Encode()).IsEmpty);
     }
 
@@ -756,7 +756,7 @@ public sealed class BatchTests
         n.Compact(n.LastIndex, []);                                                  // 3's next entries are gone
         n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: firstTo3)); // frees 3's window
         Drain(n);
-        Assert.Equal(1, n.ProposeBatch([[42]]));                                     // returns (it used to spin)
+        Assert.Equal(1, n.ProposeBatch([new byte[] { 42 }]));                                     // returns (it used to spin)
         var to3 = Drain(n).Where(m => m.To == 3).ToList();
         Assert.True(to3.Count(m => m.Type == MessageType.Snapshot) <= 1);
     }

@@ -25,7 +25,7 @@ public sealed class SimulationTests
         w.Write(applied.Count);
         foreach (var e in applied)
         {
-            w.Write(e.Index); w.Write(e.Term); w.Write((byte)e.Kind); w.Write(e.Data.Length); w.Write(e.Data);
+            w.Write(e.Index); w.Write(e.Term); w.Write((byte)e.Kind); w.Write(e.Data.Length); w.Write(e.Data.Span);
         }
         w.Flush();
         return ms.ToArray();
@@ -106,7 +106,7 @@ public sealed class SimulationTests
                     // The snapshot's history must agree with everything applied anywhere.
                     foreach (var e in restored)
                     {
-                        if (AppliedAt.TryGetValue(e.Index, out var seen)) Assert.True(seen == (e.Term, Encoding.UTF8.GetString(e.Data)), $"{Where}: snapshot disagrees at index {e.Index}");
+                        if (AppliedAt.TryGetValue(e.Index, out var seen)) Assert.True(seen == (e.Term, Encoding.UTF8.GetString(e.Data.Span)), $"{Where}: snapshot disagrees at index {e.Index}");
                     }
                     Applied[id].Clear();
                     Applied[id].AddRange(restored);
@@ -114,13 +114,13 @@ public sealed class SimulationTests
                 foreach (var e in ready.Entries)
                 {
                     disk.Log.RemoveAll(x => x.Index >= e.Index);
-                    disk.Log.Add(e);
+                    disk.Log.Add(e.Detach());           // the node's entries refer to its log memory: a disk keeps its own copy
                 }
                 foreach (var m in ready.Messages)
                 {
                     if (Rng.Next(100) < 5) continue;                 // dropped
-                    Network.Add(m);
-                    if (Rng.Next(100) < 3) Network.Add(m);           // duplicated
+                    Network.Add(m.Detach());                        // in flight longer than the Ready: a copy (see Ready)
+                    if (Rng.Next(100) < 3) Network.Add(m.Detach());  // duplicated
                 }
                 foreach (var r in ready.ReadStates)
                 {
@@ -134,8 +134,8 @@ public sealed class SimulationTests
                     var applied = Applied[id];
                     if (e.Index <= (ulong)applied.Count) continue; // replay after restart
                     Assert.True(e.Index == (ulong)applied.Count + 1, $"{Where}: member {id} applied {e.Index} after {applied.Count}");
-                    applied.Add(e);
-                    var data = Encoding.UTF8.GetString(e.Data);
+                    applied.Add(e.Detach());
+                    var data = Encoding.UTF8.GetString(e.Data.Span);
                     if (AppliedAt.TryGetValue(e.Index, out var other))
                     {
                         Assert.True(other == (e.Term, data), $"{Where}: index {e.Index} applied as {other} and as {(e.Term, data)}");
@@ -180,7 +180,7 @@ public sealed class SimulationTests
                     foreach (var j in common)
                     {
                         if (j > top) continue;
-                        Assert.True(la[j].Term == lb[j].Term && la[j].Data.AsSpan().SequenceEqual(lb[j].Data), $"{Where}: members {a} and {b} share index {top} term {la[top].Term} but differ at {j}");
+                        Assert.True(la[j].Term == lb[j].Term && la[j].Data.Span.SequenceEqual(lb[j].Data.Span), $"{Where}: members {a} and {b} share index {top} term {la[top].Term} but differ at {j}");
                     }
                 }
             }
@@ -281,7 +281,7 @@ public sealed class SimulationTests
                 {
                     foreach (var e in applied)
                     {
-                        if (e.Kind == EntryKind.Normal && e.Data.Length > 0) c.Acknowledged.Add(Encoding.UTF8.GetString(e.Data));
+                        if (e.Kind == EntryKind.Normal && e.Data.Length > 0) c.Acknowledged.Add(Encoding.UTF8.GetString(e.Data.Span));
                     }
                 }
             }
@@ -312,7 +312,7 @@ public sealed class SimulationTests
         // Every member of the final configuration (a member removed along the way need not catch up).
         foreach (var id in leader!.Voters.Concat(leader.Learners))
         {
-            var applied = c.Applied[id].Select(e => Encoding.UTF8.GetString(e.Data)).ToHashSet();
+            var applied = c.Applied[id].Select(e => Encoding.UTF8.GetString(e.Data.Span)).ToHashSet();
             foreach (var ack in c.Acknowledged) Assert.True(applied.Contains(ack), $"{c.Where}: acknowledged {ack} not applied on member {id}; leader {leader.Id} term {leader.Term} commit {leader.Commit} last {leader.LastIndex} voters {string.Join(",", leader.Voters)} learners {string.Join(",", leader.Learners)}; member {id}: role {c.Nodes[id]!.Role} term {c.Nodes[id]!.Term} commit {c.Nodes[id]!.Commit} last {c.Nodes[id]!.LastIndex} voters {string.Join(",", c.Nodes[id]!.Voters)} applied {c.Applied[id].Count}");
         }
     }
@@ -328,7 +328,7 @@ public sealed class SimulationTests
         node.Advance(ready);
         var again = node.GetReady();
         Assert.NotNull(again);
-        Assert.Contains(again!.Committed, e => e.Data.AsSpan().SequenceEqual("x"u8));
+        Assert.Contains(again!.Committed, e => e.Data.Span.SequenceEqual("x"u8));
     }
 
     [Fact]

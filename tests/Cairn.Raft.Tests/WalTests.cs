@@ -51,7 +51,7 @@ public sealed class WalTests : IDisposable
         {
             Assert.Equal(expected[i].Index, wal.Entries[i].Index);
             Assert.Equal(expected[i].Term, wal.Entries[i].Term);
-            Assert.Equal(expected[i].Data, wal.Entries[i].Data);
+            Assert.Equal(expected[i].Data.ToArray(), wal.Entries[i].Data.ToArray());
         }
     }
 
@@ -235,7 +235,7 @@ public sealed class WalTests : IDisposable
         using (var wal = Wal.Open(_dir, Options(encrypted))) wal.Save(null, [E(1, 1), change, E(3, 1)]);
         using var again = Wal.Open(_dir, Options(encrypted));
         Assert.Equal([EntryKind.Normal, EntryKind.Config, EntryKind.Normal], again.Entries.Select(e => e.Kind));
-        Assert.Equal(new ConfigChange(ConfigChangeType.AddLearner, 4), ConfigChange.Decode(again.Entries[1].Data));
+        Assert.Equal(new ConfigChange(ConfigChangeType.AddLearner, 4), ConfigChange.Decode(again.Entries[1].Data.Span));
     }
 
     // ---- found by fuzzing (docs/faults.md, "Fuzzing") ----
