@@ -247,6 +247,9 @@ public sealed partial class KvStateMachine : IDisposable
         lock (_apply) ApplyBatchLocked(new MemoryEntries(entries), durable ?? _options.Storage.SyncOnCommit, sink);
     }
 
+    private WriteTransaction? _writer;   // the batches' write transaction, begun again for each (BeginWrite(reuse))
+    private Mvcc? _writerMvcc;
+
     // Reused by every batch (under _apply): what each entry is, and the outcomes of the attempt that commits.
     private readonly List<Pending> _pending = [];
     private readonly List<ApplyOutcome> _outcomes = [];
@@ -256,86 +259,103 @@ public sealed partial class KvStateMachine : IDisposable
 
     private void ApplyBatchLocked<TEntries, TSink>(TEntries entries, bool durable, TSink sink) where TEntries : struct, IEntries where TSink : IApplySink
     {
-        var applied = AppliedIndex;
-        var pending = _pending;
-        pending.Clear();
-        for (var i = 0; i < entries.Count; i++)
+        // One transaction object and one Mvcc, begun again for every batch and every attempt (under _apply), so that
+        // applying a batch allocates nothing; after a file swap the transaction belongs to the old file: a new one.
+        var attempt = _writer = _db.BeginWrite(_writer?.Database == _db ? _writer : null);
+        try
         {
-            var index = entries.Index(i);
-            if (index <= applied) continue;
-            if (index != applied + 1 && applied != 0) throw new ArgumentException($"Entry {index} does not follow the applied index {applied}; apply the log in order.");
-            applied = index;
-            var bytes = entries.Command(i);
-            if (bytes.IsEmpty)
+            var m = _writerMvcc ??= new Mvcc(attempt, _options);
+            m.Begin(attempt);
+            var applied = m.Applied; // read in the write transaction: no reader (and no object) just for it
+            var pending = _pending;
+            pending.Clear();
+            for (var i = 0; i < entries.Count; i++)
             {
-                pending.Add(new Pending(index, i, null, null, false)); // a no-op
-                continue;
-            }
-            if (KvCommand.TryReadPlainPut(bytes, out _, out _, out _))
-            {
-                pending.Add(new Pending(index, i, null, null, true));
-                continue;
-            }
-            try
-            {
-                pending.Add(new Pending(index, i, KvCommand.Decode(bytes), null, false));
-            }
-            catch (InvalidDataException e)
-            {
-                pending.Add(new Pending(index, i, null, new KvException($"entry {index} is not a key-value command: {e.Message}"), false));
-            }
-        }
-        if (pending.Count == 0) return;
-
-        // Refused commands must leave no trace, and a storage transaction cannot undo part of itself: try the batch,
-        // and if any command fails, start again without the failing one.
-        Dictionary<ulong, KvException>? refused = null;
-        foreach (var p in pending) if (p.Error is not null) (refused ??= [])[p.Index] = p.Error;
-        var outcomes = _outcomes;
-        var watched = Watches.Count > 0;
-        while (true)
-        {
-            using var attempt = _db.BeginWrite();
-            var m = new Mvcc(attempt, _options) { EventsWanted = watched };
-            outcomes.Clear();
-            ulong failedAt = 0;
-            foreach (var p in pending)
-            {
-                if (refused is not null && refused.TryGetValue(p.Index, out var err))
+                var index = entries.Index(i);
+                if (index <= applied) continue;
+                if (index != applied + 1 && applied != 0) throw new ArgumentException($"Entry {index} does not follow the applied index {applied}; apply the log in order.");
+                applied = index;
+                var bytes = entries.Command(i);
+                if (bytes.IsEmpty)
                 {
-                    outcomes.Add(new ApplyOutcome(p.Index, m.Revision, null, err, false));
+                    pending.Add(new Pending(index, i, null, null, false)); // a no-op
+                    continue;
+                }
+                if (KvCommand.TryReadPlainPut(bytes, out _, out _, out _))
+                {
+                    pending.Add(new Pending(index, i, null, null, true));
                     continue;
                 }
                 try
                 {
-                    if (p.PlainPut)
-                    {
-                        KvCommand.TryReadPlainPut(entries.Command(p.Entry), out var key, out var value, out var lease);
-                        var rev = m.PutPlain(key, value, lease);
-                        outcomes.Add(new ApplyOutcome(p.Index, rev, null, null, true));
-                    }
-                    else
-                    {
-                        var response = p.Command is null ? null : Execute(m, p.Command);
-                        outcomes.Add(new ApplyOutcome(p.Index, m.Revision, response, null, false));
-                    }
-                    m.EndRequest();
+                    pending.Add(new Pending(index, i, KvCommand.Decode(bytes), null, false));
                 }
-                catch (Exception e) when (e is KvException or ArgumentException)
+                catch (InvalidDataException e)
                 {
-                    (refused ??= [])[p.Index] = e as KvException ?? new KvException(e.Message);
-                    failedAt = p.Index;
-                    break;
+                    pending.Add(new Pending(index, i, null, new KvException($"entry {index} is not a key-value command: {e.Message}"), false));
                 }
             }
-            if (failedAt != 0) continue; // roll back this attempt, retry without the refused command
-            m.Finish(pending[^1].Index);
-            attempt.Commit(durable);
-            RetireShared();
-            if (m.AuthChanged) _auth = LoadAuth();
-            if (m.Events.Count > 0 || m.EventsSkipped) Watches.Publish(m.Events, m.Revision, eventsSkipped: m.EventsSkipped);
-            foreach (var o in outcomes) sink.Applied(o);
-            return;
+            if (pending.Count == 0) return;
+
+            // Refused commands must leave no trace, and a storage transaction cannot undo part of itself: try the batch,
+            // and if any command fails, start again without the failing one.
+            Dictionary<ulong, KvException>? refused = null;
+            foreach (var p in pending) if (p.Error is not null) (refused ??= [])[p.Index] = p.Error;
+            var outcomes = _outcomes;
+            var watched = Watches.Count > 0;
+            for (var first = true; ; first = false)
+            {
+                if (!first)
+                {
+                    attempt.Dispose(); // rolls the failed attempt back
+                    attempt = _writer = _db.BeginWrite(attempt);
+                    m.Begin(attempt);
+                }
+                m.EventsWanted = watched;
+                outcomes.Clear();
+                ulong failedAt = 0;
+                foreach (var p in pending)
+                {
+                    if (refused is not null && refused.TryGetValue(p.Index, out var err))
+                    {
+                        outcomes.Add(new ApplyOutcome(p.Index, m.Revision, null, err, false));
+                        continue;
+                    }
+                    try
+                    {
+                        if (p.PlainPut)
+                        {
+                            KvCommand.TryReadPlainPut(entries.Command(p.Entry), out var key, out var value, out var lease);
+                            var rev = m.PutPlain(key, value, lease);
+                            outcomes.Add(new ApplyOutcome(p.Index, rev, null, null, true));
+                        }
+                        else
+                        {
+                            var response = p.Command is null ? null : Execute(m, p.Command);
+                            outcomes.Add(new ApplyOutcome(p.Index, m.Revision, response, null, false));
+                        }
+                        m.EndRequest();
+                    }
+                    catch (Exception e) when (e is KvException or ArgumentException)
+                    {
+                        (refused ??= [])[p.Index] = e as KvException ?? new KvException(e.Message);
+                        failedAt = p.Index;
+                        break;
+                    }
+                }
+                if (failedAt != 0) continue; // roll back this attempt, retry without the refused command
+                m.Finish(pending[^1].Index);
+                attempt.Commit(durable);
+                RetireShared();
+                if (m.AuthChanged) _auth = LoadAuth();
+                if (m.Events.Count > 0 || m.EventsSkipped) Watches.Publish(m.Events, m.Revision, eventsSkipped: m.EventsSkipped);
+                foreach (var o in outcomes) sink.Applied(o);
+                return;
+            }
+        }
+        finally
+        {
+            attempt.Dispose(); // a no-op once committed
         }
     }
 

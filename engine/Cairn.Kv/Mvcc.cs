@@ -20,9 +20,9 @@ internal sealed class Mvcc
     public static readonly byte[] StateKey = "state"u8.ToArray(); // revision, compact revision, applied index, NOSPACE alarm
     public const int StateBytes = 25;
 
-    private readonly Transaction _tx;
+    private Transaction _tx;
     private readonly KvOptions _options;
-    private readonly bool _empty; // read transaction over a store that has never been written
+    private bool _empty; // read transaction over a store that has never been written
     private Tree? _indexTree, _historyTree, _eventsTree, _leasesTree, _leaseKeysTree, _clusterTree;
     private Tree _meta;
 
@@ -38,6 +38,29 @@ internal sealed class Mvcc
     {
         _tx = tx;
         _options = options;
+        Begin(tx);
+    }
+
+    /// <summary>
+    /// Starts over on <paramref name="tx"/> (the state machine's writer reuses one Mvcc for every batch): the trees of
+    /// the earlier transaction are forgotten, and everything a write recorded (events, flags) is cleared.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(_tx))]
+    public void Begin(Transaction tx)
+    {
+        _tx = tx;
+        _indexTree = _historyTree = _eventsTree = _leasesTree = _leaseKeysTree = _clusterTree = null;
+        _sub = 0;
+        Events.Clear();
+        _written?.Clear();
+        _txnDepth = 0;
+        EventsWanted = true;
+        EventsSkipped = false;
+        AuthChanged = false;
+        Revision = CompactRevision = 0;
+        Applied = 0;
+        NoSpace = false;
+        _empty = false;
         if (tx is WriteTransaction w) _meta = w.CreateTree(MetaTree);
         else if (!tx.TryOpenTree(MetaTree, out _meta)) _empty = true;
         if (!_empty && _meta.TryGet(StateKey, out var v))

@@ -16,7 +16,7 @@ public sealed partial class RaftNode
             {
                 _electionElapsed = 0;
                 // Check-quorum: a leader cut off from a quorum steps down rather than serve stale reads.
-                if (_options.CheckQuorum && _recentActive.Count(_voters.Contains) + (_voters.Contains(Id) ? 1 : 0) < Quorum)
+                if (_options.CheckQuorum && ActiveVoters() < Quorum)
                 {
                     BecomeFollower(Term, 0);
                     return;
@@ -41,6 +41,14 @@ public sealed partial class RaftNode
             if (_options.PreVote) PreCampaign();
             else Campaign();
         }
+    }
+
+    /// <summary>Voters heard from since the last quorum check, this member included (counted without a delegate: it runs every election timeout).</summary>
+    private int ActiveVoters()
+    {
+        var n = _voters.Contains(Id) ? 1 : 0;
+        foreach (var id in _recentActive) if (_voters.Contains(id)) n++;
+        return n;
     }
 
     /// <summary>

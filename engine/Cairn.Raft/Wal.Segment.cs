@@ -22,7 +22,7 @@ public sealed partial class Wal
         public required SafeFileHandle Handle;
         public Aes256Gcm? Gcm;
         public long Offset;
-        private byte[] _pending = new byte[InitialBuffer];   // records framed since the last flush, written in one call
+        private byte[] _pending = new byte[InitialBuffer];   // records framed since the last flush, written in one call (passed on to the next segment)
         private int _pendingLength;
         private long _pendingAt = -1;
         private const int InitialBuffer = 64 << 10;
@@ -44,6 +44,16 @@ public sealed partial class Wal
         }
 
         public bool Sync = true;
+
+        /// <summary>Hands the (flushed) record buffer over to the next segment.</summary>
+        public byte[] TakeBuffer()
+        {
+            var b = _pending;
+            _pending = [];
+            return b;
+        }
+
+        public void Adopt(byte[] buffer) => _pending = buffer;
 
         public void Flush(bool sync = true)
         {
@@ -150,7 +160,9 @@ public sealed partial class Wal
         {
             tail.Flush();
             tail.Dispose();
+            var buffer = tail.TakeBuffer();
             tail = NewSegment();
+            tail.Adopt(buffer);   // the flushed buffer carries on: a new segment allocates none
         }
         var frame = tail.Reserve(frameLength, tail.Offset);
         BinaryPrimitives.WriteInt32LittleEndian(frame, payloadLength);

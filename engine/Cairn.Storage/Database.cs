@@ -6,7 +6,7 @@ namespace Cairn.Storage;
 
 /// <summary>
 /// An embedded database: one file of B+trees, one writer at a time, any number of readers that never block it.
-/// Open it with <see cref="Open"/>, read in <see cref="BeginRead"/>, write in <see cref="BeginWrite"/>.
+/// Open it with <see cref="Open"/>, read in <see cref="BeginRead"/>, write in <see cref="BeginWrite()"/>.
 /// </summary>
 public sealed partial class Database : IDisposable
 {
@@ -164,9 +164,24 @@ public sealed partial class Database : IDisposable
     }
 
     /// <summary>Starts the write transaction, waiting while another one is open (there is one writer at a time).</summary>
-    public WriteTransaction BeginWrite()
+    public WriteTransaction BeginWrite() => BeginWrite(null);
+
+    /// <summary>
+    /// Starts the write transaction in <paramref name="reuse"/> — a transaction of this database that has been
+    /// committed or disposed — instead of a new object, so that a writer that commits again and again allocates
+    /// nothing (as LMDB's <c>mdb_txn_renew</c> does for readers). The caller owns the object: whatever it held from
+    /// the earlier transaction (trees, cursors) is stale, and it must not hand the object to anyone else. Null starts
+    /// a new one, as <see cref="BeginWrite()"/> does.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="reuse"/> belongs to another database, or is still open.</exception>
+    public WriteTransaction BeginWrite(WriteTransaction? reuse)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (reuse is not null)
+        {
+            if (reuse.Db != this) throw new ArgumentException("The transaction to reuse belongs to another database.", nameof(reuse));
+            if (!reuse.IsFinished) throw new ArgumentException("The transaction to reuse is still open: commit or dispose it first.", nameof(reuse));
+        }
         _writer.Wait();
         try
         {
@@ -183,7 +198,9 @@ public sealed partial class Database : IDisposable
                     if (_readerTxn[i] != 0 && _readerTxn[i] < oldest) oldest = _readerTxn[i];
                 }
                 _writerEpoch = Cache?.Epoch ?? 0;
-                return new WriteTransaction(this, _current, _mapping, oldest, Math.Min(oldest, _durable.TxnId));
+                if (reuse is null) return new WriteTransaction(this, _current, _mapping, oldest, Math.Min(oldest, _durable.TxnId));
+                reuse.Begin(_current, _mapping, oldest, Math.Min(oldest, _durable.TxnId));
+                return reuse;
             }
         }
         catch

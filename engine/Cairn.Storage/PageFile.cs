@@ -69,7 +69,85 @@ internal sealed partial class OsPageFile : IPageFile
 
     public void Write(ReadOnlySpan<byte> source, long offset) => RandomAccess.Write(_handle, source, offset);
 
-    public void Write(IReadOnlyList<ReadOnlyMemory<byte>> buffers, long offset) => RandomAccess.Write(_handle, buffers, offset);
+    // pwritev's arguments, kept between commits (RandomAccess.Write with a list allocates both arrays on every call).
+    private readonly Lock _gatherLock = new();
+    private System.Buffers.MemoryHandle[] _pins = [];
+    private IoVec[] _iov = [];
+    private const int MaxIov = 1024;   // IOV_MAX on Linux
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct IoVec
+    {
+        public nint Base;
+        public nuint Length;
+    }
+
+    public void Write(IReadOnlyList<ReadOnlyMemory<byte>> buffers, long offset)
+    {
+        if (!OperatingSystem.IsLinux() || buffers.Count > MaxIov)
+        {
+            RandomAccess.Write(_handle, buffers, offset);
+            return;
+        }
+        lock (_gatherLock) WriteGather(buffers, offset);
+    }
+
+    private unsafe void WriteGather(IReadOnlyList<ReadOnlyMemory<byte>> buffers, long offset)
+    {
+        var count = buffers.Count;
+        if (_iov.Length < count)
+        {
+            _pins = new System.Buffers.MemoryHandle[Math.Max(count, 64)];
+            _iov = new IoVec[_pins.Length];
+        }
+        long total = 0;
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _pins[i] = buffers[i].Pin();
+                _iov[i] = new IoVec { Base = (nint)_pins[i].Pointer, Length = (nuint)buffers[i].Length };
+                total += buffers[i].Length;
+            }
+            var fd = (int)_handle.DangerousGetHandle();
+            fixed (IoVec* iov = _iov)
+            {
+                var first = 0;
+                long written = 0;
+                while (written < total)
+                {
+                    long n = PWriteV(fd, iov + first, count - first, offset + written);
+                    if (n < 0)
+                    {
+                        var errno = Marshal.GetLastPInvokeError();
+                        if (errno == 4) continue; // EINTR
+                        throw new IOException($"writing {total - written} bytes at offset {offset + written} failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+                    }
+                    if (n == 0) throw new IOException($"writing {total - written} bytes at offset {offset + written} made no progress");
+                    written += n;
+                    // A short write: skip the buffers written whole, and the written part of the next.
+                    while (first < count && n >= (long)iov[first].Length)
+                    {
+                        n -= (long)iov[first].Length;
+                        first++;
+                    }
+                    if (n > 0)
+                    {
+                        iov[first].Base += (nint)n;
+                        iov[first].Length -= (nuint)n;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _pins[i].Dispose();
+                _pins[i] = default;
+            }
+        }
+    }
 
     public void SetLength(long length) => RandomAccess.SetLength(_handle, length);
 
@@ -92,4 +170,7 @@ internal sealed partial class OsPageFile : IPageFile
 
     [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
     private static partial int FDataSync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "pwritev", SetLastError = true)]
+    private static unsafe partial nint PWriteV(int fd, IoVec* iov, int iovcnt, long offset);
 }

@@ -13,6 +13,14 @@ internal sealed class TreeState(string name, byte[] nameBytes, TreeRoot root)
     public TreeRoot Root = root;
     public bool Dirty;     // changed in this write transaction: the catalog must be updated at commit
     public bool Deleted;   // dropped in this write transaction
+
+    /// <summary>Starts the state over for a new write transaction (the writer reuses its state objects).</summary>
+    public void Reset(TreeRoot root)
+    {
+        Root = root;
+        Dirty = false;
+        Deleted = false;
+    }
 }
 
 /// <summary>
@@ -29,19 +37,32 @@ public abstract unsafe class Transaction : IDisposable
     internal Mapping Map;
     internal Dictionary<ulong, byte[]>? Dirty;   // the writer's pages; null in readers
     internal readonly TreeState Catalog;
-    internal readonly List<TreeState> OpenTrees = [];
+    internal readonly List<TreeState> OpenTrees;
+    private readonly Dictionary<string, TreeState>? _stateCache;   // the writer's: a tree's state object is reused by the next write transaction
     internal int Version;
     internal readonly long BeginEpoch;            // page-cache epoch when this transaction began (buffers retired later wait for it)                         // bumped by every change; cursors from an older version are stale
     private Cursor? _spareCursor;
     private protected bool Finished;
 
-    private protected Transaction(Database db, MetaState meta, Mapping map)
+    private protected Transaction(Database db, MetaState meta, Mapping map, WriterScratch? scratch = null)
     {
         Db = db;
         PageSize = db.PageSize;
         Meta = meta;
         Map = map;
-        Catalog = new TreeState("", [], meta.Catalog);
+        if (scratch is null)
+        {
+            Catalog = new TreeState("", [], meta.Catalog);
+            OpenTrees = [];
+        }
+        else
+        {
+            // The writer's bookkeeping lives in the database's scratch, reused by every write transaction.
+            Catalog = scratch.Catalog;
+            Catalog.Reset(meta.Catalog);
+            OpenTrees = scratch.OpenTrees;
+            _stateCache = scratch.States;
+        }
     }
 
     /// <summary>The id of the commit this transaction reads (a reader) or will create (the writer).</summary>
@@ -70,14 +91,25 @@ public abstract unsafe class Transaction : IDisposable
                 return !t.Deleted;
             }
         }
-        var nameBytes = EncodeName(name);
+        TreeState? cached = null;
+        var nameBytes = _stateCache is not null && _stateCache.TryGetValue(name, out cached) ? cached.NameBytes : EncodeName(name);
         if (!new Tree(this, Catalog).TryGet(nameBytes, out var rootBytes))
         {
             tree = default;
             return false;
         }
         if (rootBytes.Length != TreeRoot.Size) throw new CorruptDatabaseException((long)Catalog.Root.Root, $"catalog entry for tree '{name}' has {rootBytes.Length} bytes, expected {TreeRoot.Size}");
-        var state = new TreeState(name, nameBytes, TreeRoot.Read(rootBytes));
+        TreeState state;
+        if (cached is not null)
+        {
+            state = cached;
+            state.Reset(TreeRoot.Read(rootBytes));
+        }
+        else
+        {
+            state = new TreeState(name, nameBytes, TreeRoot.Read(rootBytes));
+            if (_stateCache is { Count: < 256 }) _stateCache[name] = state;
+        }
         OpenTrees.Add(state);
         tree = new Tree(this, state);
         return true;
@@ -211,6 +243,8 @@ public abstract unsafe class Transaction : IDisposable
     }
 
     internal void ReturnCursor(Cursor c) => _spareCursor = c;
+
+    internal bool IsFinished => Finished;
 
     internal void ThrowIfFinished()
     {

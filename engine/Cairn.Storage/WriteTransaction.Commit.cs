@@ -61,9 +61,10 @@ public sealed partial class WriteTransaction
     private void WritePages()
     {
         var dirty = Dirty!;
-        var pgnos = new ulong[dirty.Count];
-        dirty.Keys.CopyTo(pgnos, 0);
-        Array.Sort(pgnos);
+        if (_scratch.PageNumbers.Length < dirty.Count) _scratch.PageNumbers = new ulong[Math.Max(dirty.Count, _scratch.PageNumbers.Length * 2)];
+        dirty.Keys.CopyTo(_scratch.PageNumbers, 0);
+        var pgnos = _scratch.PageNumbers.AsSpan(0, dirty.Count);
+        pgnos.Sort();
         var seed = Db.ChecksumSeed;
         var file = Db.File;
         var cipher = Db.Cipher;

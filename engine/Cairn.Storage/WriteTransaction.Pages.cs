@@ -210,8 +210,8 @@ public sealed partial class WriteTransaction
     private void SaveFreeList()
     {
         _freeBusy = true; // writing the records must not load more of them
-        var sorted = new List<ulong>();
-        byte[]? value = null;
+        var sorted = _scratch.FreeSorted;  // the writer's, reused by every commit
+        byte[]? value = _scratch.FreeValue;
         int writtenFreed = 0, writtenYoung = 0, writtenPool = 0;
         for (var round = 0; ; round++)
         {
@@ -232,6 +232,7 @@ public sealed partial class WriteTransaction
             if (version == _freeVersion) break;
         }
         _freeBusy = false;
+        _scratch.FreeValue = value;
     }
 
     private void WriteRecords(ulong txn, uint chunkFlag, List<ulong> pages, ref int written, ref byte[]? value)
@@ -239,7 +240,7 @@ public sealed partial class WriteTransaction
         Span<byte> key = stackalloc byte[FreeKeySize];
         BinaryPrimitives.WriteUInt64BigEndian(key, txn);
         var perChunk = Math.Max(1, (Db.MaxInlineEntry - Node.LeafEntryHeader - FreeKeySize) / 8);
-        value ??= new byte[perChunk * 8];
+        if (value is null || value.Length < perChunk * 8) value = new byte[perChunk * 8];
         // Never fewer chunks than an earlier round wrote: deleting one could free a page, which needs one more
         // chunk, and so on for ever. A trailing chunk may be short or empty.
         var chunks = Math.Max(written, (pages.Count + perChunk - 1) / perChunk);

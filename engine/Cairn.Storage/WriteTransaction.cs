@@ -6,9 +6,9 @@ namespace Cairn.Storage;
 /// </summary>
 public sealed partial class WriteTransaction : Transaction
 {
-    private readonly ulong _baseTxn;
-    private readonly ulong _oldestReader;   // oldest snapshot any reader (or the last commit) can see
-    private readonly ulong _oldestDurable;  // min(_oldestReader, last durable commit): the bar for pages the durable state may hold
+    private ulong _baseTxn;
+    private ulong _oldestReader;   // oldest snapshot any reader (or the last commit) can see
+    private ulong _oldestDurable;  // min(_oldestReader, last durable commit): the bar for pages the durable state may hold
     private readonly TreeState _freeTree;
 
     // Descent path of the current operation: page and index at each level, root first.
@@ -23,21 +23,38 @@ public sealed partial class WriteTransaction : Transaction
     private int _sepLength;
     private readonly int[] _sizes;
 
-    internal WriteTransaction(Database db, MetaState meta, Mapping map, ulong oldestReader, ulong oldestDurable) : base(db, meta, map)
+    internal WriteTransaction(Database db, MetaState meta, Mapping map, ulong oldestReader, ulong oldestDurable) : base(db, meta, map, db.Scratch)
     {
-        _baseTxn = meta.TxnId;
-        _oldestReader = oldestReader;
-        _oldestDurable = oldestDurable;
         _scratch = db.Scratch;
-        _scratch.Reset();
-        Dirty = _scratch.Dirty;
+        _freeTree = _scratch.FreeTree;
+        Begin(meta, map, oldestReader, oldestDurable);
         _pathPg = _scratch.PathPg;
         _pathIx = _scratch.PathIx;
-        _freeTree = new TreeState("(free pages)", [], meta.FreeTree);
         _pageCopy = _scratch.PageCopy;
         _raw = _scratch.Raw;
         _sep = _scratch.Sep;
         _sizes = _scratch.Sizes;
+    }
+
+    /// <summary>Starts this object's (next) transaction on the committed state <paramref name="meta"/>.</summary>
+    internal void Begin(MetaState meta, Mapping map, ulong oldestReader, ulong oldestDurable)
+    {
+        Meta = meta;
+        Map = map;
+        Catalog.Reset(meta.Catalog);
+        OpenTrees.Clear();
+        Version++;
+        _baseTxn = meta.TxnId;
+        _oldestReader = oldestReader;
+        _oldestDurable = oldestDurable;
+        _scratch.Reset();
+        Dirty = _scratch.Dirty;
+        _freeTree.Reset(meta.FreeTree);
+        _freeExhausted = false;
+        _freeBusy = false;
+        _freeVersion = 0;
+        _sepLength = 0;
+        Finished = false;
     }
 
     /// <inheritdoc/>
@@ -122,6 +139,10 @@ public sealed partial class WriteTransaction : Transaction
 internal sealed class WriterScratch(int pageSize)
 {
     public readonly Dictionary<ulong, byte[]> Dirty = [];
+    public readonly TreeState Catalog = new("", [], default);
+    public readonly TreeState FreeTree = new("(free pages)", [], default);
+    public readonly List<TreeState> OpenTrees = [];
+    public readonly Dictionary<string, TreeState> States = new(StringComparer.Ordinal);
     public readonly ulong[] PathPg = new ulong[Transaction.MaxDepth];
     public readonly int[] PathIx = new int[Transaction.MaxDepth];
     public readonly byte[] PageCopy = new byte[pageSize];
@@ -134,6 +155,9 @@ internal sealed class WriterScratch(int pageSize)
     public readonly List<ReadOnlyMemory<byte>> Gather = [];
     public readonly List<ulong> Written = [];
     public readonly byte[] FreeKey = new byte[12];
+    public readonly List<ulong> FreeSorted = [];   // a free-list record's pages, sorted, while the free list is saved
+    public byte[]? FreeValue;                      // a free-list record's value
+    public ulong[] PageNumbers = [];               // the dirty pages' numbers, sorted, while they are written
 
     public void Reset()
     {

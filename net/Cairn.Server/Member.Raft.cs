@@ -121,9 +121,11 @@ public sealed partial class Member
                 StartReads();
                 RunAdmin();
                 while (_node.GetReady() is { } ready) Carry(ready);
+                MaybeCompact();
                 ServeReads();
                 if (ticked) Housekeeping(now);
                 PublishView();
+                Volatile.Write(ref Stats.RaftThreadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
             }
         }
         catch (Exception e)
@@ -278,8 +280,7 @@ public sealed partial class Member
     private void ServeReads()
     {
         if (_readBatches.Count == 0) return;
-        var applied = _view.Applied;
-        applied = Math.Max(applied, _appliedIndex);
+        var applied = _appliedIndex;
         for (var i = 0; i < _readBatches.Count;)
         {
             var (index, reads) = _readBatches[i];
@@ -458,11 +459,13 @@ public sealed partial class Member
     private long _diskFree = long.MaxValue;
 
     /// <summary>Free bytes on the data directory's file system (statvfs through DriveInfo); unknown: as if plenty.</summary>
+    private DriveInfo? _dataDrive;
+
     private long MeasureDiskFree()
     {
         try
         {
-            return new DriveInfo(_options.DataDir).AvailableFreeSpace;
+            return (_dataDrive ??= new DriveInfo(_options.DataDir)).AvailableFreeSpace; // asked of the OS at each call
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
         {
@@ -546,9 +549,17 @@ public sealed partial class Member
                 Publish();
             }
         }
-        var snapIndex = _node.SnapshotIndex;
+    }
+
+    /// <summary>
+    /// Compacts the log once --snapshot-count entries were applied past the last compaction (keeping half as many for
+    /// followers that lag). Checked after every round, not on ticks: the log's length stays within a batch of the
+    /// bound, so the memory it holds (its arena's slabs) stops growing once it has been reached.
+    /// </summary>
+    private void MaybeCompact()
+    {
         var catchUp = (ulong)Math.Max(1, _options.SnapshotCount / 2);
-        if (_appliedIndex > snapIndex + (ulong)_options.SnapshotCount + catchUp) Compact(_appliedIndex - catchUp);
+        if (_appliedIndex > _node.SnapshotIndex + (ulong)_options.SnapshotCount + catchUp) Compact(_appliedIndex - catchUp);
     }
 
     /// <summary>Compacts the log up to <paramref name="index"/>: the database (which holds everything applied) is synced first, then the snapshot record is written and old log segments go.</summary>
@@ -562,18 +573,19 @@ public sealed partial class Member
         _wal.ReleaseSegments();
     }
 
-    /// <summary>Publishes the figures other threads read; a new record only when one changed (an idle loop allocates nothing).</summary>
+    /// <summary>Publishes the figures other threads read: the counters in place, and a new standing record only when an election or a membership change moved it (an idle loop, and a batch, allocate nothing).</summary>
     private void PublishView()
     {
-        var v = _view;
-        var revision = _sm.Watches.PublishedRevision;
+        var s = _standing;
         var learner = _node.Learners.Contains(Id);
-        if (v.Role == _node.Role && v.Leader == _node.Leader && v.Term == _node.Term && v.LastIndex == _node.LastIndex && v.Commit == _node.Commit &&
-            v.Applied == _appliedIndex && v.Revision == revision && v.Voters == _node.Voters.Count && v.IsLearner == learner && v.Removed == _removed)
+        if (s.Role != _node.Role || s.Leader != _node.Leader || s.Term != _node.Term || s.Voters != _node.Voters.Count || s.IsLearner != learner || s.Removed != _removed)
         {
-            return;
+            _standing = new Standing(_node.Role, _node.Leader, _node.Term, _node.Voters.Count, learner, _removed);
         }
-        _view = new View(_node.Role, _node.Leader, _node.Term, _node.LastIndex, _node.Commit, _appliedIndex, revision, _node.Voters.Count, learner, _removed);
+        Volatile.Write(ref _publishedLastIndex, (long)_node.LastIndex);
+        Volatile.Write(ref _publishedCommit, (long)_node.Commit);
+        Volatile.Write(ref _publishedApplied, (long)_appliedIndex);
+        Volatile.Write(ref _publishedRevision, _sm.Watches.PublishedRevision);
     }
 
     /// <summary>

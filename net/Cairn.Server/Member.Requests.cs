@@ -560,7 +560,7 @@ public sealed partial class Member
     /// <summary>Hands a request to the leader over the peer link; its answer comes back through <see cref="OnForwardReply"/>.</summary>
     private void Forward(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
     {
-        var leader = _view.Leader;
+        var leader = _standing.Leader;
         if (leader == 0 || leader == Id)
         {
             Refuse(r, h.Type, h.RequestId, ErrorCode.NoLeader, "no leader is known right now (an election is under way or a quorum is unreachable); retry shortly");

@@ -333,9 +333,9 @@ public sealed partial class Member : IAsyncDisposable
     }
 
     /// <summary>The header for an answer now.</summary>
-    internal WireHeader Header() => new(ClusterId, Id, _view.Revision, _view.Term);
+    internal WireHeader Header() => new(ClusterId, Id, Volatile.Read(ref _publishedRevision), _standing.Term);
 
-    internal WireHeader Header(long revision) => new(ClusterId, Id, revision, _view.Term);
+    internal WireHeader Header(long revision) => new(ClusterId, Id, revision, _standing.Term);
 
     /// <summary>
     /// Stops: a leader first hands leadership to another voter (so the cluster does not wait an election timeout),
@@ -348,7 +348,7 @@ public sealed partial class Member : IAsyncDisposable
             await Stopped.ConfigureAwait(false);
             return;
         }
-        if (handOver && _view.Role == Role.Leader && _view.Voters > 1)
+        if (handOver && _standing.Role == Role.Leader && _standing.Voters > 1)
         {
             var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
             var op = new AdminOp.HandOver(done);
@@ -381,23 +381,40 @@ public sealed partial class Member : IAsyncDisposable
     /// <summary>Figures for status, metrics and tests, published by the raft thread after each round.</summary>
     internal sealed record View(Role Role, ulong Leader, ulong Term, ulong LastIndex, ulong Commit, ulong Applied, long Revision, int Voters, bool IsLearner, bool Removed);
 
-    private volatile View _view = new(Role.Follower, 0, 0, 0, 0, 0, 0, 1, false, false);
+    /// <summary>What changes only with elections and membership: one record, replaced when any of it changes.</summary>
+    private sealed record Standing(Role Role, ulong Leader, ulong Term, int Voters, bool IsLearner, bool Removed);
 
-    internal View Current => _view;
+    // The figures that move with every batch are published in fields of their own, so a batch makes no object.
+    private volatile Standing _standing = new(Role.Follower, 0, 0, 1, false, false);
+    private long _publishedLastIndex, _publishedCommit, _publishedApplied, _publishedRevision;
+
+    /// <summary>The figures now (the standing, then each counter as last published; an object per call).</summary>
+    internal View Current
+    {
+        get
+        {
+            var s = _standing;
+            return new View(s.Role, s.Leader, s.Term, (ulong)Volatile.Read(ref _publishedLastIndex), (ulong)Volatile.Read(ref _publishedCommit),
+                (ulong)Volatile.Read(ref _publishedApplied), Volatile.Read(ref _publishedRevision), s.Voters, s.IsLearner, s.Removed);
+        }
+    }
 
     /// <summary>The leader this member knows (0: none).</summary>
-    public ulong Leader => _view.Leader;
+    public ulong Leader => _standing.Leader;
 
     /// <summary>Whether this member leads.</summary>
-    public bool IsLeader => _view.Role == Role.Leader;
+    public bool IsLeader => _standing.Role == Role.Leader;
+
+    /// <summary>Bytes the Raft log's arena holds (read from any thread; approximate while the raft thread appends).</summary>
+    internal long RaftLogBytes => _node.LogBytes;
 
     /// <summary>The last applied log index.</summary>
-    public ulong AppliedIndex => _view.Applied;
+    public ulong AppliedIndex => (ulong)Volatile.Read(ref _publishedApplied);
 
     /// <summary>The member's status, as `cairn status` shows it.</summary>
     internal StatusResponse Status()
     {
-        var v = _view;
+        var v = Current;
         var errors = new List<string>();
         if (_sm.NoSpaceAlarm) errors.Add("NOSPACE alarm raised: writes that add data are refused; compact, defragment, then `cairn alarm disarm`");
         if (v.Leader == 0) errors.Add("no leader known");
@@ -411,7 +428,7 @@ public sealed partial class Member : IAsyncDisposable
     /// <summary>Lines of Prometheus text: the member's figures.</summary>
     internal string MetricsText()
     {
-        var v = _view;
+        var v = Current;
         var c = Stats;
         var ci = CultureInfo.InvariantCulture;
         var lines = new List<string>
@@ -429,6 +446,8 @@ public sealed partial class Member : IAsyncDisposable
             "# TYPE cairn_proposals_committed_total counter", $"cairn_proposals_committed_total {Volatile.Read(ref c.ProposalsApplied)}",
             "# TYPE cairn_proposals_refused_total counter", $"cairn_proposals_refused_total {Volatile.Read(ref c.ProposalsRefused)}",
             "# TYPE cairn_raft_batches_total counter", $"cairn_raft_batches_total {Volatile.Read(ref c.ReadyBatches)}",
+            "# TYPE cairn_raft_thread_allocated_bytes_total counter", $"cairn_raft_thread_allocated_bytes_total {Volatile.Read(ref c.RaftThreadAllocatedBytes)}",
+            "# TYPE cairn_raft_log_bytes gauge", $"cairn_raft_log_bytes {_node.LogBytes}",
             "# TYPE cairn_wal_fsync_seconds_total counter", $"cairn_wal_fsync_seconds_total {(Volatile.Read(ref c.WalSyncTicks) / (double)Stopwatch.Frequency).ToString("0.######", ci)}",
             "# TYPE cairn_apply_seconds_total counter", $"cairn_apply_seconds_total {(Volatile.Read(ref c.ApplyTicks) / (double)Stopwatch.Frequency).ToString("0.######", ci)}",
             "# TYPE cairn_client_requests_total counter", $"cairn_client_requests_total {Volatile.Read(ref c.Requests)}",
@@ -471,6 +490,9 @@ public sealed partial class Member : IAsyncDisposable
     /// <summary>Counters (incremented with Interlocked).</summary>
     internal sealed class Counters
     {
+        /// <summary>Bytes the raft thread has allocated since it started (its steady state is 0 B per request: a rise per request is a regression).</summary>
+        public long RaftThreadAllocatedBytes;
+
         public long Requests, Errors, ClientConnections, Forwarded, ReadRounds, ProposalsApplied, ProposalsRefused, ReadyBatches,
             WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges, ScaleEvents,
             PermissionDenied, AuthFailures, DiskFullRefusals,

@@ -59,7 +59,9 @@ public sealed class ScalingTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var scaling = new ScalingOptions { UnitRamBytes = 2L << 20, MaxUnits = 20 };   // 2 MiB RAM + 8 MiB storage a unit
         await using var cluster = new TestCluster(1);
-        cluster.Customize = (_, o) => o with { Scaling = scaling, Time = time };
+        // A short log (compacted every 50 entries): the accountant counts the Raft log's memory (its arena), and 600
+        // entries of 32 KiB held in it would need more RAM than these tiny units give; storage is what should grow them.
+        cluster.Customize = (_, o) => o with { Scaling = scaling, Time = time, SnapshotCount = 50 };
         await cluster.StartAllAsync();
         var member = cluster.Members["m1"]!;
         Assert.Equal(8L << 20, member.QuotaBytes);

@@ -79,4 +79,33 @@ public sealed class AllocationTests
         }
         db.Verify();
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Small_commits_in_a_transaction_begun_again_allocate_nothing_after_warm_up(bool durable)
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"));
+        Span<byte> key = stackalloc byte[8];
+        var value = new byte[100];
+        WriteTransaction? tx = null;
+        long allocated = 0;
+        for (var commit = 0; commit < 600; commit++)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            tx = db.BeginWrite(tx);
+            var t = tx.CreateTree("t");
+            for (var i = 0; i < 25; i++)          // a batch of puts over a working set of keys that stays the same size
+            {
+                KeyFor((commit * 25 + i) % 5_000, key);
+                value[0] = (byte)commit;
+                t.Put(key, value);
+            }
+            tx.Commit(durable);
+            if (commit >= 300) allocated += GC.GetAllocatedBytesForCurrentThread() - before;  // after the keys, the free list and the buffers have warmed up
+        }
+        Assert.Equal(0, allocated);
+        db.Verify();
+    }
 }

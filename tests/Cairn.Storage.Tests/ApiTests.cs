@@ -230,25 +230,32 @@ public sealed class ApiTests
     }
 
     [Theory]
-    [InlineData(1)]   // every commit durable (the default)
-    [InlineData(10)]  // nine commits in ten without a sync
-    public void Rewriting_the_same_keys_a_hundred_times_keeps_the_file_under_three_times_its_first_size(int syncEvery)
+    [InlineData(1, false)]   // every commit durable (the default)
+    [InlineData(10, false)]  // nine commits in ten without a sync
+    [InlineData(1, true)]    // the same, each commit in the one transaction object begun again (BeginWrite(reuse))
+    [InlineData(10, true)]
+    public void Rewriting_the_same_keys_a_hundred_times_keeps_the_file_under_three_times_its_first_size(int syncEvery, bool reuse)
     {
         using var dir = new TempDir();
         var path = dir.File("db");
         using var db = Database.Open(path);
         var rng = new Random(7);
         var value = new byte[100];
+        var model = new Dictionary<int, byte[]>();
         long afterFirst = 0;
+        WriteTransaction? last = null;
         for (var pass = 0; pass < 100; pass++)
         {
-            using (var tx = db.BeginWrite())
+            using (var tx = db.BeginWrite(reuse ? last : null))
             {
+                if (reuse && last is not null) Assert.Same(last, tx);
+                last = tx;
                 var t = tx.CreateTree("t");
                 for (var i = 0; i < 10_000; i++)
                 {
                     rng.NextBytes(value);
                     t.Put(Key((int)((uint)i * 2654435761u)), value);
+                    model[i] = value.ToArray();
                 }
                 tx.Commit(durable: pass % syncEvery == syncEvery - 1);
             }
@@ -265,6 +272,30 @@ public sealed class ApiTests
         // written since are reused at once when freed. (Before that distinction the file grew by a tree per commit.)
         var bound = (syncEvery == 1 ? 3 : 4) * afterFirst;
         Assert.True(final < bound, $"file grew from {afterFirst} to {final} bytes over 100 passes ({stats})");
+        using var r = db.BeginRead();
+        var tree = r.OpenTree("t");
+        foreach (var (i, v) in model) Assert.True(tree.TryGet(Key((int)((uint)i * 2654435761u)), out var got) && got.SequenceEqual(v), $"key {i} holds another value");
+    }
+
+    [Fact]
+    public void A_transaction_is_begun_again_only_when_it_is_finished_and_of_the_same_database()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("a"));
+        using var other = Database.Open(dir.File("b"));
+        var tx = db.BeginWrite();
+        tx.CreateTree("t").Put([1], [1]);
+        Assert.Throws<ArgumentException>(() => other.BeginWrite(tx));        // another database's (and still open)
+        tx.Commit();
+        Assert.Throws<ArgumentException>(() => other.BeginWrite(tx));
+        var again = db.BeginWrite(tx);
+        Assert.Same(tx, again);
+        var t = again.OpenTree("t");                                          // the new transaction sees the commit
+        Assert.True(t.TryGet([1], out var v) && v.SequenceEqual(new byte[] { 1 }));
+        t.Put([2], [2]);
+        again.Dispose();                                                     // rolled back
+        using var third = db.BeginWrite(again);
+        Assert.False(third.OpenTree("t").TryGet([2], out _));
     }
 
     [Fact]
