@@ -171,13 +171,13 @@ public sealed partial class RaftNode
         }
     }
 
-    /// <summary>Everyone the log goes to: voters and learners but this member.</summary>
     // The other members, voters first, then learners; and the other voters. Cached, as they are walked on every
     // proposal and acknowledgement, and rebuilt (new arrays: a walk in progress keeps its own) when the configuration changes.
     private ulong[] _peerIds = [];
     private ulong[] _voterPeerIds = [];
     private bool _peersStale = true;
 
+    /// <summary>Everyone the log goes to: voters and learners but this member.</summary>
     private ulong[] Peers()
     {
         if (_peersStale) RefreshPeers();
