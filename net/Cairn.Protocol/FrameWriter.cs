@@ -18,6 +18,9 @@ public sealed class FrameWriter : IDisposable
     /// <summary>A writer whose buffer starts at <paramref name="capacity"/> bytes and grows as needed.</summary>
     public FrameWriter(int capacity = 4096) => _buffer = ArrayPool<byte>.Shared.Rent(capacity);
 
+    /// <summary>The size of the buffer now (it grows as frames need).</summary>
+    public int Capacity => _buffer.Length;
+
     /// <summary>Bytes written so far (whole frames once <see cref="EndFrame"/> was called).</summary>
     public int Length => _length;
 

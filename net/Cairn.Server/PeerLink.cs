@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Cairn.Protocol;
 using Cairn.Raft;
@@ -14,10 +12,16 @@ namespace Cairn.Server;
 /// </summary>
 internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
 {
-    private readonly ConcurrentQueue<Outgoing> _queue = new();
+    // Frames are encoded straight into _front (under _outLock) by whoever sends; the pump swaps it with _back and
+    // writes _back in one call. No message object waits in a queue (its entries' bytes belong to the Raft log, which
+    // may reuse them once compacted), nothing is copied twice, and nothing is allocated per message.
+    private readonly Lock _outLock = new();
+    private FrameWriter _front = new(64 << 10);
+    private FrameWriter _back = new(64 << 10);
+    private int _frames;                                       // frames in _front
+    private const int KeptBuffer = 4 << 20;                    // a buffer grown past this by a burst is not kept
     private readonly AsyncSignal _wake = new();
     private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(transport.Stopping);
-    private int _count;
     private volatile bool _connected;
 
     public ulong Id => id;
@@ -31,28 +35,42 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
 
     public void Start() => _ = RunAsync();
 
-    /// <summary>An encoded frame waiting to go out; a pooled one goes back to <see cref="ArrayPool{T}.Shared"/> once written or dropped.</summary>
-    public readonly record struct Outgoing(byte[] Frame, int Length, bool Pooled)
+    /// <summary>Encodes <paramref name="m"/> for sending; false (dropped) when <c>maxQueue</c> frames already wait.</summary>
+    public bool Send(Message m)
     {
-        public void Release()
+        lock (_outLock)
         {
-            if (Pooled) ArrayPool<byte>.Shared.Return(Frame);
+            if (_frames >= maxQueue) return false;
+            PeerCodec.WriteMessage(_front, m);
+            _frames++;
         }
-    }
-
-    /// <summary>The queue holds as many frames as it may (what is sent now would be dropped).</summary>
-    public bool Full => Volatile.Read(ref _count) >= maxQueue;
-
-    public bool Enqueue(Outgoing item)
-    {
-        if (Interlocked.Increment(ref _count) > maxQueue)
-        {
-            Interlocked.Decrement(ref _count);
-            return false;
-        }
-        _queue.Enqueue(item);
         _wake.Set();
         return true;
+    }
+
+    /// <summary>Queues a frame given as its first bytes and the rest; false (dropped) when <c>maxQueue</c> frames already wait.</summary>
+    public bool Send(ReadOnlySpan<byte> head, ReadOnlySpan<byte> rest)
+    {
+        lock (_outLock)
+        {
+            if (_frames >= maxQueue) return false;
+            _front.Raw(head);
+            _front.Raw(rest);
+            _frames++;
+        }
+        _wake.Set();
+        return true;
+    }
+
+    /// <summary>Takes what waits to be written (empty when nothing does).</summary>
+    private FrameWriter TakePending()
+    {
+        lock (_outLock)
+        {
+            (_front, _back) = (_back, _front);
+            _frames = 0;
+            return _back;
+        }
     }
 
     /// <summary>Dials the peer and runs the handshake (TLS when configured, then the proof of the peer secret); a refusal throws <see cref="ProtocolException"/>.</summary>
@@ -109,11 +127,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
                 if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             }
             // Whatever was queued for the broken link is stale by the time it reconnects.
-            while (_queue.TryDequeue(out var stale))
-            {
-                Interlocked.Decrement(ref _count);
-                stale.Release();
-            }
+            TakePending().Reset();
             if (_stop.IsCancellationRequested) return;
             try
             {
@@ -131,23 +145,30 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
     {
         // The peer never writes on this stream after its hello: a read that returns means it closed.
         var closed = stream.ReadAsync(new byte[1], _stop.Token).AsTask();
-        using var w = new FrameWriter(64 << 10);
         while (!_stop.IsCancellationRequested)
         {
             var wait = _wake.WaitAsync().AsTask();
             if (await Task.WhenAny(wait, closed).ConfigureAwait(false) == closed) return;
-            while (!_queue.IsEmpty)
+            while (true)
             {
-                w.Reset();
-                while (w.Length < (1 << 20) && _queue.TryDequeue(out var item))
-                {
-                    Interlocked.Decrement(ref _count);
-                    w.Raw(item.Frame.AsSpan(0, item.Length));
-                    item.Release();
-                }
+                var w = TakePending();
+                if (w.Length == 0) break;
                 await stream.WriteAsync(w.Written, _stop.Token).ConfigureAwait(false);
+                w.Reset();
+                if (w.Capacity > KeptBuffer) ReplaceBack(w);
             }
         }
+    }
+
+    /// <summary>Swaps a buffer a burst grew large for a new one (the pump's buffer is _back until the next swap).</summary>
+    private void ReplaceBack(FrameWriter grown)
+    {
+        lock (_outLock)
+        {
+            if (!ReferenceEquals(_back, grown)) return;
+            _back = new FrameWriter(64 << 10);
+        }
+        grown.Dispose();
     }
 
     public void Dispose()

@@ -69,12 +69,10 @@ internal sealed class PeerTransport : IDisposable
         }
     }
 
-    private readonly FrameWriter _encoder = new(64 << 10);   // the raft thread's: Send encodes each message at once
-
     /// <summary>
     /// Queues Raft messages (never blocks: a full queue drops). Called on the raft thread before it advances the core:
-    /// each message is encoded here, into a buffer from the shared pool, because its entries' bytes belong to the
-    /// core's log and may be reused once it is compacted — a message waiting in a queue must not refer to them.
+    /// each message is encoded here, into its link's pending frames, because its entries' bytes belong to the core's
+    /// log and may be reused once it is compacted — a message waiting in a queue must not refer to them.
     /// </summary>
     public void Send(IReadOnlyList<Message> messages)
     {
@@ -91,20 +89,7 @@ internal sealed class PeerTransport : IDisposable
                 if (_snapshotsInFlight.TryAdd(m.To, 0)) new Thread(() => SendSnapshot(link, m)) { IsBackground = true, Name = "cairn snapshot sender" }.Start();
                 continue;
             }
-            if (link.Full)
-            {
-                Interlocked.Increment(ref _member.Stats.PeerDropped);
-                continue;
-            }
-            _encoder.Reset();
-            PeerCodec.WriteMessage(_encoder, m);
-            var frame = ArrayPool<byte>.Shared.Rent(_encoder.Length);
-            _encoder.WrittenSpan.CopyTo(frame);
-            if (!link.Enqueue(new PeerLink.Outgoing(frame, _encoder.Length, Pooled: true)))
-            {
-                ArrayPool<byte>.Shared.Return(frame);
-                Interlocked.Increment(ref _member.Stats.PeerDropped);
-            }
+            if (!link.Send(m)) Interlocked.Increment(ref _member.Stats.PeerDropped);
         }
     }
 
@@ -112,23 +97,21 @@ internal sealed class PeerTransport : IDisposable
     public bool Forward(ulong to, ulong forwardId, in FrameHeader h, ReadOnlySpan<byte> payload)
     {
         if (!_links.TryGetValue(to, out var link) || !link.Connected) return false;
-        var frame = new byte[Frame.HeaderSize + 8 + Frame.HeaderSize + payload.Length];
-        Frame.WriteHeader(frame, new FrameHeader((uint)(8 + Frame.HeaderSize + payload.Length), MessageType.PeerForward, FrameFlags.None, 0));
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(Frame.HeaderSize), forwardId);
-        Frame.WriteHeader(frame.AsSpan(Frame.HeaderSize + 8), h with { PayloadLength = (uint)payload.Length });
-        payload.CopyTo(frame.AsSpan(Frame.HeaderSize + 8 + Frame.HeaderSize));
-        return link.Enqueue(new PeerLink.Outgoing(frame, frame.Length, Pooled: false));
+        Span<byte> head = stackalloc byte[Frame.HeaderSize + 8 + Frame.HeaderSize];
+        Frame.WriteHeader(head, new FrameHeader((uint)(8 + Frame.HeaderSize + payload.Length), MessageType.PeerForward, FrameFlags.None, 0));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(head[Frame.HeaderSize..], forwardId);
+        Frame.WriteHeader(head[(Frame.HeaderSize + 8)..], h with { PayloadLength = (uint)payload.Length });
+        return link.Send(head, payload);
     }
 
     /// <summary>Queues the answer to a forwarded request.</summary>
     public void Reply(ulong to, ulong forwardId, ReadOnlySpan<byte> frames)
     {
         if (!_links.TryGetValue(to, out var link)) return;
-        var frame = new byte[Frame.HeaderSize + 8 + frames.Length];
-        Frame.WriteHeader(frame, new FrameHeader((uint)(8 + frames.Length), MessageType.PeerForwardReply, FrameFlags.Response, 0));
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(Frame.HeaderSize), forwardId);
-        frames.CopyTo(frame.AsSpan(Frame.HeaderSize + 8));
-        link.Enqueue(new PeerLink.Outgoing(frame, frame.Length, Pooled: false));
+        Span<byte> head = stackalloc byte[Frame.HeaderSize + 8];
+        Frame.WriteHeader(head, new FrameHeader((uint)(8 + frames.Length), MessageType.PeerForwardReply, FrameFlags.Response, 0));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(head[Frame.HeaderSize..], forwardId);
+        link.Send(head, frames);
     }
 
     /// <summary>Streams the state to a follower on a link of its own, from a thread of its own (the dump and the socket writes block).</summary>
