@@ -52,8 +52,11 @@ public class ScenarioRunnerTests
         var report = await h.RunAsync(new LoadSimulation.KeepConstant(1, TimeSpan.FromSeconds(1)));
 
         Assert.True(report.MaxMs >= 180, $"max {report.MaxMs} ms");
-        Assert.Equal(1, h.Main.CountAtOrAboveMs(100));        // the open loop saw about 100
-        Assert.InRange(h.Main.CountAtOrAboveMs(20), 1, 20);   // the open loop saw about 180 (a pause of the test host may add a few)
+        // The open loop saw about 100 at or above 100 ms and about 180 at or above 20 ms; the closed loop sees the one
+        // stalled call (a pause of the test host — a GC, the CI machine's other work — may add a call or two: a CI run
+        // once saw 2 at or above 100 ms).
+        Assert.InRange(h.Main.CountAtOrAboveMs(100), 1, 5);
+        Assert.InRange(h.Main.CountAtOrAboveMs(20), 1, 20);
     }
 
     [Fact]
