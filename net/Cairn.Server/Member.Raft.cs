@@ -121,7 +121,6 @@ public sealed partial class Member
                 StartReads();
                 RunAdmin();
                 while (_node.GetReady() is { } ready) Carry(ready);
-                MaybeCompact();
                 ServeReads();
                 if (ticked) Housekeeping(now);
                 PublishView();
@@ -518,6 +517,7 @@ public sealed partial class Member
             _handOver = null;
         }
         _forwards.Expire(now);
+        MaybeCompact();
         if (now >= _nextProgressNotify)
         {
             // Watchers that asked for progress notifications learn the revision they are synced to, as etcd does.
@@ -553,8 +553,10 @@ public sealed partial class Member
 
     /// <summary>
     /// Compacts the log once --snapshot-count entries were applied past the last compaction (keeping half as many for
-    /// followers that lag). Checked after every round, not on ticks: the log's length stays within a batch of the
-    /// bound, so the memory it holds (its arena's slabs) stops growing once it has been reached.
+    /// followers that lag). Checked on ticks (from <see cref="Housekeeping"/>), not after every round: checked after
+    /// every round, every member reaches the same index at nearly the same moment, and all of them synced their
+    /// databases at once — the quorum stalled together, and the three-member p99 at 256 clients rose from about 72 to
+    /// 97 ms in every one of eight paired runs. Ticks fall at a different phase on each member.
     /// </summary>
     private void MaybeCompact()
     {

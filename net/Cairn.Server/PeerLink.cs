@@ -6,9 +6,10 @@ using MessageType = Cairn.Protocol.MessageType;
 namespace Cairn.Server;
 
 /// <summary>
-/// The outbound stream to one peer: a queue drained by one writer loop, several frames per write. It dials, runs the
-/// handshake (<see cref="PeerHandshake"/>), and on any failure reconnects with backoff (from 10 ms, doubling, to two heartbeats); what was queued for a broken link is
-/// dropped, as Raft resends what matters.
+/// The outbound stream to one peer: frames encoded into a pending buffer, written by one pump loop, several frames
+/// per write. It dials, runs the handshake (<see cref="PeerHandshake"/>), and on any failure reconnects with backoff
+/// (from 10 ms, doubling, to two heartbeats); what was pending or being written on a broken link is dropped, as Raft
+/// resends what matters (and a forwarded request's client learns its outcome is unknown).
 /// </summary>
 internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
 {
@@ -73,6 +74,17 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
         }
     }
 
+    /// <summary>Forgets both buffers (the pump has stopped: the link broke).</summary>
+    private void DropPending()
+    {
+        lock (_outLock)
+        {
+            _front.Reset();
+            _back.Reset();
+            _frames = 0;
+        }
+    }
+
     /// <summary>Dials the peer and runs the handshake (TLS when configured, then the proof of the peer secret); a refusal throws <see cref="ProtocolException"/>.</summary>
     public async Task<Stream> ConnectAsync(PeerCodec.LinkKind kind, CancellationToken cancellationToken)
     {
@@ -126,8 +138,9 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
                 _connected = false;
                 if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             }
-            // Whatever was queued for the broken link is stale by the time it reconnects.
-            TakePending().Reset();
+            // Whatever was queued for the broken link is stale by the time it reconnects — and so is what the pump was
+            // writing when it broke (a forwarded request sent again could apply twice).
+            DropPending();
             if (_stop.IsCancellationRequested) return;
             try
             {
