@@ -1,3 +1,5 @@
+using static Cairn.Raft.Tests.Drive;
+
 namespace Cairn.Raft.Tests;
 
 /// <summary>The behaviours of the Raft paper's §5, one at a time, on a single core driven by hand.</summary>
@@ -6,17 +8,6 @@ public sealed class CoreTests
     // The §5 behaviours on their own: pre-vote and check-quorum off (they have their own tests below).
     private static RaftNode Node(ulong id = 1, int seed = 1, HardState state = default, IReadOnlyList<Entry>? log = null, bool preVote = false, bool checkQuorum = false) =>
         new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, HeartbeatTicks = 1, Seed = seed, PreVote = preVote, CheckQuorum = checkQuorum }, state, log);
-
-    private static List<Message> Drain(RaftNode n)
-    {
-        var all = new List<Message>();
-        while (n.GetReady() is { } r)
-        {
-            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
-            n.Advance(r);
-        }
-        return all;
-    }
 
     private static void TickUntilCandidate(RaftNode n)
     {
@@ -256,28 +247,15 @@ public sealed class ReadIndexTests
 {
     private static RaftNode Node(ulong id = 1) => new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 3 });
 
-    private static (List<Message> Messages, List<ReadState> Reads) Drain(RaftNode n)
-    {
-        var messages = new List<Message>();
-        var reads = new List<ReadState>();
-        while (n.GetReady() is { } r)
-        {
-            messages.AddRange(r.Messages);
-            reads.AddRange(r.ReadStates);
-            n.Advance(r);
-        }
-        return (messages, reads);
-    }
-
     private static RaftNode CommittedLeader()
     {
         var n = Node();
         while (n.Role != Role.Candidate) n.Tick();
-        Drain(n);
+        DrainWithReads(n);
         n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
-        Drain(n);
+        DrainWithReads(n);
         n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // its no-op commits
-        Drain(n);
+        DrainWithReads(n);
         Assert.Equal(n.LastIndex, n.Commit);
         return n;
     }
@@ -288,11 +266,11 @@ public sealed class ReadIndexTests
         var n = CommittedLeader();
         Assert.True(n.ReadIndex([1]));
         Assert.True(n.ReadIndex([2]));   // same round
-        var (messages, reads) = Drain(n);
+        var (messages, reads) = DrainWithReads(n);
         Assert.Empty(reads);             // the leader alone is no quorum
         var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
         n.Step(new Message(MessageType.HeartbeatResponse, 3, 1, n.Term, Context: round));
-        (_, reads) = Drain(n);
+        (_, reads) = DrainWithReads(n);
         Assert.Equal([1, 2], reads.Select(r => (int)r.Context[0]));
         Assert.All(reads, r => Assert.Equal(n.Commit, r.Index));
     }
@@ -302,19 +280,19 @@ public sealed class ReadIndexTests
     {
         var n = Node();
         while (n.Role != Role.Candidate) n.Tick();
-        Drain(n);
+        DrainWithReads(n);
         n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
-        Drain(n);
+        DrainWithReads(n);
         Assert.True(n.ReadIndex([7]));   // postponed: nothing of its term is committed yet
-        var (messages, _) = Drain(n);
+        var (messages, _) = DrainWithReads(n);
         Assert.DoesNotContain(messages, m => m.Context > 0);
         n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
-        (messages, _) = Drain(n);
+        (messages, _) = DrainWithReads(n);
         var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
         // A higher term unseats it before the round is confirmed: the read is not answered.
         n.Step(new Message(MessageType.Append, 3, 1, n.Term + 1));
         n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
-        Assert.Empty(Drain(n).Reads);
+        Assert.Empty(DrainWithReads(n).Reads);
         Assert.False(n.ReadIndex([8]));  // a follower does not serve reads
     }
 }
@@ -322,17 +300,6 @@ public sealed class ReadIndexTests
 public sealed class TransferTests
 {
     private static RaftNode Node(ulong id, bool guards = true) => new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, PreVote = guards, CheckQuorum = guards, Seed = 5 });
-
-    private static List<Message> Drain(RaftNode n)
-    {
-        var all = new List<Message>();
-        while (n.GetReady() is { } r)
-        {
-            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
-            n.Advance(r);
-        }
-        return all;
-    }
 
     private static RaftNode Leader()
     {
@@ -407,17 +374,6 @@ public sealed class FlowControlTests
         n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
         Drain(n);
         return n;
-    }
-
-    private static List<Message> Drain(RaftNode n)
-    {
-        var all = new List<Message>();
-        while (n.GetReady() is { } r)
-        {
-            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
-            n.Advance(r);
-        }
-        return all;
     }
 
     private static List<Message> AppendsTo(List<Message> messages, ulong to) => [.. messages.Where(m => m.Type == MessageType.Append && m.To == to)];
@@ -511,17 +467,6 @@ public sealed class MembershipTests
         return n;
     }
 
-    private static List<Message> Drain(RaftNode n)
-    {
-        var all = new List<Message>();
-        while (n.GetReady() is { } r)
-        {
-            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
-            n.Advance(r);
-        }
-        return all;
-    }
-
     [Fact]
     public void A_learner_gets_the_log_without_voting_then_is_promoted_one_change_at_a_time()
     {
@@ -576,17 +521,6 @@ public sealed class MembershipTests
 
 public sealed class SnapshotTests
 {
-    private static List<Message> Drain(RaftNode n, List<Ready>? readies = null)
-    {
-        var all = new List<Message>();
-        while (n.GetReady() is { } r)
-        {
-            readies?.Add(r);
-            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
-            n.Advance(r);
-        }
-        return all;
-    }
 
     [Fact]
     public void A_follower_behind_the_leaders_snapshot_receives_it_installs_it_and_catches_up_after_it()
@@ -615,9 +549,9 @@ public sealed class SnapshotTests
 
         var follower = new RaftNode(new RaftOptions { Id = 3, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false });
         follower.Step(snapshot);
-        var readies = new List<Ready>();
-        var reply = Drain(follower, readies).Single();
-        var installed = readies.Single(r => r.Snapshot is not null).Snapshot!.Value;
+        var snapshots = new List<(SnapshotMetadata Meta, byte[] Data)>();
+        var reply = Drain(follower, snapshots).Single();
+        var installed = Assert.Single(snapshots);
         Assert.Equal([42], installed.Data);
         Assert.Equal(snapshot.Index, reply.Index);
         Assert.Equal(snapshot.Index, follower.Commit);
@@ -640,39 +574,27 @@ public sealed class LeaseReadTests
 
         var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = true, LeaseReads = true, Seed = 4 });
         while (n.Role != Role.Candidate) n.Tick();
-        Drain(n);
+        DrainWithReads(n);
         n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
-        Drain(n);
+        DrainWithReads(n);
         n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // commits the no-op
-        Drain(n);
+        DrainWithReads(n);
         // No lease yet: nobody has answered a heartbeat round, so the read takes a round.
         Assert.True(n.ReadIndex([4]));
-        var round = Drain(n).Messages.First(m => m.Context > 0).Context;
+        var round = DrainWithReads(n).Messages.First(m => m.Context > 0).Context;
         n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
-        Assert.Equal([4], Drain(n).Reads.Single().Context);
+        Assert.Equal([4], DrainWithReads(n).Reads.Single().Context);
         // Now a quorum answered a round sent at this tick: for an election timeout, reads need no round.
         Assert.True(n.ReadIndex([5]));
-        var (messages, reads) = Drain(n);
+        var (messages, reads) = DrainWithReads(n);
         Assert.Equal([5], reads.Single().Context);                // answered at once
         Assert.DoesNotContain(messages, m => m.Context > 0);      // no heartbeat round
         for (var i = 0; i < 10; i++) n.Tick();                   // the lease runs out (and answers to new rounds are missing)
-        Drain(n);
+        DrainWithReads(n);
         Assert.True(n.ReadIndex([6]));
-        Assert.Empty(Drain(n).Reads);
+        Assert.Empty(DrainWithReads(n).Reads);
     }
 
-    private static (List<Message> Messages, List<ReadState> Reads) Drain(RaftNode n)
-    {
-        var messages = new List<Message>();
-        var reads = new List<ReadState>();
-        while (n.GetReady() is { } r)
-        {
-            messages.AddRange(r.Messages);
-            reads.AddRange(r.ReadStates);
-            n.Advance(r);
-        }
-        return (messages, reads);
-    }
 }
 
 public sealed class BatchTests
@@ -687,17 +609,6 @@ public sealed class BatchTests
     }
 
     private static RaftNode Node() => new(new RaftOptions { Id = 1, Members = [1, 2, 3] });
-
-    private static List<Message> Drain(RaftNode n)
-    {
-        var all = new List<Message>();
-        while (n.GetReady() is { } r)
-        {
-            all.AddRange(r.Messages.Select(m => m.Detach())); // kept past Advance: copies (see Ready)
-            n.Advance(r);
-        }
-        return all;
-    }
 
     [Fact]
     public void A_batch_of_proposals_goes_to_a_replicating_follower_in_as_many_appends_as_it_needs_and_a_follower_takes_none()

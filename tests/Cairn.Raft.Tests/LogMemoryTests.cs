@@ -1,3 +1,5 @@
+using static Cairn.Raft.Tests.Drive;
+
 namespace Cairn.Raft.Tests;
 
 /// <summary>
@@ -108,11 +110,6 @@ public sealed class LogMemoryTests
         Rounds(2000, 4000);
         var perEntry = (GC.GetAllocatedBytesForCurrentThread() - before) / (2000.0 * 16);
         Assert.True(perEntry < 1, $"{perEntry:F2} bytes allocated per entry");
-    }
-
-    private static void Drain(RaftNode n)
-    {
-        while (n.GetReady() is { } r) n.Advance(r);
     }
 
     [Fact]
