@@ -57,23 +57,14 @@ public sealed record KvCommand
         return w.ToArray();
     }
 
-    /// <summary>
-    /// The bytes of a put command — the same as <see cref="Encode"/> of a <see cref="PutRequest"/> — straight from
-    /// spans, after <paramref name="prefix"/> bytes left for the caller (a server's envelope): one array, no request
-    /// object, no copy of the encoding.
-    /// </summary>
-    public static byte[] EncodePut(int prefix, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(prefix);
-        var b = new byte[prefix + PutLength(key.Length, value.Length)];
-        WritePut(b.AsSpan(prefix), key, value, lease, prevKv, ignoreValue, ignoreLease);
-        return b;
-    }
-
     /// <summary>How many bytes <see cref="WritePut(Span{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, long, bool, bool, bool)"/> writes for a key and a value of these lengths.</summary>
     public static int PutLength(int keyLength, int valueLength) => 1 + 4 + keyLength + 4 + valueLength + 8 + 1;
 
-    /// <summary>Writes the bytes of a put command (as <see cref="EncodePut"/>) at the start of <paramref name="destination"/>, which must hold <see cref="PutLength"/> of them.</summary>
+    /// <summary>
+    /// Writes the bytes of a put command — the same as <see cref="Encode"/> of a <see cref="PutRequest"/> — straight
+    /// from spans at the start of <paramref name="destination"/>, which must hold <see cref="PutLength"/> of them (a
+    /// server writes it behind its envelope in a proposal's pooled buffer: no request object, no array).
+    /// </summary>
     public static void WritePut(Span<byte> destination, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
     {
         if (destination.Length < PutLength(key.Length, value.Length)) throw new ArgumentException("The destination is shorter than PutLength.", nameof(destination));

@@ -279,10 +279,10 @@ internal static class TestLogs
 }
 
 /// <summary>The server's span encoder of puts writes exactly what <see cref="KvCommand.Encode"/> writes.</summary>
-public sealed class EncodePutTests
+public sealed class WritePutTests
 {
     [Fact]
-    public void EncodePut_matches_Encode_for_every_flag_and_size_after_the_prefix()
+    public void WritePut_matches_Encode_for_every_flag_and_size_after_the_prefix()
     {
         var random = new Random(3);
         for (var i = 0; i < 200; i++)
@@ -293,7 +293,8 @@ public sealed class EncodePutTests
             random.NextBytes(value);
             var request = new PutRequest { Key = key, Value = value, Lease = random.NextInt64(0, 1000), PrevKv = random.Next(2) == 1, IgnoreValue = random.Next(2) == 1, IgnoreLease = random.Next(2) == 1 };
             var prefix = random.Next(0, 20);
-            var fast = KvCommand.EncodePut(prefix, key, value, request.Lease, request.PrevKv, request.IgnoreValue, request.IgnoreLease);
+            var fast = new byte[prefix + KvCommand.PutLength(key.Length, value.Length)];   // as a proposal's buffer, envelope first
+            KvCommand.WritePut(fast.AsSpan(prefix), key, value, request.Lease, request.PrevKv, request.IgnoreValue, request.IgnoreLease);
             Assert.Equal(new KvCommand { Put = request }.Encode(), fast[prefix..]);
             Assert.Equal(request, KvCommand.Decode(fast.AsSpan(prefix)).Put! with { Key = key, Value = value });
         }
