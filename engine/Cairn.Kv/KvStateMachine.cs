@@ -264,8 +264,9 @@ public sealed partial class KvStateMachine : IDisposable
         var attempt = _writer = _db.BeginWrite(_writer?.Database == _db ? _writer : null);
         try
         {
-            var m = _writerMvcc ??= new Mvcc(attempt, _options);
-            m.Begin(attempt);
+            var m = _writerMvcc;
+            if (m is null) _writerMvcc = m = new Mvcc(attempt, _options);
+            else m.Begin(attempt);
             var applied = m.Applied; // read in the write transaction: no reader (and no object) just for it
             var pending = _pending;
             pending.Clear();

@@ -39,9 +39,6 @@ internal sealed class EntryArena
     /// <summary>Bytes the arena holds: slabs in use, freed ones waiting for the round to end, and spares.</summary>
     public long BytesHeld { get; private set; }
 
-    /// <summary>Bytes of slabs in use by entries of the log (including cut-off entries not yet compacted away).</summary>
-    public long BytesInUse { get; private set; }
-
     /// <summary>Copies <paramref name="data"/>, the bytes of entry <paramref name="index"/>, into the arena.</summary>
     public ReadOnlyMemory<byte> Copy(ReadOnlySpan<byte> data, ulong index)
     {
@@ -52,7 +49,6 @@ internal sealed class EntryArena
             data.CopyTo(own);
             _slabs.Add(new Slab { Buffer = own, Used = data.Length, Last = index, Large = true });
             BytesHeld += own.Length;
-            BytesInUse += own.Length;
             _tailOpen = false; // keep slabs in index order: the next small entry starts a slab after this one
             return own.AsMemory(0, data.Length);
         }
@@ -69,7 +65,6 @@ internal sealed class EntryArena
                 BytesHeld += SlabSize;
             }
             _slabs.Add(new Slab { Buffer = buffer });
-            BytesInUse += SlabSize;
             _tailOpen = true;
         }
         ref var tail = ref CollectionsMarshal.AsSpan(_slabs)[^1];
@@ -94,11 +89,7 @@ internal sealed class EntryArena
     private void Free(int n)
     {
         if (n == 0) return;
-        for (var i = 0; i < n; i++)
-        {
-            _freed.Add(_slabs[i]);
-            BytesInUse -= _slabs[i].Large ? _slabs[i].Buffer.Length : SlabSize;
-        }
+        for (var i = 0; i < n; i++) _freed.Add(_slabs[i]);
         _slabs.RemoveRange(0, n);
         if (_slabs.Count == 0) _tailOpen = false;
     }

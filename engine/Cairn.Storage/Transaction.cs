@@ -39,8 +39,7 @@ public abstract unsafe class Transaction : IDisposable
     internal readonly TreeState Catalog;
     internal readonly List<TreeState> OpenTrees;
     private readonly Dictionary<string, TreeState>? _stateCache;   // the writer's: a tree's state object is reused by the next write transaction
-    internal int Version;
-    internal readonly long BeginEpoch;            // page-cache epoch when this transaction began (buffers retired later wait for it)                         // bumped by every change; cursors from an older version are stale
+    internal int Version;                         // bumped by every change (and by each new write transaction in a reused object); cursors from an older version are stale
     private Cursor? _spareCursor;
     private protected bool Finished;
 
