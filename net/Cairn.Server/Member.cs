@@ -13,7 +13,7 @@ namespace Cairn.Server;
 /// <summary>
 /// A running member: its key space (<see cref="KvStateMachine"/>), its log (<see cref="Wal"/>) and consensus core
 /// (<see cref="RaftNode"/>) driven by one raft thread, peer links to the other members, a client listener and an
-/// HTTP listener for metrics and health. <see cref="Start"/> opens everything; <see cref="StopAsync"/> hands
+/// HTTP listener for metrics and health. <see cref="Start(MemberOptions)"/> opens everything; <see cref="StopAsync"/> hands
 /// leadership over and closes it. Data directory layout: docs/server.md.
 /// </summary>
 public sealed partial class Member : IAsyncDisposable
@@ -36,7 +36,7 @@ public sealed partial class Member : IAsyncDisposable
     private int _refusing;            // connections being told TooManyConnections
     internal readonly Counters Stats = new();
 
-    private Member(MemberOptions options, Identity identity, KvStateMachine sm, Wal wal, RaftNode node, string dir, MemberTls tls, byte[] peerKey)
+    private Member(MemberOptions options, Identity identity, KvStateMachine sm, Wal wal, RaftNode node, string dir, MemberTls tls, byte[] peerKey, MemberListeners listeners)
     {
         _options = options;
         Tls = tls;
@@ -52,9 +52,9 @@ public sealed partial class Member : IAsyncDisposable
         _incomingDir = Path.Combine(dir, "incoming");
         Directory.CreateDirectory(_incomingDir);
         _directory = MemberDirectory.Build(options, sm.ClusterMetadata());
-        _peers = new PeerTransport(this, MemberOptions.ParseEndpoint(options.ListenPeer, "--listen-peer"), options.MaxPeerQueue);
-        _clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        if (!string.IsNullOrEmpty(options.ListenMetrics)) _metrics = new MetricsServer(this, MemberOptions.ParseEndpoint(options.ListenMetrics, "--listen-metrics"));
+        _peers = new PeerTransport(this, listeners.Peer, options.MaxPeerQueue);
+        _clientListener = listeners.Client;
+        if (listeners.Metrics is { } metrics) _metrics = new MetricsServer(this, metrics);
         _raftThread = new Thread(RaftLoop) { Name = $"cairn raft {Name}", IsBackground = true };
         // What the core has handed out: it hands out the entries after its snapshot again (the store skips what it
         // holds). The store may be further on (a snapshot's state runs ahead of its index); compacting from the
@@ -114,19 +114,35 @@ public sealed partial class Member : IAsyncDisposable
     /// Opens the data directory and starts the member. Corrupt or foreign data refuses start with a
     /// <see cref="MemberStartException"/> that names the damaged file and what to do.
     /// </summary>
-    public static Member Start(MemberOptions options)
+    public static Member Start(MemberOptions options) => Start(options, null);
+
+    /// <summary>
+    /// Starts the member on sockets already bound for <paramref name="options"/> (<see cref="MemberListeners.Bind"/>;
+    /// null: bound here, before anything is written). The member owns them from here on, also when start fails.
+    /// </summary>
+    public static Member Start(MemberOptions options, MemberListeners? bound)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        var dir = Path.Combine(options.DataDir, "member");
-        Directory.CreateDirectory(dir);
-        var tls = MemberTls.Load(options);
-        var peerKey = PeerHandshake.Key(options.PeerSecret, options.ClusterToken);
-        var identity = Identity.LoadOrCreate(dir, options, tls, peerKey);
+        try
+        {
+            options.Validate();
+        }
+        catch
+        {
+            bound?.Dispose();
+            throw;
+        }
+        // Ports first: a busy port or a foreign address refuses start before anything is written.
+        var listeners = bound ?? MemberListeners.Bind(options);
         KvStateMachine? sm = null;
         Wal? wal = null;
         try
         {
+            var dir = Path.Combine(options.DataDir, "member");
+            Directory.CreateDirectory(dir);
+            var tls = MemberTls.Load(options);
+            var peerKey = PeerHandshake.Key(options.PeerSecret, options.ClusterToken);
+            var identity = Identity.LoadOrCreate(dir, options, tls, peerKey);
             try
             {
                 sm = KvStateMachine.Open(Path.Combine(dir, "kv.db"), new KvOptions
@@ -178,12 +194,13 @@ public sealed partial class Member : IAsyncDisposable
             {
                 throw new MemberStartException($"the database has applied up to index {sm.AppliedIndex} but the log was compacted to {node.SnapshotIndex}: the database file is older than the log. Restore it, or remove the member and add it back with an empty --data-dir.");
             }
-            var member = new Member(options, identity, sm, wal, node, dir, tls, peerKey);
+            var member = new Member(options, identity, sm, wal, node, dir, tls, peerKey, listeners);
             member.Open();
             return member;
         }
         catch
         {
+            listeners.Dispose();
             wal?.Dispose();
             sm?.Dispose();
             throw;
@@ -192,23 +209,8 @@ public sealed partial class Member : IAsyncDisposable
 
     private void Open()
     {
-        _clientListener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        try
-        {
-            _clientListener.Bind(MemberOptions.ParseEndpoint(_options.ListenClient, "--listen-client"));
-            _clientListener.Listen(512);
-            _peers.Start();
-            _metrics?.Start();
-        }
-        catch (SocketException e)
-        {
-            _clientListener.Dispose();
-            _peers.Dispose();
-            _metrics?.Dispose();
-            _wal.Dispose();
-            _sm.Dispose();
-            throw new MemberStartException($"cannot listen: {e.Message} (is another member or program using --listen-client {_options.ListenClient}, --listen-peer {_options.ListenPeer} or --listen-metrics {_options.ListenMetrics}?)", e);
-        }
+        _peers.Start();
+        _metrics?.Start();
         _peers.SetPeers(_directory.PeerUrls(Id));
         StartScaling();
         PublishView();

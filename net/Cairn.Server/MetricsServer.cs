@@ -8,16 +8,13 @@ namespace Cairn.Server;
 /// A small HTTP/1.1 responder for operators and scrapers: GET /metrics (Prometheus text format) and GET /health
 /// (200 when a leader is known, 503 otherwise). One request per connection; anything else is 404.
 /// </summary>
-internal sealed class MetricsServer(Member member, IPEndPoint endpoint) : IDisposable
+internal sealed class MetricsServer(Member member, Socket listener) : IDisposable
 {
-    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private readonly Socket _listener = listener; // bound and listening (MemberListeners)
     private readonly CancellationTokenSource _stop = new();
 
     public void Start()
     {
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
-        _listener.Listen(16);
         _ = AcceptAsync();
     }
 

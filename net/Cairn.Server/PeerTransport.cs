@@ -31,13 +31,12 @@ internal sealed class PeerTransport : IDisposable
     private readonly ConcurrentDictionary<ulong, byte> _snapshotsInFlight = new();
     private readonly CancellationTokenSource _stop = new();
 
-    public PeerTransport(Member member, IPEndPoint endpoint, int maxQueue)
+    /// <summary>Serves peers that dial <paramref name="listener"/> (bound and listening: <see cref="MemberListeners"/>).</summary>
+    public PeerTransport(Member member, Socket listener, int maxQueue)
     {
         _member = member;
         _maxQueue = maxQueue;
-        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
+        _listener = listener;
     }
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndPoint!;
@@ -48,7 +47,6 @@ internal sealed class PeerTransport : IDisposable
 
     public void Start()
     {
-        _listener.Listen(64);
         _ = AcceptAsync();
     }
 

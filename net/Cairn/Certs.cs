@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -10,22 +11,30 @@ namespace Cairn.Cli;
 /// </summary>
 internal static class Certs
 {
-    public const string Usage = """
-        cairn certs [--dir DIR] [--hosts HOST,...] [--clients NAME,...] [--days N]
-            Writes a test CA and certificates as PEM into DIR (default ./certs): ca.pem and ca.key; member.pem and
-            member.key for the client port and peer links (server and client use, valid for HOSTs — default
-            127.0.0.1,::1,localhost); NAME.pem and NAME.key per client (default: root), whose common name is the
-            user a member with --client-cert-auth sees. Valid for N days (default 365). Existing files are replaced.
-        """;
-
-    public static int Run(string[] args)
+    /// <summary>`cairn certs`.</summary>
+    public static Command Command(CliIo io)
     {
-        var flags = Flags.Parse(args, 1);
+        var command = new Command("certs", """
+            Write a test CA and certificates as PEM into DIR: ca.pem and ca.key; member.pem and member.key for the client
+            port and peer links (valid for HOSTs); NAME.pem and NAME.key per client, whose common name is the user a
+            member with --client-cert-auth sees. Existing files are replaced. For production use your own CA.
+            """);
+        command.Options.Add(new Option<string?>("--dir") { Description = "Where to write them (default ./certs).", HelpName = "DIR" });
+        command.Options.Add(new Option<string?>("--hosts") { Description = "Names and addresses of the member certificate (default 127.0.0.1,::1,localhost).", HelpName = "HOST,..." });
+        command.Options.Add(new Option<string?>("--clients") { Description = "Client certificates to make (default root).", HelpName = "NAME,..." });
+        command.Options.Add(new Option<string?>("--days") { Description = "Validity in days (default 365).", HelpName = "N" });
+        command.SetAction(p => Run(new Flags(p), io.Out));
+        return command;
+    }
+
+
+    private static int Run(Flags flags, TextWriter stdout)
+    {
         var dir = flags.Get("--dir") ?? "certs";
         var hosts = (flags.Get("--hosts") ?? "127.0.0.1,::1,localhost").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var clients = (flags.Get("--clients") ?? "root").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var days = flags.Get("--days") is { } d ? (int)Flags.Long("--days", d) : 365;
-        if (days < 1) throw new ArgumentException("--days must be at least 1.");
+        if (days < 1) throw new UsageException("--days must be at least 1");
         Directory.CreateDirectory(dir);
         var validity = TimeSpan.FromDays(days);
         using var ca = MakeCa("Cairn test CA", validity);
@@ -36,10 +45,10 @@ internal static class Certs
             using var c = MakeLeaf(ca, name, [], server: false, client: true, validity);
             Write(dir, name, c);
         }
-        Console.WriteLine($"cairn certs: wrote ca, member ({string.Join(", ", hosts)}) and {string.Join(", ", clients)} (.pem and .key) to {Path.GetFullPath(dir)}; try");
-        Console.WriteLine($"  cairn serve --cert {dir}/member.pem --key {dir}/member.key --cacert {dir}/ca.pem --client-cert-auth \\");
-        Console.WriteLine($"              --peer-cert {dir}/member.pem --peer-key {dir}/member.key --peer-cacert {dir}/ca.pem");
-        Console.WriteLine($"  cairn --cacert {dir}/ca.pem --cert {dir}/{clients.FirstOrDefault() ?? "root"}.pem --key {dir}/{clients.FirstOrDefault() ?? "root"}.key status");
+        stdout.WriteLine($"cairn certs: wrote ca, member ({string.Join(", ", hosts)}) and {string.Join(", ", clients)} (.pem and .key) to {Path.GetFullPath(dir)}; try");
+        stdout.WriteLine($"  cairn serve --cert {dir}/member.pem --key {dir}/member.key --cacert {dir}/ca.pem --client-cert-auth \\");
+        stdout.WriteLine($"              --peer-cert {dir}/member.pem --peer-key {dir}/member.key --peer-cacert {dir}/ca.pem");
+        stdout.WriteLine($"  cairn --cacert {dir}/ca.pem --cert {dir}/{clients.FirstOrDefault() ?? "root"}.pem --key {dir}/{clients.FirstOrDefault() ?? "root"}.key status");
         return 0;
     }
 

@@ -6,23 +6,29 @@ namespace Cairn.Cli;
 /// <summary>`cairn user`, `cairn role` and `cairn auth`, as etcdctl's; `--user NAME[:PASSWORD]` on every verb.</summary>
 internal static partial class ClientVerbs
 {
-    private sealed partial class Command
+    private sealed partial class Invocation
     {
         /// <summary>The credentials of `--user NAME[:PASSWORD]` (the password prompted for when left out).</summary>
         private CairnCredentials? Credentials()
         {
-            if (_flags.Get("--user") is not { } user) return null;
+            var password = _flags.Get("--password");
+            if (_flags.Get("--user") is not { } user)
+            {
+                return password is null ? null : throw new UsageException("--password needs --user NAME");
+            }
             var colon = user.IndexOf(':', StringComparison.Ordinal);
-            if (colon == 0) throw new ArgumentException("--user needs a name: --user NAME[:PASSWORD]");
-            return colon > 0 ? new CairnCredentials(user[..colon], user[(colon + 1)..]) : new CairnCredentials(user, ReadPassword($"Password for {user}: "));
+            if (colon == 0) throw new UsageException("--user needs a name: --user NAME[:PASSWORD]");
+            if (colon > 0 && password is not null) throw new UsageException("give the password once: --user NAME:PASSWORD or --user NAME --password PASSWORD");
+            if (colon > 0) return new CairnCredentials(user[..colon], user[(colon + 1)..]);
+            return new CairnCredentials(user, password ?? ReadPassword($"Password for {user}: "));
         }
 
         /// <summary>Reads a password: from the terminal without echo, or a line of standard input when it is redirected.</summary>
         private string ReadPassword(string prompt)
         {
-            if (!ReferenceEquals(_in, Console.In) || Console.IsInputRedirected)
+            if (!_io.Terminal)
             {
-                return _in.ReadLine() ?? throw new ArgumentException("no password on standard input (give NAME:PASSWORD, or type it when asked)");
+                return _io.InText.ReadLine() ?? throw new UsageException("no password on standard input (give NAME:PASSWORD or --password, or type it when asked)");
             }
             _err.Write(prompt);
             var chars = new System.Text.StringBuilder();
@@ -46,11 +52,11 @@ internal static partial class ClientVerbs
         {
             var arg = Arg(1, "a user name (NAME or NAME:PASSWORD)");
             var colon = arg.IndexOf(':', StringComparison.Ordinal);
-            if (colon == 0) throw new ArgumentException($"'{arg}' has no user name");
+            if (colon == 0) throw new UsageException($"'{arg}' has no user name");
             if (colon > 0) return (arg[..colon], arg[(colon + 1)..]);
             if (allowNone && _flags.Has("--no-password")) return (arg, null);
             var first = ReadPassword($"Password of {arg}: ");
-            if (ReferenceEquals(_in, Console.In) && !Console.IsInputRedirected && ReadPassword("Type it again: ") != first) throw new ArgumentException("the passwords differ");
+            if (_io.Terminal && ReadPassword("Type it again: ") != first) throw new UsageException("the passwords differ");
             return (arg, first);
         }
 
@@ -108,7 +114,7 @@ internal static partial class ClientVerbs
                     return 0;
                 }
                 default:
-                    throw new ArgumentException($"user {sub}: unknown sub-command (add, delete, list, get, passwd, grant-role, revoke-role)");
+                    throw new UsageException($"user {sub}: unknown sub-command (add, delete, list, get, passwd, grant-role, revoke-role)");
             }
         }
 
@@ -173,7 +179,7 @@ internal static partial class ClientVerbs
                         "read" => PermissionType.Read,
                         "write" => PermissionType.Write,
                         "readwrite" => PermissionType.ReadWrite,
-                        var t => throw new ArgumentException($"permission type '{t}' is not read, write or readwrite"),
+                        var t => throw new UsageException($"permission type '{t}' is not read, write or readwrite"),
                     };
                     var (key, end) = PermissionKeys(3);
                     await client.RoleGrantPermissionAsync(role, type, key, end, _interrupt);
@@ -189,7 +195,7 @@ internal static partial class ClientVerbs
                     return 0;
                 }
                 default:
-                    throw new ArgumentException($"role {sub}: unknown sub-command (add, delete, list, get, grant-permission, revoke-permission)");
+                    throw new UsageException($"role {sub}: unknown sub-command (add, delete, list, get, grant-permission, revoke-permission)");
             }
         }
 
@@ -229,7 +235,7 @@ internal static partial class ClientVerbs
                     return 0;
                 }
                 default:
-                    throw new ArgumentException($"auth {_args[0]}: unknown sub-command (enable, disable, status)");
+                    throw new UsageException($"auth {_args[0]}: unknown sub-command (enable, disable, status)");
             }
         }
     }

@@ -10,7 +10,7 @@ namespace Cairn.Cli;
 /// <summary>The verbs on leases, members and the cluster's upkeep: lease, member, status, endpoint, compact, defrag, alarm, snapshot, move-leader, scale.</summary>
 internal static partial class ClientVerbs
 {
-    private sealed partial class Command
+    private sealed partial class Invocation
     {
         // ---- leases ----
 
@@ -170,7 +170,7 @@ internal static partial class ClientVerbs
         private async Task<int> MemberAddAsync(CairnClient client)
         {
             var name = Arg(1, "a member NAME");
-            var peer = _flags.Get("--peer-urls") ?? throw new ArgumentException("member add needs --peer-urls HOST:PORT (the new member's --listen-peer)");
+            var peer = _flags.Get("--peer-urls") ?? throw new UsageException("member add needs --peer-urls HOST:PORT (the new member's --listen-peer)");
             var (h, added) = await client.MemberAddAsync(name, peer, _flags.Has("--learner"), _interrupt);
             if (_output == Output.Json)
             {
@@ -200,7 +200,7 @@ internal static partial class ClientVerbs
             var (_, members) = await client.MemberListAsync(_interrupt);
             if (members.FirstOrDefault(m => m.Name == text) is { } byName) return byName.Id;
             if (ulong.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id)) return id;
-            throw new ArgumentException($"'{text}' is neither a member name ({string.Join(", ", members.Select(m => m.Name))}) nor a hex member id");
+            throw new UsageException($"'{text}' is neither a member name ({string.Join(", ", members.Select(m => m.Name))}) nor a hex member id");
         }
 
         /// <summary>`cairn scale [--units N]`: sets the unit count when asked, then shows the autoscaler's view.</summary>

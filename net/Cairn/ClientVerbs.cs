@@ -17,156 +17,62 @@ namespace Cairn.Cli;
 /// </summary>
 internal static partial class ClientVerbs
 {
-    public const string Usage = """
-        cairn [--endpoints HOST:PORT,...] [-w simple|json|table] [--dial-timeout 2s] [--command-timeout 10s] [--user NAME[:PASSWORD]]
-              [--cacert FILE] [--cert FILE --key FILE] VERB ...
-          put KEY [VALUE] [--lease ID] [--prev-kv]        (VALUE from stdin when left out)
-          get KEY [END] [--prefix] [--rev N] [--limit N] [--keys-only] [--count-only] [--consistency l|s]
-          del KEY [END] [--prefix] [--prev-kv]
-          txn [--file F] [--interactive]                   compares, blank line, success ops, blank line, failure ops
-          watch KEY [END] [--prefix] [--rev N] [--prev-kv] until Ctrl+C
-          lease grant TTL | revoke ID | keep-alive ID [--once] | ttl ID [--keys] | list
-          member list | add NAME --peer-urls HOST:PORT [--learner] | remove ID|NAME | promote ID|NAME
-          status                                           every member: endpoint, id, leader, term, revision, indexes, size
-          endpoint health [--cluster] | endpoint status
-          compact REV [--physical]     defrag [--cluster]     alarm list | disarm
-          snapshot save FILE [--compressed]                 move-leader ID|NAME
-          scale [--units N]            the autoscaler's view: units, RAM by source, storage against quota; set units by hand
-          user add NAME[:PASSWORD] [--no-password] | delete NAME | list | get NAME | passwd NAME[:PASSWORD]
-               | grant-role NAME ROLE | revoke-role NAME ROLE
-          role add NAME | delete NAME | list | get NAME | grant-permission ROLE read|write|readwrite KEY [END] [--prefix|--from-key]
-               | revoke-permission ROLE KEY [END] [--prefix|--from-key]
-          auth enable | disable | status                   enable needs a root user (`cairn user add root`)
-            --user NAME[:PASSWORD] authenticates (the password is asked for when left out).
-            --endpoints defaults to 127.0.0.1:9379; other members are discovered from the member list.
-            --value-key-file [ID=]FILE[,ID=FILE...]  seal values before put and open them on get, txn, watch, del --prev-kv
-                                                     (the first key seals, the others only open; FILE holds 64 hex digits)
-            --cacert speaks TLS to members whose certificates that CA signed; --cert/--key present a client certificate
-            (members started with --client-cert-auth require one; its common name is the user).
-        """;
-
-    private static readonly HashSet<string> Verbs = ["put", "get", "del", "txn", "watch", "lease", "member", "status", "endpoint", "compact", "defrag", "alarm", "snapshot", "move-leader", "scale", "user", "role", "auth"];
-    private static readonly string[] GlobalFlags = ["--endpoints", "-w", "--write-out", "--dial-timeout", "--command-timeout", "--user", "--value-key-file", "--cacert", "--cert", "--key"];
-
-    /// <summary>Whether <paramref name="verb"/> (the first argument) is one of these verbs, or a global flag before one.</summary>
-    public static bool Handles(string verb) =>
-        Verbs.Contains(verb) || GlobalFlags.Any(f => verb == f || verb.StartsWith(f + "=", StringComparison.Ordinal));
-
-    /// <summary>Runs a verb on the console; Ctrl+C ends watches and keep-alives.</summary>
-    public static int Run(string[] args)
-    {
-        using var interrupt = new CancellationTokenSource();
-        void OnCancel(object? sender, ConsoleCancelEventArgs e)
-        {
-            e.Cancel = true;
-            interrupt.Cancel();
-        }
-        Console.CancelKeyPress += OnCancel;
-        try
-        {
-            return Run(args, Console.Out, Console.Error, Console.In, interrupt.Token);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= OnCancel;
-        }
-    }
-
     /// <summary>Runs a verb with the given streams (tests capture them); <paramref name="interrupt"/> plays Ctrl+C.</summary>
-    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt) =>
-        RunAsync(args, stdout, stderr, stdin, interrupt).GetAwaiter().GetResult();
-
-    /// <summary>Runs a verb; the exit code: 0 done, 1 refused or unreachable, 2 a usage mistake.</summary>
-    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt)
-    {
-        Command cmd;
-        try
-        {
-            cmd = Command.Parse(args, stdout, stderr, stdin, interrupt);
-        }
-        catch (Exception e) when (e is ArgumentException or FormatException)
-        {
-            await stderr.WriteLineAsync($"cairn: {e.Message}");
-            await stderr.WriteLineAsync("see `cairn help` for the verbs and their flags");
-            return 2;
-        }
-        try
-        {
-            return await cmd.RunAsync();
-        }
-        catch (CairnUnavailableException e)
-        {
-            var where = string.Join(", ", e.Failures.Select(f => $"{f.Endpoint} ({f.Reason})"));
-            stderr.WriteLine($"cairn: no member reachable at {where}; start one with `cairn serve` or pass --endpoints");
-            return 1;
-        }
-        catch (CairnUnknownOutcomeException e)
-        {
-            stderr.WriteLine($"cairn: outcome unknown: {e.Message}");
-            return 1;
-        }
-        catch (CairnException e)
-        {
-            stderr.WriteLine(e.Code is { } code ? $"cairn: {code}: {e.Message}" : $"cairn: {e.Message}");
-            return 1;
-        }
-        catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
-        {
-            return 0;
-        }
-        catch (Exception e) when (e is ArgumentException or FormatException)
-        {
-            stderr.WriteLine($"cairn: {e.Message}");
-            return 2;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            stderr.WriteLine($"cairn: {e.Message}");
-            return 1;
-        }
-    }
+    internal static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt) =>
+        CairnCli.RunAsync(args, CliIo.Of(stdout, stderr, stdin.ReadToEnd()), interrupt);
 
     private enum Output { Simple, Json, Table }
 
     /// <summary>One invocation: its flags, its streams, and the verb's implementation.</summary>
-    private sealed partial class Command
+    private sealed partial class Invocation
     {
         private readonly Flags _flags;
-        private readonly List<string> _args;            // positional arguments after the verb
+        private readonly List<string> _args;            // sub-command names after the verb, then the positional arguments
         private readonly string _verb;
+        private readonly CliIo _io;
         private readonly TextWriter _out;
         private readonly TextWriter _err;
-        private readonly TextReader _in;
         private readonly CancellationToken _interrupt;
         private readonly Output _output;
         private readonly string[] _endpoints;
         private readonly TimeSpan _dialTimeout;
         private readonly TimeSpan _commandTimeout;
+        private readonly bool _hex;
+        private readonly CairnTlsOptions? _tls;
         private ValueProtector? _protector;             // from --value-key-file, for the verb's lifetime
 
-        private Command(Flags flags, List<string> positional, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt)
+        public Invocation(Flags flags, string verb, List<string> args, CliIo io, CancellationToken interrupt)
         {
             _flags = flags;
-            if (positional.Count == 0) throw new ArgumentException("no verb given");
-            _verb = positional[0];
-            if (!Verbs.Contains(_verb)) throw new ArgumentException($"unknown verb '{_verb}'");
-            _args = positional[1..];
-            _out = stdout;
-            _err = stderr;
-            _in = stdin;
+            _verb = verb;
+            _args = args;
+            _io = io;
+            _out = io.Out;
+            _err = io.Err;
             _interrupt = interrupt;
-            _output = (flags.Get("-w") ?? flags.Get("--write-out") ?? "simple") switch
+            _output = (flags.Get("--write-out") ?? "simple") switch
             {
                 "simple" => Output.Simple,
                 "json" => Output.Json,
                 "table" => Output.Table,
-                var w => throw new ArgumentException($"-w '{w}' is not simple, json or table"),
+                var w => throw new UsageException($"-w '{w}' is not simple, json or table"),
             };
             _endpoints = (flags.Get("--endpoints") ?? "127.0.0.1:9379").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            foreach (var e in _endpoints) Cairn.Client.Endpoint.Parse(e);
-            if (_endpoints.Length == 0) throw new ArgumentException("--endpoints is empty");
+            if (_endpoints.Length == 0) throw new UsageException("--endpoints is empty");
+            foreach (var e in _endpoints)
+            {
+                try
+                {
+                    Cairn.Client.Endpoint.Parse(e);
+                }
+                catch (ArgumentException x)
+                {
+                    throw new UsageException($"--endpoints: {CairnCli.WithoutParameter(x)}");
+                }
+            }
             _dialTimeout = Duration("--dial-timeout", flags.Get("--dial-timeout") ?? "2s");
             _commandTimeout = Duration("--command-timeout", flags.Get("--command-timeout") ?? "10s");
+            _hex = flags.Has("--hex");
             if (flags.Has("--cacert") || flags.Has("--cert") || flags.Has("--key"))
             {
                 _tls = new CairnTlsOptions { CaFile = flags.Get("--cacert"), CertFile = flags.Get("--cert"), KeyFile = flags.Get("--key") };
@@ -174,29 +80,10 @@ internal static partial class ClientVerbs
             }
         }
 
-        private readonly CairnTlsOptions? _tls;
-
-        public static Command Parse(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, CancellationToken interrupt)
-        {
-            // "--" ends the flags: what follows is positional even if it starts with "--" (a value such as "--x").
-            var dash = Array.IndexOf(args, "--");
-            var flags = Flags.Parse(dash < 0 ? args : args[..dash], 0);
-            var positional = new List<string>(flags.Positional);
-            if (dash >= 0) positional.AddRange(args[(dash + 1)..]);
-            return new Command(flags, positional, stdout, stderr, stdin, interrupt);
-        }
-
         private static TimeSpan Duration(string flag, string text)
         {
-            var (number, scale) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
-                : text.EndsWith('s') ? (text[..^1], 1.0)
-                : text.EndsWith('m') ? (text[..^1], 60.0)
-                : (text, 1.0);
-            if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || v <= 0)
-            {
-                throw new ArgumentException($"{flag} '{text}' is not a duration such as 500ms, 2s or 1m");
-            }
-            return TimeSpan.FromSeconds(v * scale);
+            var d = Flags.Duration(flag, text);
+            return d > TimeSpan.Zero ? d : throw new UsageException($"{flag} '{text}' must be more than zero");
         }
 
         private CairnClient Client(IReadOnlyList<string>? endpoints = null, bool discover = true) => new(new CairnClientOptions
@@ -212,7 +99,7 @@ internal static partial class ClientVerbs
 
         private CairnCredentials? _credentials;
 
-        private string Arg(int i, string what) => i < _args.Count ? _args[i] : throw new ArgumentException($"{_verb} needs {what}");
+        private string Arg(int i, string what) => i < _args.Count ? _args[i] : throw new UsageException($"{_verb} needs {what}");
 
         private string? OptionalArg(int i) => i < _args.Count ? _args[i] : null;
 
@@ -254,16 +141,32 @@ internal static partial class ClientVerbs
                 ("user", _) => await UserAsync(client),
                 ("role", _) => await RoleAsync(client),
                 ("auth", _) => await AuthAsync(client),
-                _ => throw new ArgumentException($"{_verb} {sub ?? ""}: unknown sub-command"),
+                _ => throw new UsageException($"{_verb} {sub ?? ""}: unknown sub-command (see `cairn {_verb} --help`)"),
             };
         }
 
         // ---- output ----
 
-        private void WriteKv(KeyValue kv, bool keysOnly)
+        private void WriteKv(KeyValue kv, bool keysOnly, bool valueOnly = false)
         {
-            _out.WriteLine(Text(kv.Key));
-            if (!keysOnly) _out.WriteLine(Text(kv.Value));
+            if (!valueOnly) WriteBytes(kv.Key);
+            if (!keysOnly) WriteBytes(kv.Value);
+        }
+
+        /// <summary>A key or value on a line of its own: its bytes exactly, or with --hex as hex.</summary>
+        private void WriteBytes(byte[] bytes)
+        {
+            if (_hex) _out.WriteLine(Show(bytes));
+            else _io.WriteLine(bytes);
+        }
+
+        /// <summary>Bytes as text, or with --hex as etcdctl prints them: \x61\x62.</summary>
+        private string Show(byte[] bytes)
+        {
+            if (!_hex) return Text(bytes);
+            var sb = new StringBuilder(bytes.Length * 4);
+            foreach (var b in bytes) sb.Append(CultureInfo.InvariantCulture, $"\\x{b:x2}");
+            return sb.ToString();
         }
 
         private void WriteJson(Action<Utf8JsonWriter> write)
@@ -327,7 +230,7 @@ internal static partial class ClientVerbs
     internal static string Lease(long id) => id.ToString("x16", CultureInfo.InvariantCulture);
 
     private static long HexLease(string text) =>
-        long.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id) ? id : throw new ArgumentException($"lease id '{text}' is not hexadecimal (as `cairn lease grant` prints it)");
+        long.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id) ? id : throw new UsageException($"lease id '{text}' is not hexadecimal (as `cairn lease grant` prints it)");
 
     /// <summary>Bytes in SI units, as etcdctl shows database sizes.</summary>
     private static string Bytes(long n)

@@ -1,81 +1,109 @@
 using System.Buffers.Binary;
+using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using Cairn.Crypto;
 using Cairn.Storage;
 
 namespace Cairn.Cli;
 
-/// <summary>
-/// The `cairn` command. Until the server lands it drives the embedded engine: `demo` (the README's first command)
-/// writes, reads back, verifies and prints figures; `verify` and `stats` inspect a database file.
-/// </summary>
+/// <summary>The `cairn` executable: the console's streams, Ctrl+C, and <see cref="CairnCli"/>.</summary>
 internal static class Program
 {
     private static int Main(string[] args)
     {
+        using var interrupt = new CancellationTokenSource();
+        void OnCancel(object? sender, ConsoleCancelEventArgs e)
+        {
+            // Ctrl+C ends watches and keep-alives; `serve` has its own handler and stops gracefully.
+            e.Cancel = true;
+            interrupt.Cancel();
+        }
+        Console.CancelKeyPress += OnCancel;
+        using var stdin = Console.OpenStandardInput();
+        using var stdout = Console.OpenStandardOutput();
+        var io = new CliIo(Console.Out, Console.Error, stdin, terminal: !Console.IsInputRedirected, rawOut: stdout);
         try
         {
-            var verb = args.Length > 0 ? args[0] : "demo";
-            return verb switch
-            {
-                "serve" => Serve.Run(args),
-                "dev-cluster" => Serve.DevCluster(args),
-                "certs" => Certs.Run(args),
-                "scale" when args.Length > 1 && args[1] == "simulate" => ScaleSimulate.Run(args),
-                _ when ClientVerbs.Handles(verb) => ClientVerbs.Run(args),
-                "demo" => Demo(Option(args, "--path") ?? "demo.cairn", int.Parse(Option(args, "--keys") ?? "200000", CultureInfo.InvariantCulture), KeyOptions(args, create: true)),
-                "verify" when args.Length > 1 => VerifyFile(args[1], KeyOptions(args, create: false)),
-                "stats" when args.Length > 1 => Stats(args[1], KeyOptions(args, create: false)),
-                "help" or "--help" or "-h" => Usage(0),
-                _ => Usage(2),
-            };
+            return CairnCli.RunAsync(args, io, interrupt.Token).GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is StorageException or IOException or FormatException or UnauthorizedAccessException or ArgumentException or Server.MemberStartException)
+        finally
         {
-            Console.Error.WriteLine($"cairn: {e.Message}");
-            return 1;
+            Console.CancelKeyPress -= OnCancel;
+            Console.Out.Flush();
+        }
+    }
+}
+
+/// <summary>
+/// The verbs on the embedded engine, without a member: `demo` writes, reads back, verifies and prints figures;
+/// `verify` and `stats` inspect a database file.
+/// </summary>
+internal static class Embedded
+{
+    /// <summary>demo, verify and stats.</summary>
+    public static IEnumerable<Command> Commands(CliIo io)
+    {
+        Option<string?> KeyFile() => new("--key-file") { Description = "The master key (default ~/.cairn/master.key).", HelpName = "FILE" };
+        Option<bool> Plain() => new("--plain") { Description = "The database is not encrypted." };
+
+        var demo = new Command("demo", "Write N keys into an embedded encrypted database, read them back, verify every page, print figures.");
+        var path = new Option<string?>("--path") { Description = "The database file (default ./demo.cairn).", HelpName = "FILE" };
+        var keys = new Option<int?>("--keys") { Description = "How many keys (default 200000).", HelpName = "N" };
+        var demoKey = KeyFile();
+        var demoPlain = Plain();
+        demo.Options.Add(path);
+        demo.Options.Add(keys);
+        demo.Options.Add(demoKey);
+        demo.Options.Add(demoPlain);
+        demo.SetAction(p =>
+        {
+            var n = p.GetValue(keys) ?? 200_000;
+            if (n < 1) throw new UsageException("--keys must be at least 1");
+            return Demo(io.Out, io.Err, p.GetValue(path) ?? "demo.cairn", n, KeyOptions(p.GetValue(demoKey), p.GetValue(demoPlain), create: true, io.Err));
+        });
+        yield return demo;
+
+        foreach (var (name, help) in new[] { ("verify", "Check every page of a database file: reachable once or free, keys in order, tags valid."), ("stats", "Print a database file's figures.") })
+        {
+            var c = new Command(name, help);
+            var file = new Argument<string>("FILE");
+            var key = KeyFile();
+            var plain = Plain();
+            c.Arguments.Add(file);
+            c.Options.Add(key);
+            c.Options.Add(plain);
+            c.SetAction(p =>
+            {
+                var f = p.GetValue(file)!;
+                if (!File.Exists(f)) throw new UsageException($"no database file at {f}");
+                using var db = Database.Open(f, KeyOptions(p.GetValue(key), p.GetValue(plain), create: false, io.Err));
+                io.Out.WriteLine(name == "verify" ? "ok: " + db.Verify() : db.GetStats().ToString());
+                return 0;
+            });
+            yield return c;
         }
     }
 
     /// <summary>
     /// Encrypted by default: the master key comes from --key-file (default ~/.cairn/master.key, created with mode 0600
-    /// when absent); --plain opens or creates an unencrypted database.
+    /// when absent for a new demo database); --plain opens or creates an unencrypted database.
     /// </summary>
-    private static StorageOptions KeyOptions(string[] args, bool create)
+    private static StorageOptions KeyOptions(string? keyFile, bool plain, bool create, TextWriter err)
     {
-        if (Array.IndexOf(args, "--plain") >= 0) return new StorageOptions { CreateIfMissing = create };
-        var path = Option(args, "--key-file") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cairn", "master.key");
+        if (plain)
+        {
+            if (keyFile is not null) throw new UsageException("give either --key-file or --plain, not both");
+            return new StorageOptions { CreateIfMissing = create };
+        }
+        var path = keyFile ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cairn", "master.key");
         var key = create ? KeyFileProvider.OpenOrCreate(path) : KeyFileProvider.Open(path);
-        return new StorageOptions { MasterKey = key, CreateIfMissing = create, Warning = w => Console.Error.WriteLine($"cairn: warning: {w}") };
+        return new StorageOptions { MasterKey = key, CreateIfMissing = create, Warning = w => err.WriteLine($"cairn: warning: {w}") };
     }
 
-    private static string? Option(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    private static int Usage(int code)
-    {
-        Console.Error.WriteLine("""
-            usage: cairn demo [--path FILE] [--keys N] [--key-file KEY | --plain]
-                                               write N keys, read them back, verify, print figures
-                   cairn verify FILE [--key-file KEY | --plain]   check every page of a database file
-                   cairn stats FILE [--key-file KEY | --plain]    print a database file's figures
-                   cairn scale simulate --trace FILE [--out PNG] [...]   replay a memory trace through the autoscaler
-            Databases are encrypted (AES-256-GCM) with the master key in --key-file, by default
-            ~/.cairn/master.key (created with mode 0600 when absent).
-            """);
-        Console.Error.WriteLine(ClientVerbs.Usage);
-        Console.Error.WriteLine(Certs.Usage);
-        return code;
-    }
-
-    private static int Demo(string path, int keys, StorageOptions options)
+    private static int Demo(TextWriter stdout, TextWriter stderr, string path, int keys, StorageOptions options)
     {
         using var db = Database.Open(path, options);
-        Console.WriteLine($"cairn demo: {keys:N0} keys into {Path.GetFullPath(path)} ({(db.IsEncrypted ? $"encrypted with {options.MasterKey!.KeyId}" : "not encrypted")})");
+        stdout.WriteLine($"cairn demo: {keys:N0} keys into {Path.GetFullPath(path)} ({(db.IsEncrypted ? $"encrypted with {options.MasterKey!.KeyId}" : "not encrypted")})");
         Span<byte> key = stackalloc byte[16];
         var value = new byte[100];
         var sw = Stopwatch.StartNew();
@@ -102,7 +130,7 @@ internal static class Program
                 KeyFor(i, key);
                 if (!tree.TryGet(key, out var v) || BinaryPrimitives.ReadInt32LittleEndian(v) != i)
                 {
-                    Console.Error.WriteLine($"cairn demo: key {i} read back wrong");
+                    stderr.WriteLine($"cairn demo: key {i} read back wrong");
                     return 1;
                 }
             }
@@ -110,10 +138,10 @@ internal static class Program
         var read = sw.Elapsed;
         sw.Restart();
         var stats = db.Verify();
-        Console.WriteLine($"wrote {keys:N0} keys in {write.TotalMilliseconds:N0} ms ({keys / write.TotalSeconds:N0}/s, durable commits of {batch:N0})");
-        Console.WriteLine($"read them back in {read.TotalMilliseconds:N0} ms ({keys / read.TotalSeconds:N0}/s)");
-        Console.WriteLine($"verified every page in {sw.Elapsed.TotalMilliseconds:N0} ms");
-        Console.WriteLine(stats);
+        stdout.WriteLine($"wrote {keys:N0} keys in {write.TotalMilliseconds:N0} ms ({keys / write.TotalSeconds:N0}/s, durable commits of {batch:N0})");
+        stdout.WriteLine($"read them back in {read.TotalMilliseconds:N0} ms ({keys / read.TotalSeconds:N0}/s)");
+        stdout.WriteLine($"verified every page in {sw.Elapsed.TotalMilliseconds:N0} ms");
+        stdout.WriteLine(stats);
         return 0;
     }
 
@@ -122,19 +150,5 @@ internal static class Program
         // Random-looking 16-byte keys: a multiplicative hash of i, then i itself.
         BinaryPrimitives.WriteUInt64BigEndian(key, (ulong)i * 0x9E3779B97F4A7C15UL);
         BinaryPrimitives.WriteUInt64BigEndian(key[8..], (ulong)i);
-    }
-
-    private static int VerifyFile(string path, StorageOptions options)
-    {
-        using var db = Database.Open(path, options);
-        Console.WriteLine("ok: " + db.Verify());
-        return 0;
-    }
-
-    private static int Stats(string path, StorageOptions options)
-    {
-        using var db = Database.Open(path, options);
-        Console.WriteLine(db.GetStats());
-        return 0;
     }
 }

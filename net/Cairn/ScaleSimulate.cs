@@ -73,16 +73,19 @@ internal static class ScaleSimulate
 
     private static int Simulate(string[] args, TextWriter stdout)
     {
+        var values = new Dictionary<string, string>();
         for (var k = 2; k < args.Length; k++)
         {
             var a = args[k];
             if (!a.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{a}'.");
-            var name = a.Split('=', 2)[0];
-            if (!Known.Contains(name)) throw new ArgumentException($"unknown flag {name}.");
-            if (name.Length == a.Length) k++;  // its value follows
+            var parts = a.Split('=', 2);
+            var name = parts[0];
+            if (!Known.Contains(name)) throw new ArgumentException($"unknown flag {name}{(Suggest.Closest(name, Known) is { } close ? $"; did you mean {close}?" : ".")}");
+            if (parts.Length == 2) values[name] = parts[1];
+            else if (k + 1 < args.Length) values[name] = args[++k];
+            else throw new ArgumentException($"{name} needs a value.");
         }
-        var flags = Flags.Parse(args, 2);
-        if (flags.Positional.Count > 0) throw new ArgumentException($"unexpected argument '{flags.Positional[0]}'.");
+        var flags = new SimulateFlags(values);
         var tracePath = flags.Get("--trace") ?? throw new ArgumentException("--trace FILE is required.");
         var outPath = flags.Get("--out") ?? Path.ChangeExtension(tracePath, ".png");
         if (Path.GetFullPath(outPath) == Path.GetFullPath(tracePath)) throw new ArgumentException($"the chart would overwrite the trace {tracePath}: give --out another file.");
@@ -417,5 +420,10 @@ internal static class ScaleSimulate
         {
             throw new ArgumentException($"{flag}: {e.Message}.", e);
         }
+    }
+
+    private sealed class SimulateFlags(Dictionary<string, string> values)
+    {
+        public string? Get(string name) => values.TryGetValue(name, out var v) ? v : null;
     }
 }

@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.CommandLine;
 using System.Runtime.InteropServices;
 using Cairn.Crypto;
 using Cairn.Server;
@@ -8,53 +8,120 @@ namespace Cairn.Cli;
 /// <summary>`cairn serve` (one member) and `cairn dev-cluster` (three members on loopback, for trying things).</summary>
 internal static class Serve
 {
-    public const string Usage = """
-        cairn serve [--name NAME] [--data-dir DIR] [--listen-client HOST:PORT] [--listen-peer HOST:PORT]
-                    [--listen-metrics HOST:PORT] [--advertise-client HOST:PORT]
-                    [--initial-cluster NAME=HOST:PORT,...] [--initial-cluster-state new|existing]
-                    [--initial-cluster-token TOKEN] [--key-file FILE | --plain]
-                    [--heartbeat-interval MS] [--election-timeout MS] [--quota-bytes N]
-                    [--snapshot-count N] [--max-frame-bytes N] [--config FILE]
-                    [--unit-ram-bytes N] [--initial-units N] [--max-units N] [--scaling-interval SECONDS]
-                    [--auth-token-ttl SECONDS] [--auth-hash-iterations N] [--disk-reserve-bytes N]
-                    [--cert FILE --key FILE [--cacert FILE --client-cert-auth]]
-                    [--peer-cert FILE --peer-key FILE --peer-cacert FILE] [--peer-secret-file FILE]
-                    [--max-connections N] [--max-requests-in-flight N] [--idle-timeout 5m] [--handshake-timeout 10s]
-            Runs one member. With no flags: a single-member cluster named 'default' in ./default.cairn,
-            clients on 127.0.0.1:9379, peers on 127.0.0.1:9380, metrics and health on http://127.0.0.1:9381,
-            encrypted with ~/.cairn/master.key (created with mode 0600 when absent).
-            Resources come in units of RAM with 4x storage (256 MiB + 1 GiB by default); the autoscaler adds units
-            when memory or storage runs short and never removes them (docs/scaling.md); --quota-bytes N sets a fixed
-            quota instead and turns it off.
-            TLS (docs/server.md): --cert/--key turn it on for clients (--client-cert-auth requires client certificates
-            signed by --cacert; the certificate's common name is the user); --peer-cert/--peer-key/--peer-cacert for
-            peer links. Peers always prove the cluster's secret, read from --peer-secret-file (default
-            ~/.cairn/peer.secret, created when absent: copy it to every member). `cairn certs` makes test certificates.
-            --config FILE reads the same settings as 'flag value' lines (e.g. "name m1"); flags override it.
-            SIGTERM or Ctrl+C stops it gracefully (a leader hands leadership over first).
-        cairn dev-cluster [--dir DIR] [--key-file FILE | --plain] [--peer-secret-file FILE]
-            Three members in this process, named m1..m3, clients on 127.0.0.1:9379, 9479, 9579
-            (peers 9380, 9480, 9580; metrics 9381, 9481, 9581), data in DIR (default ./dev-cluster).
-        """;
+    /// <summary>The flags of `cairn serve` that take a value (the --config file's keys are these names without "--").</summary>
+    private static readonly (string Name, string Help, string? Value)[] Valued =
+    [
+        ("--name", "This member's name (default 'default'); its id derives from it.", "NAME"),
+        ("--data-dir", "Where its database, log and snapshots live (default ./default.cairn).", "DIR"),
+        ("--listen-client", "Client address (default 127.0.0.1:9379).", "HOST:PORT"),
+        ("--listen-peer", "Peer address (default 127.0.0.1:9380).", "HOST:PORT"),
+        ("--listen-metrics", "Metrics and health over HTTP (default 127.0.0.1:9381; empty: off).", "HOST:PORT"),
+        ("--advertise-client", "The client address published to others (default --listen-client).", "HOST:PORT"),
+        ("--initial-cluster", "Every member at bootstrap (default: this member alone).", "NAME=HOST:PORT,..."),
+        ("--initial-cluster-state", "'new' to bootstrap, 'existing' to join after `cairn member add`.", "new|existing"),
+        ("--initial-cluster-token", "Separates clusters started from the same member list.", "TOKEN"),
+        ("--key-file", "The master key (64 hex digits; default ~/.cairn/master.key, created with mode 0600 when absent and the data directory is new).", "FILE"),
+        ("--heartbeat-interval", "Leader heartbeat period in milliseconds (default 100).", "MS"),
+        ("--election-timeout", "Election timeout in milliseconds (default 1000).", "MS"),
+        ("--quota-bytes", "A fixed storage quota; turns the autoscaler off.", "N"),
+        ("--snapshot-count", "Applied entries kept in the log before it is compacted (default 10000).", "N"),
+        ("--max-frame-bytes", "Largest client frame accepted.", "N"),
+        ("--unit-ram-bytes", "RAM of one unit (storage is 4x; default 256 MiB).", "N"),
+        ("--initial-units", "Units at start.", "N"),
+        ("--max-units", "The autoscaler's ceiling.", "N"),
+        ("--scaling-interval", "Seconds between the autoscaler's checks (default 60).", "SECONDS"),
+        ("--auth-token-ttl", "Seconds an auth token is good for (default 600).", "SECONDS"),
+        ("--auth-hash-iterations", "PBKDF2 iterations for new passwords (default 600000).", "N"),
+        ("--disk-reserve-bytes", "Free disk the leader keeps; below it writes are refused with NoSpace (default 16 MiB; 0: off).", "N"),
+        ("--cert", "Certificate (PEM) of the client port; with --key turns TLS on.", "FILE"),
+        ("--key", "Private key (PEM) of --cert.", "FILE"),
+        ("--cacert", "CA (PEM) that signs client certificates.", "FILE"),
+        ("--peer-cert", "Certificate (PEM) for peer links.", "FILE"),
+        ("--peer-key", "Private key (PEM) of --peer-cert.", "FILE"),
+        ("--peer-cacert", "CA (PEM) that signs every member's certificate.", "FILE"),
+        ("--peer-secret-file", "The cluster's peer secret (default ~/.cairn/peer.secret, created when absent: copy it to every member).", "FILE"),
+        ("--max-connections", "Client connections at once.", "N"),
+        ("--max-requests-in-flight", "Requests one client connection may have in flight.", "N"),
+        ("--idle-timeout", "Close idle client connections after this long (e.g. 5m; 0: never).", "DURATION"),
+        ("--handshake-timeout", "Longest a TLS handshake and hello may take (e.g. 10s).", "DURATION"),
+    ];
 
-    public static int Run(string[] args)
+    /// <summary>The switches of `cairn serve`.</summary>
+    private static readonly (string Name, string Help)[] Switches =
+    [
+        ("--plain", "Store the data unencrypted (no master key)."),
+        ("--client-cert-auth", "Require client certificates signed by --cacert; the certificate's common name is the user."),
+    ];
+
+    /// <summary>`cairn serve`: one member.</summary>
+    public static Command ServeCommand(CliIo io)
+    {
+        var command = new Command("serve", """
+            Run one member. With no flags: a single-member cluster named 'default' in ./default.cairn, clients on
+            127.0.0.1:9379, peers on 127.0.0.1:9380, metrics and health on http://127.0.0.1:9381, encrypted with
+            ~/.cairn/master.key. Resources come in units of RAM with 4x storage; the autoscaler adds units and never
+            removes them (--quota-bytes sets a fixed quota instead). SIGTERM or Ctrl+C stops it gracefully.
+            """);
+        foreach (var (name, help, value) in Valued)
+        {
+            var aliases = EtcdSpellings.Aliases.Where(a => a.Value == name).Select(a => a.Key).ToArray();
+            command.Options.Add(new Option<string?>(name, aliases) { Description = help, HelpName = value });
+        }
+        foreach (var (name, help) in Switches) command.Options.Add(new Option<bool>(name) { Description = help });
+        var config = new Option<string?>("--config") { Description = "Read settings from FILE, a 'flag value' line each (e.g. \"name m1\"); flags given here win.", HelpName = "FILE" };
+        command.Options.Add(config);
+        command.SetAction(p =>
+        {
+            ParseResult? fromFile = null;
+            if (p.GetValue(config) is { } path) fromFile = ConfigFile.Parse(path, command, p.RootCommandResult.Command);
+            return Run(new Flags(p, fromFile), io);
+        });
+        return command;
+    }
+
+    /// <summary>`cairn dev-cluster`: three members in this process.</summary>
+    public static Command DevClusterCommand(CliIo io)
+    {
+        var command = new Command("dev-cluster", """
+            Three members in this process, named m1..m3, clients on 127.0.0.1:9379, 9479, 9579 (peers 9380, 9480,
+            9580; metrics 9381, 9481, 9581), data in DIR (default ./dev-cluster). For trying things.
+            """);
+        command.Options.Add(new Option<string?>("--dir") { Description = "Where the three members keep their data (default ./dev-cluster).", HelpName = "DIR" });
+        command.Options.Add(new Option<string?>("--key-file") { Description = "The master key (default ~/.cairn/master.key).", HelpName = "FILE" });
+        command.Options.Add(new Option<bool>("--plain") { Description = "Store the data unencrypted." });
+        command.Options.Add(new Option<string?>("--peer-secret-file") { Description = "The peer secret (default ~/.cairn/peer.secret).", HelpName = "FILE" });
+        command.SetAction(p => DevCluster(new Flags(p), io));
+        return command;
+    }
+
+    private static int Run(Flags flags, CliIo io)
     {
         RaiseThreadFloor();
-        var flags = Flags.Parse(args, 1);
-        if (flags.Get("--config") is { } config) flags = Flags.FromConfigFile(config).Overlay(flags);
         var options = Options(flags);
-        var member = Member.Start(options);
+        options.Validate();
+        // Ports first, then the key files: a busy port refuses start before anything is written.
+        var listeners = MemberListeners.Bind(options);
+        Member member;
+        try
+        {
+            options = options with { MasterKey = Key(flags, options.DataDir), PeerSecret = PeerSecret(flags) };
+            member = Member.Start(options, listeners);
+        }
+        catch
+        {
+            listeners.Dispose();
+            throw;
+        }
         return WaitForSignal([member]);
     }
 
-    public static int DevCluster(string[] args)
+    private static int DevCluster(Flags flags, CliIo io)
     {
         RaiseThreadFloor();
-        var flags = Flags.Parse(args, 1);
         var dir = flags.Get("--dir") ?? "dev-cluster";
-        var key = Key(flags);
-        var secret = PeerSecret(flags);
         var names = new[] { "m1", "m2", "m3" };
+        var key = Key(flags, Path.Combine(dir, names[0]));
+        var secret = PeerSecret(flags);
         var cluster = names.Select((n, i) => (n, $"127.0.0.1:{9380 + 100 * i}")).ToList();
         var members = new List<Member>();
         try
@@ -81,8 +148,8 @@ internal static class Serve
             foreach (var m in members) m.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw;
         }
-        Console.WriteLine($"cairn dev-cluster: three members in {Path.GetFullPath(dir)}; try");
-        Console.WriteLine("  cairn --endpoints 127.0.0.1:9379,127.0.0.1:9479,127.0.0.1:9579 status -w table");
+        io.Out.WriteLine($"cairn dev-cluster: three members in {Path.GetFullPath(dir)}; try");
+        io.Out.WriteLine("  cairn --endpoints 127.0.0.1:9379,127.0.0.1:9479,127.0.0.1:9579 status -w table");
         return WaitForSignal(members);
     }
 
@@ -113,11 +180,29 @@ internal static class Serve
         return members.Any(m => m.Failed) ? 1 : 0;
     }
 
-    private static KeyFileProvider? Key(Flags flags)
+    /// <summary>
+    /// The master key of --key-file (default ~/.cairn/master.key). A missing key file is created only for a data
+    /// directory that holds no data yet: for one that does, a new key could never open it (a typo in --key-file would
+    /// leave a fresh key behind and a member that refuses its own data), so start is refused naming both.
+    /// </summary>
+    private static KeyFileProvider? Key(Flags flags, string dataDir)
     {
         if (flags.Has("--plain")) return null;
-        var path = flags.Get("--key-file") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cairn", "master.key");
+        var given = flags.Get("--key-file");
+        var path = given ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cairn", "master.key");
+        if (!File.Exists(path) && HoldsData(dataDir))
+        {
+            throw new UsageException($"the key file {path} does not exist, but {Path.GetFullPath(dataDir)} holds data sealed with another key; " +
+                $"pass the --key-file it was created with{(given is null ? "" : " (check the path for a typo)")}, or --plain if it is not encrypted");
+        }
         return KeyFileProvider.OpenOrCreate(path);
+    }
+
+    /// <summary>Whether a member's data directory already holds a database or a log.</summary>
+    internal static bool HoldsData(string dataDir)
+    {
+        var member = Path.Combine(dataDir, "member");
+        return File.Exists(Path.Combine(member, "kv.db")) || (Directory.Exists(Path.Combine(member, "wal")) && Directory.EnumerateFileSystemEntries(Path.Combine(member, "wal")).Any());
     }
 
     /// <summary>The peer secret from --peer-secret-file, or from ~/.cairn/peer.secret (created when absent).</summary>
@@ -152,7 +237,6 @@ internal static class Serve
             InitialCluster = f.Get("--initial-cluster") is { } c ? MemberOptions.ParseCluster(c) : null,
             InitialClusterState = f.Get("--initial-cluster-state") ?? d.InitialClusterState,
             ClusterToken = f.Get("--initial-cluster-token") ?? d.ClusterToken,
-            MasterKey = Key(f),
             HeartbeatInterval = f.Get("--heartbeat-interval") is { } hb ? TimeSpan.FromMilliseconds(Flags.Long("--heartbeat-interval", hb)) : d.HeartbeatInterval,
             ElectionTimeout = f.Get("--election-timeout") is { } et ? TimeSpan.FromMilliseconds(Flags.Long("--election-timeout", et)) : d.ElectionTimeout,
             QuotaBytes = f.Get("--quota-bytes") is { } q ? Flags.Long("--quota-bytes", q) : d.QuotaBytes,
@@ -170,7 +254,6 @@ internal static class Serve
             PeerCertFile = f.Get("--peer-cert"),
             PeerKeyFile = f.Get("--peer-key"),
             PeerCaFile = f.Get("--peer-cacert"),
-            PeerSecret = PeerSecret(f),
             MaxClientConnections = f.Get("--max-connections") is { } mc ? (int)Flags.Long("--max-connections", mc) : d.MaxClientConnections,
             MaxRequestsInFlight = f.Get("--max-requests-in-flight") is { } mr ? (int)Flags.Long("--max-requests-in-flight", mr) : d.MaxRequestsInFlight,
             IdleTimeout = f.Get("--idle-timeout") is { } it ? Flags.Duration("--idle-timeout", it) : d.IdleTimeout,
@@ -178,92 +261,5 @@ internal static class Serve
         };
     }
 
-    private static long Positive(string flag, long v) => v > 0 ? v : throw new ArgumentException($"{flag} must be at least 1 (got {v}).");
-}
-
-/// <summary>Command-line flags: "--flag value" pairs and bare switches.</summary>
-internal sealed class Flags
-{
-    private static readonly HashSet<string> Switches = ["--plain", "--prefix", "--keys-only", "--prev-kv", "--learner", "--count-only", "--interactive", "--keys", "--json", "--physical", "--once", "--compressed", "--cluster", "--no-password", "--from-key", "--client-cert-auth"];
-    private readonly Dictionary<string, string?> _values;
-
-    private Flags(Dictionary<string, string?> values, List<string> positional)
-    {
-        _values = values;
-        Positional = positional;
-    }
-
-    /// <summary>Arguments that are not flags, in order.</summary>
-    public List<string> Positional { get; }
-
-    public static Flags Parse(string[] args, int from)
-    {
-        var values = new Dictionary<string, string?>();
-        var positional = new List<string>();
-        for (var i = from; i < args.Length; i++)
-        {
-            var a = args[i];
-            if (a.StartsWith("--", StringComparison.Ordinal) && a.Length > 2 || a == "-w")
-            {
-                var eq = a.IndexOf('=');
-                if (eq > 0)
-                {
-                    values[a[..eq]] = a[(eq + 1)..];
-                }
-                else if (Switches.Contains(a))
-                {
-                    values[a] = null;
-                }
-                else
-                {
-                    if (i + 1 >= args.Length) throw new ArgumentException($"{a} needs a value.");
-                    values[a] = args[++i];
-                }
-            }
-            else
-            {
-                positional.Add(a);
-            }
-        }
-        return new Flags(values, positional);
-    }
-
-    public static Flags FromConfigFile(string path)
-    {
-        var values = new Dictionary<string, string?>();
-        foreach (var raw in File.ReadAllLines(path))
-        {
-            var line = raw.Trim();
-            if (line.Length == 0 || line[0] == '#') continue;
-            var sp = line.IndexOfAny([' ', '\t', ':', '=']);
-            var key = "--" + (sp < 0 ? line : line[..sp]).Trim().TrimStart('-');
-            values[key] = sp < 0 ? null : line[(sp + 1)..].Trim().Trim('"');
-        }
-        return new Flags(values, []);
-    }
-
-    public Flags Overlay(Flags other)
-    {
-        var merged = new Dictionary<string, string?>(_values);
-        foreach (var (k, v) in other._values) merged[k] = v;
-        return new Flags(merged, other.Positional);
-    }
-
-    public string? Get(string name) => _values.TryGetValue(name, out var v) ? v : null;
-
-    public bool Has(string name) => _values.ContainsKey(name);
-
-    /// <summary>A duration such as 500ms, 30s or 5m (a bare number is seconds); 0 is allowed (it turns a timeout off where that means anything).</summary>
-    public static TimeSpan Duration(string name, string text)
-    {
-        var (number, scale) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
-            : text.EndsWith('s') ? (text[..^1], 1.0)
-            : text.EndsWith('m') ? (text[..^1], 60.0)
-            : (text, 1.0);
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || v < 0) throw new ArgumentException($"{name} '{text}' is not a duration such as 500ms, 30s or 5m.");
-        return TimeSpan.FromSeconds(v * scale);
-    }
-
-    public static long Long(string name, string text) =>
-        long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"{name} '{text}' is not a whole number.");
+    private static long Positive(string flag, long v) => v > 0 ? v : throw new UsageException($"{flag} must be at least 1 (got {v}).");
 }

@@ -279,6 +279,8 @@ public sealed class AuthTests
         Assert.Contains("InvalidAuthToken", anonymous.Err, StringComparison.Ordinal);
         Assert.Equal(0, (await Cairn("", "--user", "app:app-pw", "put", "app/x", "1")).Code);
         Assert.Equal((0, "app/x\n1\n", ""), await Cairn("app-pw\n", "--user", "app", "get", "app/x")); // prompted (stdin)
+        Assert.Equal((0, "app/x\n1\n", ""), await Cairn("", "--user", "app", "--password", "app-pw", "get", "app/x")); // etcdctl's --password
+        Assert.Equal(2, (await Cairn("", "--user", "app:app-pw", "--password", "app-pw", "get", "app/x")).Code); // given twice
         var denied = await Cairn("", "--user", "app:app-pw", "put", "other", "1");
         Assert.Equal(1, denied.Code);
         Assert.Contains("PermissionDenied", denied.Err, StringComparison.Ordinal);

@@ -328,7 +328,6 @@ public sealed class ProtectedClientTests(SingleMember member) : IClassFixture<Si
             var missing = await Cairn("", "get", "pc/a", "--value-key-file", Path.Combine(dir, "none.key"));
             Assert.Equal(1, missing.Code);
             Assert.Contains("No key file at", missing.Err, StringComparison.Ordinal);
-            Assert.True(ClientVerbs.Handles("--value-key-file"));
         }
         finally
         {

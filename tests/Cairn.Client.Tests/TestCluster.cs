@@ -41,12 +41,7 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    public static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
+    public static int FreePort() => Cairn.Tests.TestPorts.Next();
 
     /// <summary>
     /// A port nothing listens on, held (bound, not listening) until disposed so no one else takes it meanwhile:

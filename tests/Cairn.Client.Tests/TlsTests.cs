@@ -64,16 +64,7 @@ public sealed class TlsTests : IAsyncLifetime
     public async Task The_verbs_speak_tls_with_certificates_from_cairn_certs()
     {
         var dir = Path.Combine(_pki.Dir, "made-by-cairn-certs");
-        var stdout = Console.Out;
-        try
-        {
-            Console.SetOut(TextWriter.Null);
-            Assert.Equal(0, Certs.Run(["certs", "--dir", dir, "--clients", "carol"]));
-        }
-        finally
-        {
-            Console.SetOut(stdout);
-        }
+        Assert.Equal(0, await CairnCli.RunAsync(["certs", "--dir", dir, "--clients", "carol"], CliIo.Of(TextWriter.Null, TextWriter.Null), CancellationToken.None));
         await using var cluster = await TestCluster.StartAsync(1, o => o with
         {
             ClientCertFile = Path.Combine(dir, "member.pem"),

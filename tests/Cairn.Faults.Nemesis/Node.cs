@@ -159,12 +159,7 @@ internal sealed class Node
         if (kill.ExitCode != 0) throw new InvalidOperationException($"kill -{signal} {Name} failed");
     }
 
-    public static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
+    public static int FreePort() => Cairn.Tests.TestPorts.Next();
 }
 
 /// <summary>How members are started.</summary>

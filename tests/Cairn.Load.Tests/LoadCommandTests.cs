@@ -14,12 +14,7 @@ public class LoadCommandTests
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    internal static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
+    internal static int FreePort() => Cairn.Tests.TestPorts.Next();
 
     private static void AssertOneLine(string err, string expected)
     {

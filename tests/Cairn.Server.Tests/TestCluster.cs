@@ -35,12 +35,7 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public IPEndPoint ClientEndpoint(string name) => new(IPAddress.Loopback, _ports[name].Client);
 
-    public static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
+    public static int FreePort() => Cairn.Tests.TestPorts.Next();
 
     /// <summary>Changes the options of the members started from now on (scaling, memory sources, clock).</summary>
     public Func<string, MemberOptions, MemberOptions> Customize { get; set; } = (_, o) => o;
