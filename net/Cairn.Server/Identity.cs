@@ -5,11 +5,17 @@ using Cairn.Protocol;
 namespace Cairn.Server;
 
 /// <summary>
-/// Who a data directory belongs to: member name and id, and cluster id, written once in `member/identity` so that a
-/// restarted member cannot silently join another cluster or take another member's place.
+/// Who a data directory belongs to: member name and id, cluster id, and the voters the log starts from, written once
+/// in `member/identity` so that a restarted member cannot silently join another cluster or take another member's
+/// place, and its configuration never depends on the --initial-cluster of a later start.
 /// </summary>
-internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
+internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId, IReadOnlyList<ulong>? Bootstrap)
 {
+    /// <summary>The voters a member's log starts from: the bootstrap list, or (joining) the members before it.</summary>
+    public static List<ulong> BootstrapOf(MemberOptions options) => options.InitialClusterState == "existing"
+        ? [.. options.Cluster.Where(m => m.Name != options.Name).Select(m => MemberOptions.MemberId(m.Name))]
+        : [.. options.Cluster.Select(m => MemberOptions.MemberId(m.Name))];
+
     public static Identity LoadOrCreate(string dir, MemberOptions options, MemberTls tls, byte[] peerKey)
     {
         var path = Path.Combine(dir, "identity");
@@ -23,15 +29,27 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId)
                 throw new MemberStartException($"{path} is damaged (it should hold name= and cluster= lines); restore it or start with an empty --data-dir.");
             }
             if (name != options.Name) throw new MemberStartException($"--data-dir {options.DataDir} belongs to member '{name}', not '{options.Name}'; pass --name {name} or another --data-dir.");
-            return new Identity(name, id, clusterId);
+            // Written since the bootstrap list is kept (older directories have none: the flags say it, as before).
+            List<ulong>? bootstrap = null;
+            if (fields.TryGetValue("bootstrap", out var list))
+            {
+                bootstrap = [];
+                foreach (var hex in list.Split(',', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    if (!ulong.TryParse(hex, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var voter)) throw new MemberStartException($"{path} is damaged (its bootstrap line holds '{hex}'); restore it or start with an empty --data-dir.");
+                    bootstrap.Add(voter);
+                }
+            }
+            return new Identity(name, id, clusterId, bootstrap);
         }
         var clusterIdNew = options.InitialClusterState == "new"
             ? MemberOptions.ClusterIdOf(options.Cluster, options.ClusterToken)
             : AskCluster(options, id, tls, peerKey);
+        var voters = BootstrapOf(options);
         var tmp = path + ".tmp";
-        File.WriteAllText(tmp, $"name={options.Name}\nmember={id:x16}\ncluster={clusterIdNew:x16}\n");
+        File.WriteAllText(tmp, $"name={options.Name}\nmember={id:x16}\ncluster={clusterIdNew:x16}\nbootstrap={string.Join(',', voters.Select(v => v.ToString("x16", CultureInfo.InvariantCulture)))}\n");
         File.Move(tmp, path, overwrite: true);
-        return new Identity(options.Name, id, clusterIdNew);
+        return new Identity(options.Name, id, clusterIdNew, voters);
     }
 
     /// <summary>A member joining an existing cluster asks its peers for the cluster id; they answer only members already added.</summary>

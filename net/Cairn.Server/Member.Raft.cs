@@ -304,6 +304,11 @@ public sealed partial class Member
                 case AdminOp.Change c:
                     try
                     {
+                        if (_node.Role == Role.Leader && ReconfigurationRefusal(c.ChangeToMake) is { } refusal)
+                        {
+                            c.Fail(ErrorCode.MemberChange, refusal);
+                            break;
+                        }
                         if (!_node.ProposeConfigChange(c.ChangeToMake, c.Context))
                         {
                             c.Fail(_node.Role == Role.Leader ? ErrorCode.MemberChange : ErrorCode.NoLeader,

@@ -176,11 +176,10 @@ public sealed partial class Member : IAsyncDisposable
                     throw new MemberStartException($"the snapshot record {metaPath} is damaged: {e.Message}", e);
                 }
             }
-            var members = options.InitialClusterState == "existing"
-                ? options.Cluster.Where(m => m.Name != options.Name).Select(m => MemberOptions.MemberId(m.Name)).ToList()
-                : options.Cluster.Select(m => MemberOptions.MemberId(m.Name)).ToList();
+            // The log's first configuration: as recorded when the data directory was made, not as today's flags say.
+            var members = identity.Bootstrap?.ToList() ?? Identity.BootstrapOf(options);
             var ticks = (int)Math.Max(3, Math.Round(options.ElectionTimeout / options.HeartbeatInterval));
-            var node = new RaftNode(new RaftOptions
+            var raftOptions = new RaftOptions
             {
                 Id = identity.MemberId,
                 Members = members.Count > 0 ? members : [identity.MemberId],
@@ -189,12 +188,17 @@ public sealed partial class Member : IAsyncDisposable
                 PreVote = true,
                 CheckQuorum = true,
                 Seed = unchecked((int)identity.MemberId ^ Environment.TickCount),
-            }, wal.HardState, wal.Entries, snapshot);
+            };
+            IReadOnlyList<Raft.Entry> log = wal.Entries;
+            string? forced = null;
+            if (options.ForceNewCluster) (log, forced) = ForceNewCluster(raftOptions, wal, snapshot, sm.AppliedIndex, name => options.Cluster.FirstOrDefault(m => MemberOptions.MemberId(m.Name) == name).Name);
+            var node = new RaftNode(raftOptions, wal.HardState, log, snapshot);
             if (sm.AppliedIndex < node.SnapshotIndex)
             {
                 throw new MemberStartException($"the database has applied up to index {sm.AppliedIndex} but the log was compacted to {node.SnapshotIndex}: the database file is older than the log. Restore it, or remove the member and add it back with an empty --data-dir.");
             }
             var member = new Member(options, identity, sm, wal, node, dir, tls, peerKey, listeners);
+            if (forced is not null) member.Log(forced);
             member.Open();
             return member;
         }

@@ -150,6 +150,13 @@ public sealed record MemberOptions
     /// <summary>Whether peer links speak TLS.</summary>
     public bool PeerTls => PeerCertFile is not null;
 
+    /// <summary>
+    /// Start this member's data as a one-member cluster, removing every other member from the configuration and
+    /// discarding uncommitted log entries (--force-new-cluster, as etcd's): recovery from a lost quorum. Every key and
+    /// revision is kept. Start once with it, then without.
+    /// </summary>
+    public bool ForceNewCluster { get; init; }
+
     /// <summary>Where diagnostics go (a line each); default: standard error.</summary>
     public Action<string>? Log { get; init; }
 

@@ -50,6 +50,9 @@ internal sealed class PeerTransport : IDisposable
         _ = AcceptAsync();
     }
 
+    /// <summary>Whether the link to <paramref name="id"/> is up now.</summary>
+    public bool IsConnected(ulong id) => _links.TryGetValue(id, out var link) && link.Connected;
+
     /// <summary>The peers to link to (id → HOST:PORT); links to members no longer listed close.</summary>
     public void SetPeers(IReadOnlyDictionary<ulong, string> peers)
     {

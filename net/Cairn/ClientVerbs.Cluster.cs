@@ -199,6 +199,10 @@ internal static partial class ClientVerbs
         {
             var (_, members) = await client.MemberListAsync(_interrupt);
             if (members.FirstOrDefault(m => m.Name == text) is { } byName) return byName.Id;
+            // A member's id derives from its name: one added but never started (or whose addition has not committed)
+            // is listed under its id alone, and is still found by the name it was added with.
+            var derived = Cairn.Server.MemberOptions.MemberId(text);
+            if (members.Any(m => m.Id == derived)) return derived;
             if (ulong.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id)) return id;
             throw new UsageException($"'{text}' is neither a member name ({string.Join(", ", members.Select(m => m.Name))}) nor a hex member id");
         }

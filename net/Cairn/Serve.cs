@@ -51,6 +51,7 @@ internal static class Serve
     [
         ("--plain", "Store the data unencrypted (no master key)."),
         ("--client-cert-auth", "Require client certificates signed by --cacert; the certificate's common name is the user."),
+        ("--force-new-cluster", "Start this member's data as a one-member cluster (every other member removed, every key kept): recovery from a lost quorum. Start once with it."),
     ];
 
     /// <summary>`cairn serve`: one member.</summary>
@@ -251,6 +252,7 @@ internal static class Serve
             ClientKeyFile = f.Get("--key"),
             ClientCaFile = f.Get("--cacert"),
             ClientCertAuth = f.Has("--client-cert-auth"),
+            ForceNewCluster = f.Has("--force-new-cluster"),
             PeerCertFile = f.Get("--peer-cert"),
             PeerKeyFile = f.Get("--peer-key"),
             PeerCaFile = f.Get("--peer-cacert"),

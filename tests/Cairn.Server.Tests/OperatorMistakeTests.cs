@@ -195,6 +195,30 @@ public sealed class OperatorMistakeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_missing_key_file_for_a_data_directory_that_holds_data_is_refused_not_created()
+    {
+        var key = Path.Combine(_dir, "real.key");
+        await using (var cluster = new TestCluster(1))
+        {
+            cluster.Customize = (_, o) => o with { MasterKey = Crypto.KeyFileProvider.OpenOrCreate(key), DataDir = Path.Combine(_dir, "data") };
+            cluster.Start("m1");
+            await cluster.LeaderAsync();
+            await cluster.StopAsync("m1");
+        }
+        var data = Path.Combine(_dir, "data");
+        var typo = Path.Combine(_dir, "reall.key");
+        var r = await Cairn(ServeOn(TestCluster.FreePort(), TestCluster.FreePort(), TestCluster.FreePort(), "--name", "m1", "--data-dir", data, "--key-file", typo));
+        Assert.Equal(2, r.Code);
+        Assert.Equal([$"cairn: the key file {typo} does not exist, but {data} holds data sealed with another key; pass the --key-file it was created with (check the path for a typo), or --plain if it is not encrypted"], r.ErrLines);
+        Assert.False(File.Exists(typo));
+        // The default key file is not made up either.
+        var byDefault = await Cairn(ServeOn(TestCluster.FreePort(), TestCluster.FreePort(), TestCluster.FreePort(), "--name", "m1", "--data-dir", data));
+        Assert.Equal(2, byDefault.Code);
+        Assert.Contains("holds data sealed with another key", byDefault.Err, StringComparison.Ordinal);
+        AssertNothingWritten();
+    }
+
+    [Fact]
     public async Task Values_are_bytes_from_standard_input_to_standard_output()
     {
         await using var cluster = new TestCluster(1);
