@@ -71,7 +71,14 @@ public sealed partial class KvStateMachine
     /// storage options of the store it will replace (page size, master key).
     /// </summary>
     /// <exception cref="InvalidDataException">The dump is damaged (the message says how); no file is left behind.</exception>
-    public static SnapshotInfo BuildFromSnapshot(Stream input, string path, KvOptions? options = null)
+    public static SnapshotInfo BuildFromSnapshot(Stream input, string path, KvOptions? options = null) => BuildFromSnapshot(input, path, options, null);
+
+    /// <summary>
+    /// As <see cref="BuildFromSnapshot(Stream, string, KvOptions?)"/>, leaving out the cluster records (see
+    /// <see cref="KvCommand.Cluster"/>) whose keys <paramref name="keepClusterRecord"/> turns down: a restore into a new
+    /// cluster drops the old member directory.
+    /// </summary>
+    public static SnapshotInfo BuildFromSnapshot(Stream input, string path, KvOptions? options, Func<ReadOnlySpan<byte>, bool>? keepClusterRecord)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -81,7 +88,7 @@ public sealed partial class KvStateMachine
         try
         {
             using var db = Database.Open(path, options.Storage);
-            return SnapshotFormat.Load(input, db);
+            return SnapshotFormat.Load(input, db, keepClusterRecord is null ? null : (tree, key) => tree != Mvcc.ClusterTree || keepClusterRecord(key));
         }
         catch
         {
@@ -90,8 +97,16 @@ public sealed partial class KvStateMachine
         }
     }
 
+    /// <summary>Reads a dump written by <see cref="WriteSnapshot"/> to its end, checking it, and says what it holds.</summary>
+    /// <exception cref="InvalidDataException">The dump is damaged (the message says how).</exception>
+    public static SnapshotSummary InspectSnapshot(Stream input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return SnapshotFormat.Inspect(input);
+    }
+
     /// <summary>
-    /// Replaces this store's state with a file built by <see cref="BuildFromSnapshot"/> (the file is moved into place).
+    /// Replaces this store's state with a file built by <see cref="BuildFromSnapshot(Stream, string, KvOptions?)"/> (the file is moved into place).
     /// Writes wait; reads wait for the moment of the swap (and it waits for open read views). Watchers carry on: each
     /// replays the installed store's changes from the revision it is owed, or — when the installed store has compacted
     /// past that revision — ends with a canceled response carrying the compaction revision, as after a compaction.

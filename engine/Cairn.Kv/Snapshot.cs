@@ -12,6 +12,16 @@ namespace Cairn.Kv;
 /// <param name="Bytes">Bytes of the dump written or read (for <see cref="KvStateMachine.InstallSnapshot"/>: the installed file's size).</param>
 public sealed record SnapshotInfo(ulong AppliedIndex, long Revision, long Bytes);
 
+/// <summary>What a snapshot dump holds, read without storing it (`cairn snapshot status`).</summary>
+/// <param name="AppliedIndex">The last log index applied to the state it holds.</param>
+/// <param name="Revision">The store's revision in that state.</param>
+/// <param name="Trees">Trees in the dump.</param>
+/// <param name="Records">Records in every tree (what etcd counts as its snapshot's keys).</param>
+/// <param name="Keys">Keys of the key space, with deleted ones whose history is not yet compacted.</param>
+/// <param name="Bytes">The dump's length.</param>
+/// <param name="Hash">Its XxHash64 checksum (its trailer), verified.</param>
+public sealed record SnapshotSummary(ulong AppliedIndex, long Revision, int Trees, long Records, long Keys, long Bytes, ulong Hash);
+
 /// <summary>
 /// The snapshot dump (docs/kv.md, "Snapshots"): every tree of one read transaction, in catalog order, each with its
 /// records in key order, then an XxHash64 of everything before it. Integers are little-endian.
@@ -65,8 +75,73 @@ internal static class SnapshotFormat
     /// <summary>
     /// Reads a dump into <paramref name="db"/> (fresh and empty), checking everything: any malformation is an
     /// <see cref="InvalidDataException"/> saying what is wrong. Allocation is bounded by the storage's key and value limits.
+    /// Records <paramref name="keep"/> turns down (tree, key) are left out.
     /// </summary>
-    public static SnapshotInfo Load(Stream input, Database db)
+    public static SnapshotInfo Load(Stream input, Database db, Func<string, ReadOnlySpan<byte>, bool>? keep = null)
+    {
+        using var loader = new TreeLoader(db);
+        var sink = new LoadSink(loader, keep);
+        var (applied, revision, total, _) = Read(input, db.MaxKeySize, $"keys here are 1 to {db.MaxKeySize} bytes (pages of {db.PageSize})", ref sink);
+        loader.Finish();
+        db.Sync();
+        CheckState(db, applied, revision);
+        return new SnapshotInfo(applied, revision, total);
+    }
+
+    /// <summary>Reads a whole dump without storing it: what it holds, its length and its checksum (every check of <see cref="Load"/> but the state record's).</summary>
+    public static SnapshotSummary Inspect(Stream input)
+    {
+        var sink = new CountSink();
+        var (applied, revision, total, hash) = Read(input, 64 << 10, "keys are 1 to 65536 bytes", ref sink);
+        return new SnapshotSummary(applied, revision, sink.Trees, sink.Records, sink.Keys, total, hash);
+    }
+
+    /// <summary>What a dump's records go to.</summary>
+    private interface IDumpSink
+    {
+        void BeginTree(string name);
+
+        void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
+    }
+
+    private struct LoadSink(TreeLoader loader, Func<string, ReadOnlySpan<byte>, bool>? keep) : IDumpSink
+    {
+        private string _tree = "";
+
+        public void BeginTree(string name)
+        {
+            _tree = name;
+            loader.BeginTree(name);
+        }
+
+        public readonly void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+        {
+            if (keep is null || keep(_tree, key)) loader.Put(key, value);
+        }
+    }
+
+    private struct CountSink : IDumpSink
+    {
+        public int Trees;
+        public long Records;
+        public long Keys;          // records of the key index: the keys the store holds
+        private bool _inIndex;
+
+        public void BeginTree(string name)
+        {
+            Trees++;
+            _inIndex = name == Mvcc.IndexTree;
+        }
+
+        public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+        {
+            Records++;
+            if (_inIndex) Keys++;
+        }
+    }
+
+    /// <summary>Parses a dump, handing each tree and record to <paramref name="sink"/>; returns the header's state, the length and the checksum.</summary>
+    private static (ulong Applied, long Revision, long Length, ulong Hash) Read<TSink>(Stream input, int maxKey, string keyLimit, ref TSink sink) where TSink : struct, IDumpSink
     {
         using var r = new HashingReader(input);
         Span<byte> header = stackalloc byte[HeaderBytes];
@@ -78,7 +153,6 @@ internal static class SnapshotFormat
         var revision = BinaryPrimitives.ReadInt64LittleEndian(header[20..]);
         if (revision < 0) throw Damaged($"revision {revision} is negative");
 
-        var maxKey = db.MaxKeySize;
         var key = new byte[maxKey];
         var prev = new byte[maxKey];
         var prevLength = 0;
@@ -86,61 +160,55 @@ internal static class SnapshotFormat
         byte[]? lastName = null;
         Span<byte> lengths = stackalloc byte[8];
         Span<byte> nameBuf = stackalloc byte[255];
-        using (var loader = new TreeLoader(db))
+        string? tree = null;
+        while (true)
         {
-            string? tree = null;
-            while (true)
+            var at = r.Position;
+            var tag = r.ReadByte();
+            if (tag == TagEnd) break;
+            if (tag == TagTree)
             {
-                var at = r.Position;
-                var tag = r.ReadByte();
-                if (tag == TagEnd) break;
-                if (tag == TagTree)
+                var length = r.ReadByte();
+                if (length == 0) throw Damaged($"the tree name at byte {at} is empty");
+                var name = nameBuf[..length];
+                r.Read(name);
+                if (lastName is not null && name.SequenceCompareTo(lastName) <= 0) throw Damaged($"trees out of order or repeated at byte {at}");
+                try
                 {
-                    var length = r.ReadByte();
-                    if (length == 0) throw Damaged($"the tree name at byte {at} is empty");
-                    var name = nameBuf[..length];
-                    r.Read(name);
-                    if (lastName is not null && name.SequenceCompareTo(lastName) <= 0) throw Damaged($"trees out of order or repeated at byte {at}");
-                    try
-                    {
-                        tree = StrictUtf8.GetString(name);
-                    }
-                    catch (DecoderFallbackException)
-                    {
-                        throw Damaged($"the tree name at byte {at} is not UTF-8");
-                    }
-                    lastName = name.ToArray();
-                    prevLength = 0;
-                    loader.BeginTree(tree);
+                    tree = StrictUtf8.GetString(name);
                 }
-                else if (tag == TagRecord)
+                catch (DecoderFallbackException)
                 {
-                    if (tree is null) throw Damaged($"a record at byte {at} comes before any tree");
-                    r.Read(lengths);
-                    var kl = BinaryPrimitives.ReadUInt32LittleEndian(lengths);
-                    var vl = BinaryPrimitives.ReadUInt32LittleEndian(lengths[4..]);
-                    if (kl == 0 || kl > (uint)maxKey) throw Damaged($"the record at byte {at} in tree {tree} has a key of {kl} bytes; keys here are 1 to {maxKey} bytes (pages of {db.PageSize})");
-                    if (vl > Database.MaxValueSize) throw Damaged($"the record at byte {at} in tree {tree} has a value of {vl} bytes; the limit is {Database.MaxValueSize}");
-                    var k = key.AsSpan(0, (int)kl);
-                    r.Read(k);
-                    if (value.Length < vl) value = new byte[Math.Max(vl, Math.Min(2 * (long)value.Length, Database.MaxValueSize))];
-                    var v = value.AsSpan(0, (int)vl);
-                    r.Read(v);
-                    if (prevLength > 0 && k.SequenceCompareTo(prev.AsSpan(0, prevLength)) <= 0) throw Damaged($"keys out of order or repeated in tree {tree} at byte {at}");
-                    loader.Put(k, v);
-                    (key, prev, prevLength) = (prev, key, (int)kl);
+                    throw Damaged($"the tree name at byte {at} is not UTF-8");
                 }
-                else
-                {
-                    throw Damaged($"unknown section tag {tag} at byte {at}");
-                }
+                lastName = name.ToArray();
+                prevLength = 0;
+                sink.BeginTree(tree);
             }
-            var total = r.Finish();
-            loader.Finish();
-            db.Sync();
-            CheckState(db, applied, revision);
-            return new SnapshotInfo(applied, revision, total);
+            else if (tag == TagRecord)
+            {
+                if (tree is null) throw Damaged($"a record at byte {at} comes before any tree");
+                r.Read(lengths);
+                var kl = BinaryPrimitives.ReadUInt32LittleEndian(lengths);
+                var vl = BinaryPrimitives.ReadUInt32LittleEndian(lengths[4..]);
+                if (kl == 0 || kl > (uint)maxKey) throw Damaged($"the record at byte {at} in tree {tree} has a key of {kl} bytes; {keyLimit}");
+                if (vl > Database.MaxValueSize) throw Damaged($"the record at byte {at} in tree {tree} has a value of {vl} bytes; the limit is {Database.MaxValueSize}");
+                var k = key.AsSpan(0, (int)kl);
+                r.Read(k);
+                if (value.Length < vl) value = new byte[Math.Max(vl, Math.Min(2 * (long)value.Length, Database.MaxValueSize))];
+                var v = value.AsSpan(0, (int)vl);
+                r.Read(v);
+                if (prevLength > 0 && k.SequenceCompareTo(prev.AsSpan(0, prevLength)) <= 0) throw Damaged($"keys out of order or repeated in tree {tree} at byte {at}");
+                sink.Put(k, v);
+                (key, prev, prevLength) = (prev, key, (int)kl);
+            }
+            else
+            {
+                throw Damaged($"unknown section tag {tag} at byte {at}");
+            }
         }
+        var (total, hash) = r.Finish();
+        return (applied, revision, total, hash);
     }
 
     /// <summary>The key-value state recorded inside must be the one the header names.</summary>
@@ -262,8 +330,8 @@ internal static class SnapshotFormat
             return b[0];
         }
 
-        /// <summary>Checks the trailer hash and that nothing follows it; returns the dump's length.</summary>
-        public long Finish()
+        /// <summary>Checks the trailer hash and that nothing follows it; returns the dump's length and the hash.</summary>
+        public (long Length, ulong Hash) Finish()
         {
             var expected = _hash.GetCurrentHashAsUInt64();
             Span<byte> trailer = stackalloc byte[8];
@@ -271,7 +339,7 @@ internal static class SnapshotFormat
             if (BinaryPrimitives.ReadUInt64LittleEndian(trailer) != expected) throw Damaged("the checksum does not match its contents (altered or cut short)");
             var length = Position;
             if (Fill()) throw Damaged($"there are bytes after its end at byte {length}");
-            return length;
+            return (length, expected);
         }
 
         public void Dispose() => ArrayPool<byte>.Shared.Return(_buf);

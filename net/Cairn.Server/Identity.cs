@@ -45,11 +45,18 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId, IR
         var clusterIdNew = options.InitialClusterState == "new"
             ? MemberOptions.ClusterIdOf(options.Cluster, options.ClusterToken)
             : AskCluster(options, id, tls, peerKey);
-        var voters = BootstrapOf(options);
+        return Write(dir, options.Name, clusterIdNew, BootstrapOf(options));
+    }
+
+    /// <summary>Writes a new data directory's identity (a restore writes one too).</summary>
+    public static Identity Write(string dir, string name, ulong clusterId, List<ulong> bootstrap)
+    {
+        var path = Path.Combine(dir, "identity");
+        var id = MemberOptions.MemberId(name);
         var tmp = path + ".tmp";
-        File.WriteAllText(tmp, $"name={options.Name}\nmember={id:x16}\ncluster={clusterIdNew:x16}\nbootstrap={string.Join(',', voters.Select(v => v.ToString("x16", CultureInfo.InvariantCulture)))}\n");
+        File.WriteAllText(tmp, $"name={name}\nmember={id:x16}\ncluster={clusterId:x16}\nbootstrap={string.Join(',', bootstrap.Select(v => v.ToString("x16", CultureInfo.InvariantCulture)))}\n");
         File.Move(tmp, path, overwrite: true);
-        return new Identity(options.Name, id, clusterIdNew, voters);
+        return new Identity(name, id, clusterId, bootstrap);
     }
 
     /// <summary>A member joining an existing cluster asks its peers for the cluster id; they answer only members already added.</summary>
@@ -109,6 +116,9 @@ internal sealed record Identity(string Name, ulong MemberId, ulong ClusterId, IR
 internal sealed class MemberDirectory
 {
     public const string Prefix = "member/";
+
+    /// <summary><see cref="Prefix"/> as bytes.</summary>
+    public static ReadOnlySpan<byte> PrefixBytes => "member/"u8;
     private readonly Dictionary<ulong, (string Name, string PeerUrl, string ClientUrl)> _members;
 
     private MemberDirectory(Dictionary<ulong, (string, string, string)> members) => _members = members;
