@@ -349,4 +349,47 @@ public sealed class ApiTests
             Assert.True(r.OpenTree("t").ContainsKey("a"u8));
         }
     }
+
+    [Fact]
+    public void An_empty_durable_commit_is_a_barrier_for_earlier_no_sync_commits()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"), new StorageOptions { SyncOnCommit = false });
+        var start = db.LastDurableTransaction;
+        Assert.Equal(db.LastCommittedTransaction, start);
+        for (var i = 0; i < 3; i++)
+        {
+            using var tx = db.BeginWrite();
+            tx.CreateTree("t").Put(Key(i), Key(i));
+            tx.Commit(durable: false);
+        }
+        Assert.Equal(start + 3, db.LastCommittedTransaction);
+        Assert.Equal(start, db.LastDurableTransaction);
+
+        using (var tx = db.BeginWrite()) tx.Commit(durable: true); // changes nothing
+        Assert.Equal(start + 3, db.LastCommittedTransaction);       // no new transaction...
+        Assert.Equal(start + 3, db.LastDurableTransaction);         // ...but everything before it is durable
+
+        using (var tx = db.BeginWrite()) tx.Commit(durable: true);  // already durable: still nothing new
+        Assert.Equal(start + 3, db.LastDurableTransaction);
+        using (var tx = db.BeginWrite()) tx.Commit(durable: false); // an empty lazy commit promises nothing
+        Assert.Equal(start + 3, db.LastCommittedTransaction);
+    }
+
+    [Fact]
+    public void Sync_returns_the_transaction_it_made_durable()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"), new StorageOptions { SyncOnCommit = false });
+        Assert.Equal(db.LastCommittedTransaction, db.Sync()); // nothing pending
+        using (var tx = db.BeginWrite())
+        {
+            tx.CreateTree("t").Put("a"u8, "1"u8);
+            tx.Commit();
+        }
+        var committed = db.LastCommittedTransaction;
+        Assert.True(db.LastDurableTransaction < committed);
+        Assert.Equal(committed, db.Sync());
+        Assert.Equal(committed, db.LastDurableTransaction);
+    }
 }

@@ -150,6 +150,36 @@ public sealed class CrashTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Commits made without a sync are lost to a SIGKILL (their meta record was never written), unless an empty durable
+    /// commit came after them: once it returns they must survive. The case without the barrier shows the kill does
+    /// lose them, so the barrier is what keeps them.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void An_empty_durable_commit_makes_earlier_no_sync_commits_survive_a_kill(bool barrier)
+    {
+        const ulong seed = 31, count = 12;
+        using var dir = new TempDir();
+        var path = dir.File("lazy.cairn");
+        using (var child = ChildProcess.Start(output, ["lazy", path, "31", "12", barrier ? "barrier" : "none"]))
+        {
+            child.WaitForLine("waiting", TimeSpan.FromSeconds(30), "lazy");
+            Assert.Equal((int)count, child.LastCommitted);
+            if (barrier) Assert.True(child.WaitForLine("barrier ", TimeSpan.Zero, "lazy") > 0);
+            child.Kill();
+        }
+        using var db = Database.Open(path);
+        db.Verify();
+        using var tx = db.BeginRead();
+        var expected = barrier ? count : 0;
+        Assert.Equal(expected, Workload.ReadMarker(tx));
+        var model = new WorkloadModel(seed);
+        model.AdvanceTo(expected);
+        Assert.Null(model.Diff(tx));
+    }
+
     [Fact]
     public void A_second_process_cannot_open_a_database_in_use()
     {
