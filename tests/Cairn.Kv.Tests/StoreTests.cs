@@ -1,0 +1,47 @@
+using System.Text;
+using Cairn.Storage;
+
+namespace Cairn.Kv.Tests;
+
+/// <summary>The embedded store's own surface: durability, the applied index, options.</summary>
+public sealed class StoreTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "cairn-kv-tests", Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
+
+    [Fact]
+    public void Sync_makes_lazy_writes_durable_and_reports_the_index_and_revision()
+    {
+        using var store = KvStore.Open(_dir, new KvOptions { Storage = new StorageOptions { PageSize = 16384, SyncOnCommit = false } });
+        var applied = store.AppliedIndex;
+        for (var i = 0; i < 3; i++) store.Put(B($"k{i}"), B("v"));
+        Assert.Equal(applied + 3, store.AppliedIndex);
+        var storage = store.Machine.Storage;
+        Assert.True(storage.LastDurableTransaction < storage.LastCommittedTransaction);
+
+        var synced = store.Sync();
+        Assert.Equal(new SyncResult(store.AppliedIndex, store.Revision), synced);
+        Assert.Equal(3, synced.Revision);
+        Assert.Equal(storage.LastCommittedTransaction, storage.LastDurableTransaction);
+        Assert.Equal(synced, store.Sync()); // nothing pending: the same point again
+        store.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => store.Sync());
+    }
+
+    [Fact]
+    public void The_store_reports_its_compaction_revision()
+    {
+        using var store = KvStore.Open(_dir);
+        Assert.Equal(0, store.CompactRevision);
+        for (var i = 0; i < 4; i++) store.Put(B("k"), B($"v{i}"));
+        store.Compact(3);
+        Assert.Equal(3, store.CompactRevision);
+        Assert.Equal(store.Machine.CompactRevision, store.CompactRevision);
+    }
+}
