@@ -20,7 +20,8 @@ public sealed partial class KvStateMachine
             try
             {
                 // No write can happen while _apply is held, so this read transaction is the latest state throughout.
-                using (var fresh = Database.Open(temp, _options.Storage))
+                // The copy keeps the store's page size, which may not be the one the options give a new file.
+                using (var fresh = Database.Open(temp, _options.Storage with { PageSize = _db.PageSize }))
                 using (var loader = new TreeLoader(fresh))
                 using (var from = _db.BeginRead())
                 {
@@ -80,7 +81,7 @@ public sealed partial class KvStateMachine
         File.Delete(path);
         try
         {
-            using var db = Database.Open(path, options.Storage);
+            using var db = Database.Open(path, options.StorageWithDefaults);
             return SnapshotFormat.Load(input, db);
         }
         catch

@@ -130,6 +130,7 @@ public sealed partial class KvStateMachine : IDisposable
     {
         options ??= new KvOptions();
         options.Validate();
+        options = options with { Storage = options.StorageWithDefaults }; // from here on the page size is explicit
         return new KvStateMachine(path, OpenDatabase(path, options), options);
     }
 

@@ -119,7 +119,7 @@ public sealed partial class Database : IDisposable
         if (!info.Exists)
         {
             if (!options.CreateIfMissing) throw new FileNotFoundException($"No database at {path} and CreateIfMissing is false.", path);
-            Create(path, options.PageSize, options.MasterKey);
+            Create(path, options.PageSizeOrDefault, options.MasterKey);
         }
         IPageFile file = OsPageFile.Open(path, create: false);
         if (options.FileWrapper is not null) file = options.FileWrapper(file);

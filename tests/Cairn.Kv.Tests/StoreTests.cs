@@ -44,4 +44,35 @@ public sealed class StoreTests : IDisposable
         Assert.Equal(3, store.CompactRevision);
         Assert.Equal(store.Machine.CompactRevision, store.CompactRevision);
     }
+
+    [Fact]
+    public void Setting_one_storage_option_keeps_the_key_value_page_size()
+    {
+        var key = Cairn.Crypto.StaticKeyProvider.CreateRandom();
+        var options = new KvOptions { Storage = new StorageOptions { MasterKey = key } };
+        options.Validate(); // refused before: MaxKeyBytes 2000 did not fit the storage default of 4 KiB pages
+        using var store = KvStore.Open(_dir, options);
+        Assert.Equal(KvOptions.DefaultPageSize, store.Machine.Storage.PageSize);
+        Assert.Equal(KvOptions.DefaultPageSize, store.Machine.Options.Storage.PageSize);
+        Assert.True(store.Machine.Storage.IsEncrypted);
+        store.Put(new byte[2000], B("longest key"));
+        Assert.NotNull(store.Get(new byte[2000]));
+    }
+
+    [Fact]
+    public void A_store_keeps_its_page_size_when_reopened_and_defragmented_under_other_options()
+    {
+        var small = new KvOptions { MaxKeyBytes = 500, Storage = new StorageOptions { PageSize = 4096 } };
+        using (var store = KvStore.Open(_dir, small))
+        {
+            for (var i = 0; i < 100; i++) store.Put(B($"k{i}"), B($"v{i}"));
+        }
+        using (var store = KvStore.Open(_dir, new KvOptions { MaxKeyBytes = 500 }))
+        {
+            Assert.Equal(4096, store.Machine.Storage.PageSize);
+            store.Defragment();
+            Assert.Equal(4096, store.Machine.Storage.PageSize); // the rewritten file too
+            Assert.Equal("v42", Encoding.UTF8.GetString(store.Get(B("k42"))!.Value));
+        }
+    }
 }

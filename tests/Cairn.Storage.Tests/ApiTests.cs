@@ -392,4 +392,26 @@ public sealed class ApiTests
         Assert.Equal(committed, db.Sync());
         Assert.Equal(committed, db.LastDurableTransaction);
     }
+
+    [Fact]
+    public void A_new_file_gets_the_default_page_size_and_an_existing_file_keeps_its_own()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, new StorageOptions().PageSize); // 0: the opening layer's default
+        using (var db = Database.Open(dir.File("default"), new StorageOptions { SyncOnCommit = false }))
+        {
+            Assert.Equal(StorageOptions.DefaultPageSize, db.PageSize);
+        }
+        using (var db = Database.Open(dir.File("eight"), new StorageOptions { PageSize = 8192 }))
+        {
+            Assert.Equal(8192, db.PageSize);
+        }
+        foreach (var reopen in new[] { 0, 4096, 16384 })
+        {
+            using var db = Database.Open(dir.File("eight"), new StorageOptions { PageSize = reopen });
+            Assert.Equal(8192, db.PageSize);
+        }
+        var e = Assert.Throws<ArgumentException>(() => new StorageOptions { PageSize = 3000 }.Validate());
+        Assert.Contains("or 0 for the default", e.Message, StringComparison.Ordinal);
+    }
 }
