@@ -9,7 +9,7 @@ public sealed partial class Database
     /// <summary>Writes a new empty database next to <paramref name="path"/> and renames it into place, so creation is atomic.</summary>
     private static void Create(string path, int pageSize, IKeyProvider? masterKey)
     {
-        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.creating";
+        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{CreatingSuffix}";
         var meta = new MetaState { PageSize = pageSize, FileId = new Guid(RandomNumberGenerator.GetBytes(16)), PageCount = 2 };
         if (masterKey is not null)
         {
@@ -25,21 +25,80 @@ public sealed partial class Database
         meta.Write(page);
         meta.TxnId = 1;
         meta.Write(page.AsSpan(pageSize));
+        // The temporary file stays open — and locked (FileShare.None is flock) — until it has its final name, so that
+        // RemoveStaleCreations in another process never takes it for the leftover of a crash.
         using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
         {
             fs.Write(page);
             fs.Flush(flushToDisk: true);
-        }
-        try
-        {
-            System.IO.File.Move(temp, path, overwrite: false);
-        }
-        catch (IOException) when (System.IO.File.Exists(path))
-        {
-            System.IO.File.Delete(temp); // someone else created it first: open theirs
-            return;
+            Failpoints.Hit(Failpoints.BeforeCreateRename);
+            try
+            {
+                System.IO.File.Move(temp, path, overwrite: false);
+            }
+            catch (IOException) when (System.IO.File.Exists(path))
+            {
+                System.IO.File.Delete(temp); // someone else created it first: open theirs
+                return;
+            }
         }
         SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+    }
+
+    private const string CreatingSuffix = ".creating";
+
+    /// <summary>
+    /// Deletes what creations of <paramref name="path"/> interrupted by a crash left behind: files named
+    /// <c>{path}.{pid}.{guid}.creating</c> whose process is gone. One is kept when its pid is this process or a live one
+    /// (it may be being created right now), or when another process holds its lock (a creator in another pid namespace).
+    /// Returns the names removed.
+    /// </summary>
+    private static List<string> RemoveStaleCreations(string path)
+    {
+        var removed = new List<string>();
+        var full = System.IO.Path.GetFullPath(path);
+        var dir = System.IO.Path.GetDirectoryName(full);
+        var prefix = System.IO.Path.GetFileName(full) + ".";
+        if (dir is null || !Directory.Exists(dir)) return removed;
+        foreach (var file in Directory.EnumerateFiles(dir, "*" + CreatingSuffix))
+        {
+            var name = System.IO.Path.GetFileName(file);
+            if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            // What is left between the prefix and the suffix must be exactly "{pid}.{32 hex digits}".
+            var middle = name.AsSpan(prefix.Length, name.Length - prefix.Length - CreatingSuffix.Length);
+            var dot = middle.IndexOf('.');
+            if (dot <= 0 || middle.Length - dot - 1 != 32 || !Guid.TryParseExact(middle[(dot + 1)..], "N", out _)) continue;
+            if (!int.TryParse(middle[..dot], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
+            if (pid == Environment.ProcessId || IsProcessAlive(pid)) continue;
+            try
+            {
+                using var handle = System.IO.File.OpenHandle(file, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+                System.IO.File.Delete(file); // while locked: nobody can be writing it
+                removed.Add(name);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Locked by a live creator we cannot see, or already gone, or not ours to delete: leave it.
+            }
+        }
+        return removed;
+    }
+
+    private static bool IsProcessAlive(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false; // no such process
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static (MetaState Meta, int Slot, MetaState Other) ReadMeta(IPageFile file, string path, StorageOptions options)

@@ -115,6 +115,7 @@ public sealed partial class Database : IDisposable
         options ??= new StorageOptions();
         options.Validate();
         ArgumentException.ThrowIfNullOrEmpty(path);
+        var stale = RemoveStaleCreations(path);
         var info = new FileInfo(path);
         if (!info.Exists)
         {
@@ -129,6 +130,10 @@ public sealed partial class Database : IDisposable
             var (meta, slot, other) = ReadMeta(file, path, options);
             cipher = OpenCipher(path, meta, options);
             var db = new Database(path, file, options, meta, slot, other, cipher);
+            if (stale.Count > 0)
+            {
+                db.Warn($"removed {stale.Count} file(s) left by a database creation that a crash interrupted: {string.Join(", ", stale)}");
+            }
             if (options.MasterKey is KeyFileProvider kf && kf.IsInside(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!))
             {
                 db.Warn($"the key file {kf.Path} sits beside the data it protects: anyone who copies the directory has the key. Keep it elsewhere.");

@@ -414,4 +414,33 @@ public sealed class ApiTests
         var e = Assert.Throws<ArgumentException>(() => new StorageOptions { PageSize = 3000 }.Validate());
         Assert.Contains("or 0 for the default", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Open_removes_only_creation_leftovers_whose_creator_is_gone()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("db");
+        string Temp(string db, string pid) => $"{db}.{pid}.{Guid.NewGuid():N}.creating";
+        var dead = Temp(path, $"{int.MaxValue}");                    // no such process: a crash's leftover
+        var mine = Temp(path, $"{Environment.ProcessId}");           // this process: maybe another thread creating now
+        var live = Temp(path, "1");                                  // a live process: maybe creating now
+        var locked = Temp(path, $"{int.MaxValue - 1}");              // no such pid here, but someone holds its lock
+        var other = Temp(dir.File("other"), $"{int.MaxValue}");      // another database's
+        var odd = $"{path}.12.not-a-guid.creating";                  // not a name Cairn makes
+        foreach (var f in new[] { dead, mine, live, locked, other, odd }) File.WriteAllBytes(f, [1, 2, 3]);
+
+        var warnings = new List<string>();
+        using (File.Open(locked, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        using (var db = Database.Open(path, new StorageOptions { Warning = warnings.Add }))
+        {
+            Assert.Contains(Path.GetFileName(dead), Assert.Single(warnings), StringComparison.Ordinal);
+        }
+        Assert.False(File.Exists(dead));
+        foreach (var f in new[] { mine, live, locked, other, odd }) Assert.True(File.Exists(f), $"{Path.GetFileName(f)} was removed");
+
+        // Opening the existing file cleans up too.
+        File.WriteAllBytes(dead, [1]);
+        using (Database.Open(path)) { }
+        Assert.False(File.Exists(dead));
+    }
 }

@@ -180,6 +180,29 @@ public sealed class CrashTests(ITestOutputHelper output)
         Assert.Null(model.Diff(tx));
     }
 
+    /// <summary>A creation killed between writing its temporary file and renaming it leaves that file; the next open removes it.</summary>
+    [Fact]
+    public void A_creation_killed_before_its_rename_leaves_a_file_the_next_open_removes()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("new.cairn");
+        using (var child = ChildProcess.Start(output, ["run", path, "5"], Failpoints.BeforeCreateRename))
+        {
+            Assert.True(child.WaitForExit(TimeSpan.FromSeconds(30)), "the child did not reach the failpoint");
+            Assert.True(child.ExitCode == 137, $"the child exited {child.ExitCode}, expected 137 from the failpoint: {child.Stderr}");
+        }
+        Assert.False(File.Exists(path));
+        var leftover = Path.GetFileName(Assert.Single(Directory.GetFiles(dir.Path, "*.creating")));
+
+        var warnings = new List<string>();
+        using (var db = Database.Open(path, new StorageOptions { Warning = warnings.Add }))
+        {
+            db.Verify();
+        }
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.creating"));
+        Assert.Contains(leftover, Assert.Single(warnings), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_second_process_cannot_open_a_database_in_use()
     {
