@@ -109,7 +109,8 @@ public sealed partial class Wal
             CryptographicOperations.ZeroMemory(key);
         }
         BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(120), XxHash64.HashToUInt64(header.AsSpan(0, 120)));
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        File.Delete(temp); // a leftover of a crash: created afresh, so it gets the private mode
+        using (var fs = new FileStream(temp, CreatePrivate(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
         {
             fs.SetLength(_options.SegmentBytes);
             fs.Write(header);
@@ -127,6 +128,14 @@ public sealed partial class Wal
         id.CopyTo(c, 0);
         BinaryPrimitives.WriteUInt64LittleEndian(c.AsSpan(16), seq);
         return c;
+    }
+
+    /// <summary>Options that create a file only its owner may read or write (0600): the log and snapshots hold the store's data.</summary>
+    internal static FileStreamOptions CreatePrivate(FileMode mode, FileAccess access, FileShare share)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = access, Share = share };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        return options;
     }
 
     internal static void SyncDirectory(string dir)

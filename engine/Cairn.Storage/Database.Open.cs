@@ -27,7 +27,7 @@ public sealed partial class Database
         meta.Write(page.AsSpan(pageSize));
         // The temporary file stays open — and locked (FileShare.None is flock) — until it has its final name, so that
         // RemoveStaleCreations in another process never takes it for the leftover of a crash.
-        using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        using (var fs = new FileStream(temp, Native.CreatePrivate(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
         {
             fs.Write(page);
             fs.Flush(flushToDisk: true);

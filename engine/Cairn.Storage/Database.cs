@@ -122,7 +122,7 @@ public sealed partial class Database : IDisposable
             if (!options.CreateIfMissing) throw new FileNotFoundException($"No database at {path} and CreateIfMissing is false.", path);
             Create(path, options.PageSizeOrDefault, options.MasterKey);
         }
-        IPageFile file = OsPageFile.Open(path, create: false);
+        IPageFile file = OsPageFile.Open(path);
         if (options.FileWrapper is not null) file = options.FileWrapper(file);
         PageCipher? cipher = null;
         try

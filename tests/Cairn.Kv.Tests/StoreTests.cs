@@ -75,4 +75,31 @@ public sealed class StoreTests : IDisposable
             Assert.Equal("v42", Encoding.UTF8.GetString(store.Get(B("k42"))!.Value));
         }
     }
+
+    [Fact]
+    public void Every_file_the_store_creates_is_private()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var key = Cairn.Crypto.StaticKeyProvider.CreateRandom();
+        var options = new KvOptions { Storage = new StorageOptions { MasterKey = key } };
+        using (var store = KvStore.Open(_dir, options))
+        {
+            for (var i = 0; i < 200; i++) store.Put(B($"k{i}"), new byte[1000]);
+            store.Defragment();
+            // A snapshot dump, built into a file of its own and installed.
+            using var dump = new MemoryStream();
+            store.Machine.WriteSnapshot(dump);
+            dump.Position = 0;
+            var built = Path.Combine(_dir, "built.cairn");
+            KvStateMachine.BuildFromSnapshot(dump, built, options);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(built));
+            store.Machine.InstallSnapshot(built);
+        }
+        var files = Directory.GetFiles(_dir);
+        Assert.NotEmpty(files);
+        foreach (var f in files)
+        {
+            Assert.True(File.GetUnixFileMode(f) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"{Path.GetFileName(f)} has mode {File.GetUnixFileMode(f)}");
+        }
+    }
 }

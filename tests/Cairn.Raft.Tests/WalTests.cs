@@ -303,5 +303,28 @@ public sealed class WalTests : IDisposable
             Assert.Equal(last + 1, wal.LastIndex);
         }
     }
-}
 
+    [Theory]
+    [MemberData(nameof(Encryption))]
+    public void Every_file_the_log_and_its_snapshots_create_is_private(bool encrypted)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        // A leftover temporary file of an earlier crash, made world-readable: replaced, not reused with its mode.
+        Directory.CreateDirectory(_dir);
+        var stale = Path.Combine(_dir, "snap.tmp");
+        File.WriteAllBytes(stale, [1]);
+        File.SetUnixFileMode(stale, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        using (var wal = Wal.Open(_dir, Options(encrypted)))
+        {
+            for (var i = 1UL; i <= 40; i++) wal.Save(new HardState(1, 1, i - 1), [new Entry(i, 1, new byte[4000])]);
+            Assert.True(wal.Segments.Count >= 2, "the test wants a rotation");
+        }
+        SnapshotFile.Write(Path.Combine(_dir, "snap"), new SnapshotMetadata(40, 1, [1], []), [1, 2, 3], encrypted ? Key : null);
+        var files = Directory.GetFiles(_dir);
+        Assert.True(files.Length >= 3, string.Join(", ", files));
+        foreach (var f in files)
+        {
+            Assert.True(File.GetUnixFileMode(f) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"{Path.GetFileName(f)} has mode {File.GetUnixFileMode(f)}");
+        }
+    }
+}

@@ -443,4 +443,22 @@ public sealed class ApiTests
         using (Database.Open(path)) { }
         Assert.False(File.Exists(dead));
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_database_file_is_private(bool encrypted)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        using var dir = new TempDir();
+        var options = new StorageOptions { MasterKey = encrypted ? Cairn.Crypto.StaticKeyProvider.CreateRandom() : null };
+        using (var db = Database.Open(dir.File("db"), options))
+        {
+            using var tx = db.BeginWrite();
+            tx.CreateTree("t").Put("k"u8, new byte[100_000]);
+            tx.Commit();
+        }
+        var file = Assert.Single(Directory.GetFiles(dir.Path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+    }
 }

@@ -193,6 +193,10 @@ public sealed class CrashTests(ITestOutputHelper output)
         }
         Assert.False(File.Exists(path));
         var leftover = Path.GetFileName(Assert.Single(Directory.GetFiles(dir.Path, "*.creating")));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(dir.File(leftover))); // private from the start
+        }
 
         var warnings = new List<string>();
         using (var db = Database.Open(path, new StorageOptions { Warning = warnings.Add }))
