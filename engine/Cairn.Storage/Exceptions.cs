@@ -34,11 +34,38 @@ public sealed class IncompatibleFormatException : StorageException
     public IncompatibleFormatException(string message) : base(message) { }
 }
 
-/// <summary>Another process (or another <see cref="Database"/> in this one) has the file open.</summary>
+/// <summary>
+/// Another process (or another <see cref="Database"/> in this one) has the file open: one process owns a database at a
+/// time. <see cref="HolderPid"/> names the holder when it can be found (on Linux, from /proc/locks).
+/// </summary>
 public sealed class DatabaseLockedException : StorageException
 {
-    /// <summary>Creates the exception.</summary>
+    /// <summary>Creates the exception with a message of the caller's.</summary>
     public DatabaseLockedException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>Creates the exception for <paramref name="path"/>, held by <paramref name="holderPid"/> when known.</summary>
+    public DatabaseLockedException(string path, int? holderPid, Exception inner)
+        : base(Describe(path, holderPid), inner)
+    {
+        Path = path;
+        HolderPid = holderPid;
+    }
+
+    /// <summary>The database file, when the exception was made for one.</summary>
+    public string? Path { get; }
+
+    /// <summary>The process holding the file's lock, when it could be found; this very process when another <see cref="Database"/> in it holds the file.</summary>
+    public int? HolderPid { get; }
+
+    /// <summary>True when the holder is another <see cref="Database"/> instance in this process.</summary>
+    public bool HeldByThisProcess => HolderPid == Environment.ProcessId;
+
+    private static string Describe(string path, int? pid) => pid switch
+    {
+        { } p when p == Environment.ProcessId => $"{path} is in use by another Database instance in this process (pid {p}); dispose that one first — one Database owns a file at a time.",
+        { } p => $"{path} is in use by another process (pid {p}); stop it first — one process owns a database at a time.",
+        null => $"{path} is in use by another process, or by another Database instance in this one; stop or close it first — one process owns a database at a time.",
+    };
 }
 
 /// <summary>The database is encrypted and no master key was given, the key given does not open it, or a key was given for an unencrypted database.</summary>

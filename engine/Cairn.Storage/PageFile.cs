@@ -49,7 +49,7 @@ internal sealed partial class OsPageFile : IPageFile
         }
         catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && File.Exists(path))
         {
-            throw new DatabaseLockedException($"{path} is open in another process or Database instance ({e.Message}); close it there first — one process owns a database file at a time.", e);
+            throw new DatabaseLockedException(path, LockHolder.Find(path), e);
         }
     }
 

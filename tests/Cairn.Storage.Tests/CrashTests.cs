@@ -223,6 +223,14 @@ public sealed class CrashTests(ITestOutputHelper output)
             child.WaitForLine("holding", TimeSpan.FromSeconds(30), "hold");
             var e = Assert.Throws<DatabaseLockedException>(() => Database.Open(path));
             Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.Equal(path, e.Path);
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.Equal(child.Id, e.HolderPid); // from /proc/locks
+                Assert.Contains($"in use by another process (pid {child.Id}); stop it first", e.Message, StringComparison.Ordinal);
+                Assert.False(e.HeldByThisProcess);
+            }
+            Assert.DoesNotContain("snapshot", e.Message, StringComparison.OrdinalIgnoreCase);
             child.Kill();
         }
         // The lock dies with its holder.
@@ -241,8 +249,14 @@ public sealed class CrashTests(ITestOutputHelper output)
         var first = Database.Open(path);
         try
         {
-            Assert.Throws<DatabaseLockedException>(() => Database.Open(path));
+            var e = Assert.Throws<DatabaseLockedException>(() => Database.Open(path));
             Assert.Throws<DatabaseLockedException>(() => Database.Open(path, new StorageOptions { CreateIfMissing = false }));
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.Equal(Environment.ProcessId, e.HolderPid);
+                Assert.True(e.HeldByThisProcess);
+                Assert.Contains($"{path} is in use by another Database instance in this process", e.Message, StringComparison.Ordinal);
+            }
         }
         finally
         {
@@ -314,6 +328,8 @@ public sealed class CrashTests(ITestOutputHelper output)
             if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
             return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
         }
+
+        public int Id => _process.Id;
 
         public bool HasExited => _process.HasExited;
 
