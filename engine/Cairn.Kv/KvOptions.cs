@@ -37,15 +37,15 @@ public sealed record KvOptions
     {
         var storage = StorageWithDefaults;
         storage.Validate();
-        if (WatchQueueCapacity < 1) throw new ArgumentException($"WatchQueueCapacity {WatchQueueCapacity} must be at least 1.", nameof(WatchQueueCapacity));
+        if (WatchQueueCapacity < 1) throw new ArgumentException($"WatchQueueCapacity {WatchQueueCapacity} must be at least 1.");
         var storageKey = Math.Max(1024, storage.PageSize / 4 - 32);
         if (MaxKeyBytes < 1 || 2 * MaxKeyBytes + 10 > storageKey)
         {
-            throw new ArgumentException($"MaxKeyBytes {MaxKeyBytes} does not fit pages of {storage.PageSize} bytes (history keys need 2 × key + 10 ≤ {storageKey}); lower it or raise Storage.PageSize.", nameof(MaxKeyBytes));
+            throw new ArgumentException($"MaxKeyBytes {MaxKeyBytes} does not fit pages of {storage.PageSize} bytes (history keys need 2 × key + 10 ≤ {storageKey}); lower it or raise Storage.PageSize.");
         }
         if (MaxValueBytes < 0 || MaxValueBytes > Database.MaxValueSize - 64)
         {
-            throw new ArgumentException($"MaxValueBytes {MaxValueBytes} is out of range: 0 to {Database.MaxValueSize - 64}.", nameof(MaxValueBytes));
+            throw new ArgumentException($"MaxValueBytes {MaxValueBytes} is out of range: 0 to {Database.MaxValueSize - 64}.");
         }
     }
 }

@@ -108,13 +108,13 @@ public sealed partial class KvStateMachine
             using (var built = Database.Open(builtPath, _options.Storage with { CreateIfMissing = false }))
             using (var tx = built.BeginRead())
             {
-                if (!tx.TryOpenTree(Mvcc.MetaTree, out _)) throw new ArgumentException($"{builtPath} is not a key-value store (it has no {Mvcc.MetaTree} tree).", nameof(builtPath));
+                if (!tx.TryOpenTree(Mvcc.MetaTree, out _)) throw new ArgumentException($"{builtPath} is not a key-value store (it has no {Mvcc.MetaTree} tree).");
                 applied = new Mvcc(tx, _options).Applied;
             }
             var current = AppliedIndex;
             if (applied < current)
             {
-                throw new ArgumentException($"The snapshot at {builtPath} ends at applied index {applied}, behind this store's {current}; a snapshot only moves a store forward.", nameof(builtPath));
+                throw new ArgumentException($"The snapshot at {builtPath} ends at applied index {applied}, behind this store's {current}; a snapshot only moves a store forward.");
             }
             SwapIn(builtPath);
             _auth = LoadAuth();

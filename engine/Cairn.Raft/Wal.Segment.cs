@@ -164,7 +164,7 @@ public sealed partial class Wal
     {
         var payloadLength = head.Length + body.Length;
         var frameLength = FrameOverhead + payloadLength;
-        if (frameLength > _options.MaxRecordBytes) throw new ArgumentException($"A record of {frameLength} bytes exceeds WalOptions.MaxRecordBytes ({_options.MaxRecordBytes}).");
+        if (frameLength > _options.MaxRecordBytes) throw new ArgumentException($"A record of {frameLength} bytes exceeds the log's limit of {_options.MaxRecordBytes} bytes (MaxRecordBytes).");
         if (tail.Offset + frameLength > _options.SegmentBytes)
         {
             tail.Flush();
@@ -245,7 +245,7 @@ public sealed partial class Wal
         Aes256Gcm? gcm = null;
         if (encrypted)
         {
-            if (_options.MasterKey is null) throw new WalKeyException($"{name} is encrypted; open the log with WalOptions.MasterKey.");
+            if (_options.MasterKey is null) throw new WalKeyException($"{name} is encrypted; open the log with the master key it was written with.");
             Span<byte> key = stackalloc byte[32];
             if (!KeyWrap.TryUnwrap(_options.MasterKey, data.AsSpan(40, KeyWrap.WrappedSize), Context(id, seq), key))
             {
@@ -371,7 +371,7 @@ public sealed partial class Wal
     private long? Damage(string name, long offset, string detail)
     {
         if (!_options.TruncateAtDamage) throw new WalCorruptException(name, offset, detail);
-        RecoveryNote = $"truncated at damage in {name} at offset {offset} ({detail}), as WalOptions.TruncateAtDamage asked";
+        RecoveryNote = $"truncated at damage in {name} at offset {offset} ({detail}), as asked (truncate at damage)";
         return offset;
     }
 }

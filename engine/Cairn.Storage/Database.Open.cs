@@ -101,6 +101,8 @@ public sealed partial class Database
         }
     }
 
+    private const string Restore = "Restore from a backup or a replica.";
+
     private static (MetaState Meta, int Slot, MetaState Other) ReadMeta(IPageFile file, string path, StorageOptions options)
     {
         var length = file.Length;
@@ -143,7 +145,7 @@ public sealed partial class Database
         {
             if (m0.FileId != m1.FileId)
             {
-                throw new CorruptDatabaseException(1, "the two meta pages belong to different files");
+                throw new CorruptDatabaseException(path, 1, "the two meta pages belong to different files", Restore);
             }
             (chosen, slot) = m0.TxnId >= m1.TxnId ? (m0, 0) : (m1, 1);
         }
@@ -152,23 +154,24 @@ public sealed partial class Database
             var (good, goodSlot, bad) = r0 == MetaState.ReadResult.Ok ? (m0, 0, 1) : (m1, 1, 0);
             if (!options.AllowMetaFallback)
             {
-                throw new CorruptDatabaseException(bad, $"meta page checksum mismatch; meta page {goodSlot} is intact at transaction {good.TxnId}. " +
-                    "Restore from a backup or a replica, or open with StorageOptions.AllowMetaFallback to roll back to that transaction.");
+                throw new CorruptDatabaseException(path, bad, "meta page checksum mismatch",
+                    $"Meta page {goodSlot} is intact at transaction {good.TxnId}: restore from a backup or a replica, or open with AllowMetaFallback to roll back to that transaction.",
+                    fallbackTransaction: good.TxnId);
             }
             (chosen, slot) = (good, goodSlot);
         }
         else
         {
-            throw new CorruptDatabaseException(0, "both meta pages are damaged (checksum mismatch); restore from a backup or a replica");
+            throw new CorruptDatabaseException(path, 0, "both meta pages are damaged (checksum mismatch)", Restore);
         }
         if (chosen.PageSize < StorageOptions.MinPageSize || chosen.PageSize > StorageOptions.MaxPageSize || (chosen.PageSize & (chosen.PageSize - 1)) != 0)
         {
-            throw new CorruptDatabaseException(slot, $"meta page names an impossible page size {chosen.PageSize}");
+            throw new CorruptDatabaseException(path, slot, $"meta page names an impossible page size {chosen.PageSize}", Restore);
         }
         // Compared in pages: a page count past 2^63 / page size must not wrap the byte count into something small.
         if (chosen.PageCount < 2 || chosen.PageCount > (ulong)length / (ulong)chosen.PageSize)
         {
-            throw new CorruptDatabaseException($"{path} is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages of {chosen.PageSize} bytes but the file has {length} bytes. Restore from a backup or a replica.");
+            throw new CorruptDatabaseException(path, -1, $"the file is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages of {chosen.PageSize} bytes but the file has {length} bytes", Restore);
         }
         return (chosen, slot, slot == 0 ? m1 : m0);
     }
@@ -185,7 +188,7 @@ public sealed partial class Database
         }
         if (options.MasterKey is null)
         {
-            throw new EncryptionKeyException($"{path} is encrypted; open it with StorageOptions.MasterKey set to the key it was created (or last rotated) with.");
+            throw new EncryptionKeyException($"{path} is encrypted; open it with the master key it was created (or last rotated) with.");
         }
         Span<byte> dataKey = stackalloc byte[32];
         try

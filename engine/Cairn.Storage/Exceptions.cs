@@ -13,18 +13,54 @@ public class StorageException : Exception
 /// <summary>
 /// The file's bytes are not what Cairn wrote: a checksum or authentication tag failed, a page is not where
 /// it claims to be, or a structure is inconsistent. <see cref="PageNumber"/> names the damaged page when known.
+/// The message is for a library user; the parts (<see cref="Path"/>, <see cref="PageNumber"/>, <see cref="Detail"/>,
+/// <see cref="FallbackTransaction"/>) let a caller such as the server compose its own, naming its own remedies.
 /// </summary>
 public sealed class CorruptDatabaseException : StorageException
 {
     /// <summary>Creates the exception for a damaged page.</summary>
     public CorruptDatabaseException(long pageNumber, string detail)
-        : base($"page {pageNumber}: {detail}") => PageNumber = pageNumber;
+        : base($"page {pageNumber}: {detail}")
+    {
+        PageNumber = pageNumber;
+        Detail = detail;
+    }
 
     /// <summary>Creates the exception for damage not tied to one page (e.g. a truncated file).</summary>
-    public CorruptDatabaseException(string detail) : base(detail) => PageNumber = -1;
+    public CorruptDatabaseException(string detail) : base(detail)
+    {
+        PageNumber = -1;
+        Detail = detail;
+    }
+
+    /// <summary>
+    /// Creates the exception for damage found at open in the file at <paramref name="path"/>: the message is
+    /// "path: page N: detail. remedy" (without the page when <paramref name="pageNumber"/> is -1).
+    /// </summary>
+    public CorruptDatabaseException(string path, long pageNumber, string detail, string remedy, ulong? fallbackTransaction = null)
+        : base($"{path}: {(pageNumber >= 0 ? $"page {pageNumber}: " : "")}{detail}. {remedy}")
+    {
+        Path = path;
+        PageNumber = pageNumber;
+        Detail = detail;
+        FallbackTransaction = fallbackTransaction;
+    }
 
     /// <summary>The damaged page, or -1 when the damage is not tied to one page.</summary>
     public long PageNumber { get; }
+
+    /// <summary>What is wrong, without the page number or any remedy (e.g. "meta page checksum mismatch").</summary>
+    public string Detail { get; }
+
+    /// <summary>The database file, when known (damage found at open).</summary>
+    public string? Path { get; }
+
+    /// <summary>
+    /// When one meta page is damaged and the other is intact: the transaction the intact one holds, to which opening
+    /// with <see cref="StorageOptions.AllowMetaFallback"/> rolls the database back (giving up the newest commit). Null
+    /// when there is no such way out.
+    /// </summary>
+    public ulong? FallbackTransaction { get; }
 }
 
 /// <summary>The file is not a Cairn database, or was written by an incompatible format version.</summary>

@@ -65,20 +65,20 @@ public sealed record StorageOptions
     {
         if (PageSize != 0 && (PageSize < MinPageSize || PageSize > MaxPageSize || (PageSize & (PageSize - 1)) != 0))
         {
-            throw new ArgumentException($"PageSize {PageSize} is not allowed: use a power of two from {MinPageSize} to {MaxPageSize}, or 0 for the default.", nameof(PageSize));
+            throw new ArgumentException($"PageSize {PageSize} is not allowed: use a power of two from {MinPageSize} to {MaxPageSize}, or 0 for the default.");
         }
         var pageSize = PageSizeOrDefault;
         if (MapReserveBytes < 1L << 20)
         {
-            throw new ArgumentException($"MapReserveBytes {MapReserveBytes} is too small: reserve at least 1 MiB (the default is 16 GiB of address space, which costs no memory).", nameof(MapReserveBytes));
+            throw new ArgumentException($"MapReserveBytes {MapReserveBytes} is too small: reserve at least 1 MiB (the default is 16 GiB of address space, which costs no memory).");
         }
         if (PageCacheBytes < 16L * pageSize)
         {
-            throw new ArgumentException($"PageCacheBytes {PageCacheBytes} is below 16 pages ({16L * pageSize} bytes); give the page cache at least that.", nameof(PageCacheBytes));
+            throw new ArgumentException($"PageCacheBytes {PageCacheBytes} is below 16 pages ({16L * pageSize} bytes); give the page cache at least that.");
         }
         if (GrowthStepBytes < pageSize)
         {
-            throw new ArgumentException($"GrowthStepBytes {GrowthStepBytes} is smaller than a page ({pageSize}); use at least one page.", nameof(GrowthStepBytes));
+            throw new ArgumentException($"GrowthStepBytes {GrowthStepBytes} is smaller than a page ({pageSize}); use at least one page.");
         }
     }
 }

@@ -102,4 +102,18 @@ public sealed class StoreTests : IDisposable
             Assert.True(File.GetUnixFileMode(f) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"{Path.GetFileName(f)} has mode {File.GetUnixFileMode(f)}");
         }
     }
+
+    [Fact]
+    public void Limit_and_option_errors_read_without_code_names_a_user_cannot_act_on()
+    {
+        foreach (var bad in new[] { new KvOptions { MaxKeyBytes = 100_000 }, new KvOptions { MaxValueBytes = -1 }, new KvOptions { WatchQueueCapacity = 0 } })
+        {
+            Assert.DoesNotContain("(Parameter", Assert.Throws<ArgumentException>(bad.Validate).Message, StringComparison.Ordinal);
+        }
+        using var store = KvStore.Open(_dir);
+        var key = Assert.Throws<TooLargeException>(() => store.Put(new byte[2001], B("v")));
+        Assert.Equal("key is 2001 bytes; the limit is 2000 bytes.", key.Message);
+        var value = Assert.Throws<TooLargeException>(() => store.Put(B("k"), new byte[store.Machine.Options.MaxValueBytes + 1]));
+        Assert.DoesNotContain("KvOptions", value.Message, StringComparison.Ordinal);
+    }
 }

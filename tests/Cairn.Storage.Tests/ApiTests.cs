@@ -461,4 +461,25 @@ public sealed class ApiTests
         var file = Assert.Single(Directory.GetFiles(dir.Path));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
     }
+
+    [Fact]
+    public void Option_and_key_errors_read_without_code_names_a_user_cannot_act_on()
+    {
+        foreach (var bad in new[]
+        {
+            new StorageOptions { PageSize = 3000 },
+            new StorageOptions { MapReserveBytes = 1 },
+            new StorageOptions { PageCacheBytes = 1 },
+            new StorageOptions { GrowthStepBytes = 1 },
+        })
+        {
+            var e = Assert.Throws<ArgumentException>(bad.Validate);
+            Assert.DoesNotContain("(Parameter", e.Message, StringComparison.Ordinal);
+        }
+        using var dir = new TempDir();
+        using (Database.Open(dir.File("db"), new StorageOptions { MasterKey = Cairn.Crypto.StaticKeyProvider.CreateRandom() })) { }
+        var k = Assert.Throws<EncryptionKeyException>(() => Database.Open(dir.File("db")));
+        Assert.Contains("is encrypted; open it with the master key", k.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("StorageOptions", k.Message, StringComparison.Ordinal);
+    }
 }
