@@ -83,16 +83,8 @@ public sealed partial class KeyFileProvider : IKeyProvider
                 fs.Write(text);
                 fs.Flush(flushToDisk: true);
             }
-            try
-            {
-                // Without overwrite, File.Move links the file into place (link(2)), which fails when the name exists.
-                File.Move(temp, path, overwrite: false);
-            }
-            catch (IOException) when (File.Exists(path))
-            {
-                // Created by someone else meanwhile: use theirs.
-            }
-            SyncDirectory(dir);
+            // When someone else created it meanwhile, theirs stays and is used.
+            if (TryMoveNoReplace(temp, path)) SyncDirectory(dir);
         }
         finally
         {
@@ -165,6 +157,33 @@ public sealed partial class KeyFileProvider : IKeyProvider
     private static FileNotFoundException Missing(string path) =>
         new($"No key file at {path}; create one with 'openssl rand -hex 32 > {path}; chmod 600 {path}'.", path);
 
+    /// <summary>
+    /// Gives <paramref name="source"/> the name <paramref name="destination"/> unless that name exists (false then).
+    /// Atomic: link(2) fails when the name exists. File.Move without overwrite is not: it checks, then renames, so two
+    /// racing creators would both "win" and read different keys. Falls back to File.Move without hard links.
+    /// </summary>
+    private static bool TryMoveNoReplace(string source, string destination)
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            if (Link(source, destination) == 0)
+            {
+                File.Delete(source);
+                return true;
+            }
+            if (Marshal.GetLastPInvokeError() == 17 /* EEXIST */) return false;
+        }
+        try
+        {
+            File.Move(source, destination, overwrite: false);
+            return true;
+        }
+        catch (IOException) when (File.Exists(destination))
+        {
+            return false;
+        }
+    }
+
     private static void SyncDirectory(string dir)
     {
         if (!OperatingSystem.IsLinux()) return;
@@ -173,6 +192,9 @@ public sealed partial class KeyFileProvider : IKeyProvider
         _ = FSync(fd);
         _ = Close(fd);
     }
+
+    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Link(string oldPath, string newPath);
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Open(string path, int flags);

@@ -32,11 +32,7 @@ public sealed partial class Database
             fs.Write(page);
             fs.Flush(flushToDisk: true);
             Failpoints.Hit(Failpoints.BeforeCreateRename);
-            try
-            {
-                System.IO.File.Move(temp, path, overwrite: false);
-            }
-            catch (IOException) when (System.IO.File.Exists(path))
+            if (!Native.TryMoveNoReplace(temp, path))
             {
                 System.IO.File.Delete(temp); // someone else created it first: open theirs
                 return;

@@ -482,4 +482,36 @@ public sealed class ApiTests
         Assert.Contains("is encrypted; open it with the master key", k.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("StorageOptions", k.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Threads_racing_to_create_one_database_end_with_one_file_and_one_owner()
+    {
+        const int threads = 6;
+        for (var round = 0; round < 20; round++)
+        {
+            using var dir = new TempDir();
+            var path = dir.File("db");
+            using var start = new Barrier(threads);
+            using var tried = new Barrier(threads);
+            var outcomes = await Task.WhenAll(Enumerable.Range(0, threads).Select(_ => Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                Database? db = null;
+                try
+                {
+                    db = Database.Open(path);
+                }
+                catch (DatabaseLockedException)
+                {
+                }
+                tried.SignalAndWait(); // the owner holds the file until every thread has tried
+                var owned = db is not null;
+                db?.Dispose();
+                return owned;
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
+            // Two owners would mean one creator's file was renamed over another's while it was open.
+            Assert.Equal(1, outcomes.Count(o => o));
+            Assert.Equal(["db"], Directory.GetFiles(dir.Path).Select(Path.GetFileName));
+        }
+    }
 }
