@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Cairn.Crypto;
 
@@ -50,92 +49,49 @@ public sealed class EnvironmentKeyProvider(string variable) : IKeyProvider
     {
         var text = Environment.GetEnvironmentVariable(variable)
             ?? throw new InvalidOperationException($"The master key variable {variable} is not set; set it to 64 hex digits (e.g. from `openssl rand -hex 32`).");
-        KeyText.Parse(text, destination, KeyId);
-    }
-}
-
-/// <summary>
-/// The master key in a file of its own (64 hex digits). <see cref="OpenOrCreate"/> makes a new random key file with
-/// mode 0600 when there is none. Keep it away from the data: a key next to the data it protects protects nothing.
-/// </summary>
-public sealed class KeyFileProvider : IKeyProvider
-{
-    private KeyFileProvider(string path) => Path = System.IO.Path.GetFullPath(path);
-
-    /// <summary>The key file.</summary>
-    public string Path { get; }
-
-    /// <inheritdoc/>
-    public string KeyId => $"key file {Path}";
-
-    /// <summary>Uses the key file at <paramref name="path"/>, which must exist.</summary>
-    public static KeyFileProvider Open(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"No key file at {path}; create one with KeyFileProvider.OpenOrCreate or `openssl rand -hex 32 > {path}; chmod 600 {path}`.", path);
-        return new KeyFileProvider(path);
-    }
-
-    /// <summary>Uses the key file at <paramref name="path"/>, creating it with a new random key (mode 0600) when absent.</summary>
-    public static KeyFileProvider OpenOrCreate(string path)
-    {
-        if (!File.Exists(path))
+        if (!KeyText.TryParse(text, destination))
         {
-            var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            var key = RandomNumberGenerator.GetBytes(32);
-            try
-            {
-                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-                if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-                using var fs = new FileStream(path, options);
-                fs.Write(Encoding.ASCII.GetBytes(Convert.ToHexStringLower(key) + "\n"));
-                fs.Flush(flushToDisk: true);
-            }
-            catch (IOException) when (File.Exists(path))
-            {
-                // Created by someone else meanwhile: use theirs.
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(key);
-            }
+            throw new FormatException($"The master key in {KeyId} is not 32 bytes as 64 hex digits or base64; make one with `openssl rand -hex 32`.");
         }
-        return new KeyFileProvider(path);
     }
-
-    /// <summary>True when the key file lies inside <paramref name="directory"/> (worth a warning: back-ups of the data then carry the key).</summary>
-    public bool IsInside(string directory)
-    {
-        var dir = System.IO.Path.GetFullPath(directory).TrimEnd(System.IO.Path.DirectorySeparatorChar) + System.IO.Path.DirectorySeparatorChar;
-        return Path.StartsWith(dir, StringComparison.Ordinal);
-    }
-
-    /// <inheritdoc/>
-    public void GetKey(Span<byte> destination) => KeyText.Parse(File.ReadAllText(Path), destination, KeyId);
 }
 
+/// <summary>The text form of a master key: 64 hex digits, or base64 of 32 bytes, with white space around it.</summary>
 internal static class KeyText
 {
-    public static void Parse(string text, Span<byte> destination, string keyId)
+    /// <summary>The longest key text accepted, white space included (a key file is one short line).</summary>
+    public const int MaxLength = 256;
+
+    /// <summary>Parses key text in UTF-8 (a key file's bytes); false when it is not a key. Leaves no copy of the key behind.</summary>
+    public static bool TryParse(ReadOnlySpan<byte> utf8, Span<byte> destination)
     {
-        text = text.Trim();
-        if (destination.Length != 32) throw new ArgumentException("A master key is 32 bytes.", nameof(destination));
+        if (utf8.Length > MaxLength) return false;
+        Span<char> chars = stackalloc char[MaxLength];
         try
         {
-            if (text.Length == 64)
+            for (var i = 0; i < utf8.Length; i++)
             {
-                Convert.FromHexString(text, destination, out _, out var written);
-                if (written == 32) return;
+                if (utf8[i] >= 0x80) return false; // a key is ASCII
+                chars[i] = (char)utf8[i];
             }
-            else if (Convert.TryFromBase64String(text, destination, out var n) && n == 32)
-            {
-                return;
-            }
+            return TryParse(chars[..utf8.Length], destination);
         }
-        catch (FormatException)
+        finally
         {
+            CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(chars));
         }
-        throw new FormatException($"The master key in {keyId} is not 32 bytes as 64 hex digits or base64; make one with `openssl rand -hex 32`.");
+    }
+
+    /// <summary>Parses key text; false when it is not 32 bytes as 64 hex digits or base64.</summary>
+    public static bool TryParse(ReadOnlySpan<char> text, Span<byte> destination)
+    {
+        if (destination.Length != 32) throw new ArgumentException("A master key is 32 bytes.", nameof(destination));
+        text = text.Trim();
+        if (text.Length == 64)
+        {
+            return Convert.FromHexString(text, destination, out _, out var written) == System.Buffers.OperationStatus.Done && written == 32;
+        }
+        return Convert.TryFromBase64Chars(text, destination, out var n) && n == 32;
     }
 }
 

@@ -20,22 +20,32 @@ public sealed record KvOptions
     /// <summary>How often idle watchers that asked for progress notifications get one (etcd's default: 10 minutes).</summary>
     public TimeSpan WatchProgressInterval { get; init; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Storage settings (page size 16 KiB: history keys carry the user key escaped plus a revision).</summary>
-    public StorageOptions Storage { get; init; } = new() { PageSize = 16384 };
+    /// <summary>The page size a new store file gets when <see cref="StorageOptions.PageSize"/> is 0 (the default): 16 KiB, as history keys carry the user key escaped plus a revision.</summary>
+    public const int DefaultPageSize = 16384;
+
+    /// <summary>
+    /// Storage settings. Their <see cref="StorageOptions.PageSize"/> of 0 (the default) means <see cref="DefaultPageSize"/>
+    /// here, so <c>new StorageOptions { MasterKey = k }</c> keeps the key-value store's page size.
+    /// </summary>
+    public StorageOptions Storage { get; init; } = new();
+
+    /// <summary><see cref="Storage"/> with the page size filled in (<see cref="DefaultPageSize"/> when 0): what the store's files are opened with.</summary>
+    internal StorageOptions StorageWithDefaults => Storage.PageSize == 0 ? Storage with { PageSize = DefaultPageSize } : Storage;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the fix when a setting is out of range.</summary>
     public void Validate()
     {
-        Storage.Validate();
-        if (WatchQueueCapacity < 1) throw new ArgumentException($"WatchQueueCapacity {WatchQueueCapacity} must be at least 1.", nameof(WatchQueueCapacity));
-        var storageKey = Math.Max(1024, Storage.PageSize / 4 - 32);
+        var storage = StorageWithDefaults;
+        storage.Validate();
+        if (WatchQueueCapacity < 1) throw new ArgumentException($"WatchQueueCapacity {WatchQueueCapacity} must be at least 1.");
+        var storageKey = Math.Max(1024, storage.PageSize / 4 - 32);
         if (MaxKeyBytes < 1 || 2 * MaxKeyBytes + 10 > storageKey)
         {
-            throw new ArgumentException($"MaxKeyBytes {MaxKeyBytes} does not fit pages of {Storage.PageSize} bytes (history keys need 2 × key + 10 ≤ {storageKey}); lower it or raise Storage.PageSize.", nameof(MaxKeyBytes));
+            throw new ArgumentException($"MaxKeyBytes {MaxKeyBytes} does not fit pages of {storage.PageSize} bytes (history keys need 2 × key + 10 ≤ {storageKey}); lower it or raise Storage.PageSize.");
         }
         if (MaxValueBytes < 0 || MaxValueBytes > Database.MaxValueSize - 64)
         {
-            throw new ArgumentException($"MaxValueBytes {MaxValueBytes} is out of range: 0 to {Database.MaxValueSize - 64}.", nameof(MaxValueBytes));
+            throw new ArgumentException($"MaxValueBytes {MaxValueBytes} is out of range: 0 to {Database.MaxValueSize - 64}.");
         }
     }
 }

@@ -20,7 +20,8 @@ public sealed partial class KvStateMachine
             try
             {
                 // No write can happen while _apply is held, so this read transaction is the latest state throughout.
-                using (var fresh = Database.Open(temp, _options.Storage))
+                // The copy keeps the store's page size, which may not be the one the options give a new file.
+                using (var fresh = Database.Open(temp, _options.Storage with { PageSize = _db.PageSize }))
                 using (var loader = new TreeLoader(fresh))
                 using (var from = _db.BeginRead())
                 {
@@ -87,7 +88,7 @@ public sealed partial class KvStateMachine
         File.Delete(path);
         try
         {
-            using var db = Database.Open(path, options.Storage);
+            using var db = Database.Open(path, options.StorageWithDefaults);
             return SnapshotFormat.Load(input, db, keepClusterRecord is null ? null : (tree, key) => tree != Mvcc.ClusterTree || keepClusterRecord(key));
         }
         catch
@@ -122,13 +123,13 @@ public sealed partial class KvStateMachine
             using (var built = Database.Open(builtPath, _options.Storage with { CreateIfMissing = false }))
             using (var tx = built.BeginRead())
             {
-                if (!tx.TryOpenTree(Mvcc.MetaTree, out _)) throw new ArgumentException($"{builtPath} is not a key-value store (it has no {Mvcc.MetaTree} tree).", nameof(builtPath));
+                if (!tx.TryOpenTree(Mvcc.MetaTree, out _)) throw new ArgumentException($"{builtPath} is not a key-value store (it has no {Mvcc.MetaTree} tree).");
                 applied = new Mvcc(tx, _options).Applied;
             }
             var current = AppliedIndex;
             if (applied < current)
             {
-                throw new ArgumentException($"The snapshot at {builtPath} ends at applied index {applied}, behind this store's {current}; a snapshot only moves a store forward.", nameof(builtPath));
+                throw new ArgumentException($"The snapshot at {builtPath} ends at applied index {applied}, behind this store's {current}; a snapshot only moves a store forward.");
             }
             SwapIn(builtPath);
             _auth = LoadAuth();

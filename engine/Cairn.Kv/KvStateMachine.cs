@@ -130,6 +130,7 @@ public sealed partial class KvStateMachine : IDisposable
     {
         options ??= new KvOptions();
         options.Validate();
+        options = options with { Storage = options.StorageWithDefaults }; // from here on the page size is explicit
         return new KvStateMachine(path, OpenDatabase(path, options), options);
     }
 
@@ -407,6 +408,24 @@ public sealed partial class KvStateMachine : IDisposable
         var at = revision == 0 ? m.Revision : revision;
         return (m.Hash(at), at, m.CompactRevision);
     });
+
+    /// <summary>
+    /// Makes everything applied durable: batches applied without a sync (<c>durable: false</c>, or
+    /// <see cref="StorageOptions.SyncOnCommit"/> off) survive a crash once this returns. Cheap when nothing is pending.
+    /// Waits for a batch being applied.
+    /// </summary>
+    /// <returns>The applied index and revision now durable.</returns>
+    /// <exception cref="IOException">The disk refused the sync: what was applied stays visible but not durable; retry.</exception>
+    public SyncResult Sync()
+    {
+        lock (_apply)
+        {
+            // Under _apply nothing is applied meanwhile, so this is the state the sync makes durable.
+            var result = Read(m => new SyncResult(m.Applied, m.Revision));
+            _db.Sync();
+            return result;
+        }
+    }
 
     /// <summary>Syncs and closes the file.</summary>
     /// <remarks>Waits for open reads (views, snapshots being written) to end first: the file is unmapped after, and a read of unmapped memory would bring the process down.</remarks>

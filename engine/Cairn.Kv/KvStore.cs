@@ -1,8 +1,12 @@
+using Cairn.Storage;
+
 namespace Cairn.Kv;
 
 /// <summary>
 /// The key-value store embedded in a process, without Raft: each write is a command applied at the next index of a
-/// local log, durable when the call returns. Safe to use from many threads; reads never wait for writes.
+/// local log, durable when the call returns — unless <see cref="StorageOptions.SyncOnCommit"/> is off, in which case a
+/// write is durable after the next <see cref="Sync"/> (or <see cref="Dispose"/>). Safe to use from many threads; reads
+/// never wait for writes.
 /// </summary>
 public sealed class KvStore : IDisposable
 {
@@ -113,6 +117,26 @@ public sealed class KvStore : IDisposable
 
     /// <summary>The current revision.</summary>
     public long Revision => _machine.Revision;
+
+    /// <summary>The index of the last write applied (each write, lease expiry and alarm takes one).</summary>
+    public ulong AppliedIndex => _machine.AppliedIndex;
+
+    /// <summary>The compaction revision: reads below it fail with <see cref="CompactedException"/> (0 before any compaction).</summary>
+    public long CompactRevision => _machine.CompactRevision;
+
+    /// <summary>
+    /// Makes every write so far durable (with <see cref="StorageOptions.SyncOnCommit"/> on, the default, each already
+    /// is, and this costs nothing). Returns the applied index and revision now durable.
+    /// </summary>
+    /// <exception cref="IOException">The disk refused the sync: the writes stay visible but not durable; retry.</exception>
+    public SyncResult Sync()
+    {
+        lock (_write)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _machine.Sync();
+        }
+    }
 
     /// <summary>Puts a key.</summary>
     public PutResponse Put(PutRequest request) => (PutResponse)Write(new KvCommand { Put = request });

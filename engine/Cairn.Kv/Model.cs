@@ -233,3 +233,8 @@ public sealed record LeaseRevokeResponse(ResponseHeader Header, long Deleted);
 /// <param name="BytesBefore">File size before.</param>
 /// <param name="BytesAfter">File size after.</param>
 public sealed record DefragmentResult(long BytesBefore, long BytesAfter);
+
+/// <summary>What a sync made durable: everything applied up to <paramref name="AppliedIndex"/>, at <paramref name="Revision"/>.</summary>
+/// <param name="AppliedIndex">The last log index applied, now durable with everything before it.</param>
+/// <param name="Revision">The store's revision as of that index.</param>
+public sealed record SyncResult(ulong AppliedIndex, long Revision);

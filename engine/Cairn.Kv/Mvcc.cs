@@ -230,7 +230,7 @@ internal sealed class Mvcc
     public PutResponse Put(PutRequest p)
     {
         ValidateKey(p.Key, allowEmpty: false);
-        if (p.Value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {p.Value.Length} bytes; the limit is {_options.MaxValueBytes} (KvOptions.MaxValueBytes).");
+        if (p.Value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {p.Value.Length} bytes; the limit is {_options.MaxValueBytes} bytes.");
         var prev = Current(p.Key);
         if ((p.IgnoreValue || p.IgnoreLease) && prev is null)
         {
@@ -265,8 +265,8 @@ internal sealed class Mvcc
     public long PutPlain(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease)
     {
         if (key.Length == 0) throw new ArgumentException("The key is empty; keys are 1 byte or more.");
-        if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} (KvOptions.MaxKeyBytes).");
-        if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {value.Length} bytes; the limit is {_options.MaxValueBytes} (KvOptions.MaxValueBytes).");
+        if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} bytes.");
+        if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {value.Length} bytes; the limit is {_options.MaxValueBytes} bytes.");
         long create = 0, version = 0, prevLease = 0;
         KeyValue? prev = null;
         var exists = _index.TryGet(key, out var v);
@@ -562,7 +562,7 @@ internal sealed class Mvcc
         }
         else
         {
-            if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"cluster record is {value.Length} bytes; the limit is {_options.MaxValueBytes} (KvOptions.MaxValueBytes).");
+            if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"cluster record is {value.Length} bytes; the limit is {_options.MaxValueBytes} bytes.");
             _cluster.Put(key, value);
         }
         return new ResponseHeader(Revision);
@@ -634,6 +634,6 @@ internal sealed class Mvcc
     {
         ArgumentNullException.ThrowIfNull(key);
         if (key.Length == 0 && !allowEmpty) throw new ArgumentException("The key is empty; keys are 1 byte or more.");
-        if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} (KvOptions.MaxKeyBytes).");
+        if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} bytes.");
     }
 }

@@ -72,7 +72,7 @@ public sealed partial class RaftNode
             ConfigChangeType.Remove => (_voters.Contains(change.Member) && _voters.Count > 1) || _learners.Contains(change.Member),
             _ => false,
         };
-        if (!ok) throw new ArgumentException($"{change.Type} {change.Member} does not fit the configuration (voters {string.Join(",", _voters.Order())}, learners {string.Join(",", _learners.Order())}).", nameof(change));
+        if (!ok) throw new ArgumentException($"{change.Type} {change.Member} does not fit the configuration (voters {string.Join(",", _voters.Order())}, learners {string.Join(",", _learners.Order())}).");
         Append(LastIndex + 1, Term, change.Encode(context), EntryKind.Config);
         RebuildConfig();
         foreach (var peer in Peers()) SendAppend(peer);

@@ -119,22 +119,22 @@ public sealed record RaftOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the fix.</summary>
     public void Validate()
     {
-        if (Id == 0) throw new ArgumentException("Id 0 is reserved for 'none'; number members from 1.", nameof(Id));
-        if (Members.Count == 0) throw new ArgumentException("Members is empty: list the voting members the cluster started with.", nameof(Members));
-        if (Members.Contains(0UL) || Learners.Contains(0UL)) throw new ArgumentException("Member id 0 is reserved for 'none'.", nameof(Members));
-        if (Learners.Any(Members.Contains)) throw new ArgumentException("A member cannot be both a voter and a learner.", nameof(Learners));
-        if (Members.Distinct().Count() != Members.Count) throw new ArgumentException("Members lists an id twice.", nameof(Members));
-        if (HeartbeatTicks < 1) throw new ArgumentException("HeartbeatTicks must be at least 1.", nameof(HeartbeatTicks));
-        if (ElectionTicks <= HeartbeatTicks) throw new ArgumentException($"ElectionTicks ({ElectionTicks}) must exceed HeartbeatTicks ({HeartbeatTicks}), or followers time out between heartbeats.", nameof(ElectionTicks));
-        if (MaxEntriesPerMessage < 1) throw new ArgumentException("MaxEntriesPerMessage must be at least 1.", nameof(MaxEntriesPerMessage));
+        if (Id == 0) throw new ArgumentException("Id 0 is reserved for 'none'; number members from 1.");
+        if (Members.Count == 0) throw new ArgumentException("Members is empty: list the voting members the cluster started with.");
+        if (Members.Contains(0UL) || Learners.Contains(0UL)) throw new ArgumentException("Member id 0 is reserved for 'none'.");
+        if (Learners.Any(Members.Contains)) throw new ArgumentException("A member cannot be both a voter and a learner.");
+        if (Members.Distinct().Count() != Members.Count) throw new ArgumentException("Members lists an id twice.");
+        if (HeartbeatTicks < 1) throw new ArgumentException("HeartbeatTicks must be at least 1.");
+        if (ElectionTicks <= HeartbeatTicks) throw new ArgumentException($"ElectionTicks ({ElectionTicks}) must exceed HeartbeatTicks ({HeartbeatTicks}), or followers time out between heartbeats.");
+        if (MaxEntriesPerMessage < 1) throw new ArgumentException("MaxEntriesPerMessage must be at least 1.");
         if (MaxBytesPerMessage < 1 || MaxInflightMessages < 1 || MaxInflightBytes < MaxBytesPerMessage)
         {
-            throw new ArgumentException("MaxBytesPerMessage and MaxInflightMessages must be positive, and MaxInflightBytes at least MaxBytesPerMessage.", nameof(MaxInflightBytes));
+            throw new ArgumentException("MaxBytesPerMessage and MaxInflightMessages must be positive, and MaxInflightBytes at least MaxBytesPerMessage.");
         }
-        if (MaxUncommittedBytes < 1) throw new ArgumentException("MaxUncommittedBytes must be positive.", nameof(MaxUncommittedBytes));
+        if (MaxUncommittedBytes < 1) throw new ArgumentException("MaxUncommittedBytes must be positive.");
         if (LeaseReads && !CheckQuorum)
         {
-            throw new ArgumentException("LeaseReads needs CheckQuorum: without it a leader cut off from the others keeps believing it leads and would serve stale reads. Turn CheckQuorum on, or LeaseReads off.", nameof(LeaseReads));
+            throw new ArgumentException("LeaseReads needs CheckQuorum: without it a leader cut off from the others keeps believing it leads and would serve stale reads. Turn CheckQuorum on, or LeaseReads off.");
         }
     }
 }

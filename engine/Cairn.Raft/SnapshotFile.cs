@@ -17,8 +17,9 @@ public sealed class SnapshotCorruptException(string message) : Exception(message
 
 /// <summary>
 /// Snapshot files: metadata and the state machine's bytes, written atomically (temporary file, sync, rename, sync of
-/// the directory) so a crash leaves the old snapshot or the new one, never half of one. Sealed with AES-256-GCM when a
-/// master key is given (a fresh data key per file, wrapped in its header); otherwise checksummed with XxHash128.
+/// the directory) so a crash leaves the old snapshot or the new one, never half of one; created with mode 0600. Sealed
+/// with AES-256-GCM when a master key is given (a fresh data key per file, wrapped in its header); otherwise
+/// checksummed with XxHash128.
 /// <code>
 /// "CAIRNSNP" | version u32 | flags u32 | metadata length u32 | body length u64 | wrapped key (60, encrypted)
 /// | metadata | body | 16-byte checksum or tag over everything before it
@@ -64,7 +65,8 @@ public static class SnapshotFile
             XxHash128.Hash(file.AsSpan(0, file.Length - 16), tag);
         }
         var temp = path + ".tmp";
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        File.Delete(temp); // a leftover of a crash: created afresh, so it gets the private mode
+        using (var fs = new FileStream(temp, Wal.CreatePrivate(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
         {
             fs.Write(file);
             fs.Flush(flushToDisk: true);

@@ -109,7 +109,8 @@ public sealed partial class Wal
             CryptographicOperations.ZeroMemory(key);
         }
         BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(120), XxHash64.HashToUInt64(header.AsSpan(0, 120)));
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        File.Delete(temp); // a leftover of a crash: created afresh, so it gets the private mode
+        using (var fs = new FileStream(temp, CreatePrivate(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
         {
             fs.SetLength(_options.SegmentBytes);
             fs.Write(header);
@@ -127,6 +128,14 @@ public sealed partial class Wal
         id.CopyTo(c, 0);
         BinaryPrimitives.WriteUInt64LittleEndian(c.AsSpan(16), seq);
         return c;
+    }
+
+    /// <summary>Options that create a file only its owner may read or write (0600): the log and snapshots hold the store's data.</summary>
+    internal static FileStreamOptions CreatePrivate(FileMode mode, FileAccess access, FileShare share)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = access, Share = share };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        return options;
     }
 
     internal static void SyncDirectory(string dir)
@@ -155,7 +164,7 @@ public sealed partial class Wal
     {
         var payloadLength = head.Length + body.Length;
         var frameLength = FrameOverhead + payloadLength;
-        if (frameLength > _options.MaxRecordBytes) throw new ArgumentException($"A record of {frameLength} bytes exceeds WalOptions.MaxRecordBytes ({_options.MaxRecordBytes}).");
+        if (frameLength > _options.MaxRecordBytes) throw new ArgumentException($"A record of {frameLength} bytes exceeds the log's limit of {_options.MaxRecordBytes} bytes (MaxRecordBytes).");
         if (tail.Offset + frameLength > _options.SegmentBytes)
         {
             tail.Flush();
@@ -236,7 +245,7 @@ public sealed partial class Wal
         Aes256Gcm? gcm = null;
         if (encrypted)
         {
-            if (_options.MasterKey is null) throw new WalKeyException($"{name} is encrypted; open the log with WalOptions.MasterKey.");
+            if (_options.MasterKey is null) throw new WalKeyException($"{name} is encrypted; open the log with the master key it was written with.");
             Span<byte> key = stackalloc byte[32];
             if (!KeyWrap.TryUnwrap(_options.MasterKey, data.AsSpan(40, KeyWrap.WrappedSize), Context(id, seq), key))
             {
@@ -362,7 +371,7 @@ public sealed partial class Wal
     private long? Damage(string name, long offset, string detail)
     {
         if (!_options.TruncateAtDamage) throw new WalCorruptException(name, offset, detail);
-        RecoveryNote = $"truncated at damage in {name} at offset {offset} ({detail}), as WalOptions.TruncateAtDamage asked";
+        RecoveryNote = $"truncated at damage in {name} at offset {offset} ({detail}), as asked (truncate at damage)";
         return offset;
     }
 }

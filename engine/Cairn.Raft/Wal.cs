@@ -30,23 +30,30 @@ public sealed record WalOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the fix.</summary>
     public void Validate()
     {
-        if (SegmentBytes < 64 * 1024) throw new ArgumentException($"SegmentBytes {SegmentBytes} is below 64 KiB.", nameof(SegmentBytes));
+        if (SegmentBytes < 64 * 1024) throw new ArgumentException($"SegmentBytes {SegmentBytes} is below 64 KiB.");
         if (MaxRecordBytes < 1024 || MaxRecordBytes > SegmentBytes - Wal.HeaderSize - Wal.FrameOverhead)
         {
-            throw new ArgumentException($"MaxRecordBytes {MaxRecordBytes} must be from 1 KiB to a segment less its header ({SegmentBytes - Wal.HeaderSize - Wal.FrameOverhead}).", nameof(MaxRecordBytes));
+            throw new ArgumentException($"MaxRecordBytes {MaxRecordBytes} must be from 1 KiB to a segment less its header ({SegmentBytes - Wal.HeaderSize - Wal.FrameOverhead}).");
         }
     }
 }
 
-/// <summary>The log is damaged before its tail: the message names the segment and offset.</summary>
+/// <summary>
+/// The log is damaged before its tail: the message names the segment and offset. It is written for a library user;
+/// the parts (<see cref="Segment"/>, <see cref="Offset"/>, <see cref="Detail"/>) let a caller such as the server
+/// compose its own, naming its own remedies (a flag for <see cref="WalOptions.TruncateAtDamage"/>, say).
+/// </summary>
 public sealed class WalCorruptException(string segment, long offset, string detail)
-    : Exception($"write-ahead log damaged in {segment} at offset {offset}: {detail}. Restore this member from a snapshot or replica, or start with WalOptions.TruncateAtDamage to drop everything from there on.")
+    : Exception($"write-ahead log damaged in {segment} at offset {offset}: {detail}. Restore this member from a replica, or open the log with TruncateAtDamage to drop everything from there on.")
 {
-    /// <summary>The damaged segment file.</summary>
+    /// <summary>The damaged segment's file name (in the log's directory).</summary>
     public string Segment { get; } = segment;
 
     /// <summary>Byte offset of the damaged record.</summary>
     public long Offset { get; } = offset;
+
+    /// <summary>What is wrong there, without place or remedy (e.g. "checksum mismatch").</summary>
+    public string Detail { get; } = detail;
 }
 
 /// <summary>The master key given does not open the log, or the log is encrypted and none was given.</summary>

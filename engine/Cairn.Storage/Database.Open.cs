@@ -9,7 +9,7 @@ public sealed partial class Database
     /// <summary>Writes a new empty database next to <paramref name="path"/> and renames it into place, so creation is atomic.</summary>
     private static void Create(string path, int pageSize, IKeyProvider? masterKey)
     {
-        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.creating";
+        var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{CreatingSuffix}";
         var meta = new MetaState { PageSize = pageSize, FileId = new Guid(RandomNumberGenerator.GetBytes(16)), PageCount = 2 };
         if (masterKey is not null)
         {
@@ -25,22 +25,79 @@ public sealed partial class Database
         meta.Write(page);
         meta.TxnId = 1;
         meta.Write(page.AsSpan(pageSize));
-        using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        // The temporary file stays open — and locked (FileShare.None is flock) — until it has its final name, so that
+        // RemoveStaleCreations in another process never takes it for the leftover of a crash.
+        using (var fs = new FileStream(temp, Native.CreatePrivate(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
         {
             fs.Write(page);
             fs.Flush(flushToDisk: true);
-        }
-        try
-        {
-            System.IO.File.Move(temp, path, overwrite: false);
-        }
-        catch (IOException) when (System.IO.File.Exists(path))
-        {
-            System.IO.File.Delete(temp); // someone else created it first: open theirs
-            return;
+            Failpoints.Hit(Failpoints.BeforeCreateRename);
+            if (!Native.TryMoveNoReplace(temp, path))
+            {
+                System.IO.File.Delete(temp); // someone else created it first: open theirs
+                return;
+            }
         }
         SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
     }
+
+    private const string CreatingSuffix = ".creating";
+
+    /// <summary>
+    /// Deletes what creations of <paramref name="path"/> interrupted by a crash left behind: files named
+    /// <c>{path}.{pid}.{guid}.creating</c> whose process is gone. One is kept when its pid is this process or a live one
+    /// (it may be being created right now), or when another process holds its lock (a creator in another pid namespace).
+    /// Returns the names removed.
+    /// </summary>
+    private static List<string> RemoveStaleCreations(string path)
+    {
+        var removed = new List<string>();
+        var full = System.IO.Path.GetFullPath(path);
+        var dir = System.IO.Path.GetDirectoryName(full);
+        var prefix = System.IO.Path.GetFileName(full) + ".";
+        if (dir is null || !Directory.Exists(dir)) return removed;
+        foreach (var file in Directory.EnumerateFiles(dir, "*" + CreatingSuffix))
+        {
+            var name = System.IO.Path.GetFileName(file);
+            if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            // What is left between the prefix and the suffix must be exactly "{pid}.{32 hex digits}".
+            var middle = name.AsSpan(prefix.Length, name.Length - prefix.Length - CreatingSuffix.Length);
+            var dot = middle.IndexOf('.');
+            if (dot <= 0 || middle.Length - dot - 1 != 32 || !Guid.TryParseExact(middle[(dot + 1)..], "N", out _)) continue;
+            if (!int.TryParse(middle[..dot], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
+            if (pid == Environment.ProcessId || IsProcessAlive(pid)) continue;
+            try
+            {
+                using var handle = System.IO.File.OpenHandle(file, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+                System.IO.File.Delete(file); // while locked: nobody can be writing it
+                removed.Add(name);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Locked by a live creator we cannot see, or already gone, or not ours to delete: leave it.
+            }
+        }
+        return removed;
+    }
+
+    private static bool IsProcessAlive(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false; // no such process
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private const string Restore = "Restore from a backup or a replica.";
 
     private static (MetaState Meta, int Slot, MetaState Other) ReadMeta(IPageFile file, string path, StorageOptions options)
     {
@@ -84,7 +141,7 @@ public sealed partial class Database
         {
             if (m0.FileId != m1.FileId)
             {
-                throw new CorruptDatabaseException(1, "the two meta pages belong to different files");
+                throw new CorruptDatabaseException(path, 1, "the two meta pages belong to different files", Restore);
             }
             (chosen, slot) = m0.TxnId >= m1.TxnId ? (m0, 0) : (m1, 1);
         }
@@ -93,23 +150,24 @@ public sealed partial class Database
             var (good, goodSlot, bad) = r0 == MetaState.ReadResult.Ok ? (m0, 0, 1) : (m1, 1, 0);
             if (!options.AllowMetaFallback)
             {
-                throw new CorruptDatabaseException(bad, $"meta page checksum mismatch; meta page {goodSlot} is intact at transaction {good.TxnId}. " +
-                    "Restore from a backup or a replica, or open with StorageOptions.AllowMetaFallback to roll back to that transaction.");
+                throw new CorruptDatabaseException(path, bad, "meta page checksum mismatch",
+                    $"Meta page {goodSlot} is intact at transaction {good.TxnId}: restore from a backup or a replica, or open with AllowMetaFallback to roll back to that transaction.",
+                    fallbackTransaction: good.TxnId);
             }
             (chosen, slot) = (good, goodSlot);
         }
         else
         {
-            throw new CorruptDatabaseException(0, "both meta pages are damaged (checksum mismatch); restore from a backup or a replica");
+            throw new CorruptDatabaseException(path, 0, "both meta pages are damaged (checksum mismatch)", Restore);
         }
         if (chosen.PageSize < StorageOptions.MinPageSize || chosen.PageSize > StorageOptions.MaxPageSize || (chosen.PageSize & (chosen.PageSize - 1)) != 0)
         {
-            throw new CorruptDatabaseException(slot, $"meta page names an impossible page size {chosen.PageSize}");
+            throw new CorruptDatabaseException(path, slot, $"meta page names an impossible page size {chosen.PageSize}", Restore);
         }
         // Compared in pages: a page count past 2^63 / page size must not wrap the byte count into something small.
         if (chosen.PageCount < 2 || chosen.PageCount > (ulong)length / (ulong)chosen.PageSize)
         {
-            throw new CorruptDatabaseException($"{path} is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages of {chosen.PageSize} bytes but the file has {length} bytes. Restore from a backup or a replica.");
+            throw new CorruptDatabaseException(path, -1, $"the file is truncated: its meta page (transaction {chosen.TxnId}) needs {chosen.PageCount} pages of {chosen.PageSize} bytes but the file has {length} bytes", Restore);
         }
         return (chosen, slot, slot == 0 ? m1 : m0);
     }
@@ -126,7 +184,7 @@ public sealed partial class Database
         }
         if (options.MasterKey is null)
         {
-            throw new EncryptionKeyException($"{path} is encrypted; open it with StorageOptions.MasterKey set to the key it was created (or last rotated) with.");
+            throw new EncryptionKeyException($"{path} is encrypted; open it with the master key it was created (or last rotated) with.");
         }
         Span<byte> dataKey = stackalloc byte[32];
         try

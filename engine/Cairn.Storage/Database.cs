@@ -99,6 +99,13 @@ public sealed partial class Database : IDisposable
     /// <summary>Id of the latest committed transaction.</summary>
     public ulong LastCommittedTransaction { get { lock (_lock) return _current.TxnId; } }
 
+    /// <summary>
+    /// Id of the latest transaction known durable: its meta record is on disk and synced, so it and every commit before
+    /// it survive a crash or a power cut. Equal to <see cref="LastCommittedTransaction"/> unless commits were made without
+    /// a sync since (see <see cref="Sync"/>).
+    /// </summary>
+    public ulong LastDurableTransaction { get { lock (_lock) return _durable.TxnId; } }
+
     /// <summary>Opens the database at <paramref name="path"/>, creating it when missing (see <see cref="StorageOptions.CreateIfMissing"/>).</summary>
     /// <exception cref="CorruptDatabaseException">The file is damaged; the message names the page.</exception>
     /// <exception cref="IncompatibleFormatException">The file is not a Cairn database, or has another format version.</exception>
@@ -108,13 +115,14 @@ public sealed partial class Database : IDisposable
         options ??= new StorageOptions();
         options.Validate();
         ArgumentException.ThrowIfNullOrEmpty(path);
+        var stale = RemoveStaleCreations(path);
         var info = new FileInfo(path);
         if (!info.Exists)
         {
             if (!options.CreateIfMissing) throw new FileNotFoundException($"No database at {path} and CreateIfMissing is false.", path);
-            Create(path, options.PageSize, options.MasterKey);
+            Create(path, options.PageSizeOrDefault, options.MasterKey);
         }
-        IPageFile file = OsPageFile.Open(path, create: false);
+        IPageFile file = OsPageFile.Open(path);
         if (options.FileWrapper is not null) file = options.FileWrapper(file);
         PageCipher? cipher = null;
         try
@@ -122,6 +130,10 @@ public sealed partial class Database : IDisposable
             var (meta, slot, other) = ReadMeta(file, path, options);
             cipher = OpenCipher(path, meta, options);
             var db = new Database(path, file, options, meta, slot, other, cipher);
+            if (stale.Count > 0)
+            {
+                db.Warn($"removed {stale.Count} file(s) left by a database creation that a crash interrupted: {string.Join(", ", stale)}");
+            }
             if (options.MasterKey is KeyFileProvider kf && kf.IsInside(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!))
             {
                 db.Warn($"the key file {kf.Path} sits beside the data it protects: anyone who copies the directory has the key. Keep it elsewhere.");
@@ -212,26 +224,35 @@ public sealed partial class Database : IDisposable
 
     /// <summary>
     /// Makes every commit so far durable: syncs the pages written by commits made without a sync, then writes and
-    /// syncs their meta record. A no-op when nothing is pending.
+    /// syncs their meta record. A no-op when nothing is pending. Waits for an open write transaction to end.
     /// </summary>
-    public void Sync()
+    /// <returns>The id of the latest commit, now durable (<see cref="LastDurableTransaction"/>).</returns>
+    /// <exception cref="IOException">The disk refused the sync or the meta write: the commits stay visible but not durable; retry.</exception>
+    public ulong Sync()
     {
         _writer.Wait();
         try
         {
-            MetaState current;
-            lock (_lock)
-            {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                current = _current;
-            }
+            lock (_lock) ObjectDisposedException.ThrowIf(_disposed, this);
             RepairMetaSlot();
-            if (current.TxnId != _durable.TxnId) WriteMetaDurably(current);
+            return MakeDurable();
         }
         finally
         {
             _writer.Release();
         }
+    }
+
+    /// <summary>
+    /// Called with the writer lock held: writes the latest commit's meta record durably when it is not yet on disk
+    /// (the pages of every commit since the last durable one are synced with it). Returns the durable transaction id.
+    /// </summary>
+    internal ulong MakeDurable()
+    {
+        MetaState current;
+        lock (_lock) current = _current;
+        if (current.TxnId != _durable.TxnId) WriteMetaDurably(current);
+        return current.TxnId;
     }
 
     /// <summary>Syncs the pages already written, then writes the meta record into the slot not holding the last durable one.</summary>

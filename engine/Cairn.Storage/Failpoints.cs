@@ -7,6 +7,9 @@ namespace Cairn.Storage;
 /// </summary>
 public static class Failpoints
 {
+    /// <summary>Creating a file: after the new file is written and synced under its temporary name, before the rename.</summary>
+    public const string BeforeCreateRename = "create.before-rename";
+
     /// <summary>After the transaction's pages are written, before they are synced.</summary>
     public const string BeforeDataSync = "commit.before-data-sync";
 

@@ -38,18 +38,18 @@ internal sealed partial class OsPageFile : IPageFile
 
     public long Length => RandomAccess.GetLength(_handle);
 
-    /// <summary>Opens (or creates) the file with an exclusive advisory lock (flock on Unix).</summary>
-    public static OsPageFile Open(string path, bool create)
+    /// <summary>Opens the file (created beforehand by <c>Database.Create</c>) with an exclusive advisory lock (flock on Unix).</summary>
+    public static OsPageFile Open(string path)
     {
         try
         {
             // FileShare.None takes flock(LOCK_EX | LOCK_NB) on Unix: a second opener, in this process or another, fails.
-            var handle = File.OpenHandle(path, create ? FileMode.OpenOrCreate : FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
             return new OsPageFile(handle);
         }
         catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && File.Exists(path))
         {
-            throw new DatabaseLockedException($"{path} is open in another process or Database instance ({e.Message}); close it there first — one process owns a database file at a time.", e);
+            throw new DatabaseLockedException(path, LockHolder.Find(path), e);
         }
     }
 

@@ -9,8 +9,19 @@ public sealed record StorageOptions
     /// <summary>Largest page size accepted.</summary>
     public const int MaxPageSize = 65536;
 
-    /// <summary>Page size for a new file (a power of two from 4 KiB to 64 KiB). An existing file keeps its own.</summary>
-    public int PageSize { get; init; } = 4096;
+    /// <summary>The page size <see cref="Database.Open"/> gives a new file when <see cref="PageSize"/> is 0.</summary>
+    public const int DefaultPageSize = 4096;
+
+    /// <summary>
+    /// Page size for a new file: a power of two from 4 KiB to 64 KiB, or 0 (the default) for the default of the layer
+    /// that opens it — <see cref="DefaultPageSize"/> (4 KiB) for <see cref="Database.Open"/>, 16 KiB for the key-value
+    /// store — so that setting another option keeps that layer's choice. An existing file keeps its own page size
+    /// whatever this says.
+    /// </summary>
+    public int PageSize { get; init; }
+
+    /// <summary><see cref="PageSize"/>, or <see cref="DefaultPageSize"/> when it is 0.</summary>
+    internal int PageSizeOrDefault => PageSize == 0 ? DefaultPageSize : PageSize;
 
     /// <summary>
     /// Address space reserved for the read-only mapping up front, in bytes. The file grows beneath it without
@@ -52,21 +63,22 @@ public sealed record StorageOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the fix when a setting is out of range.</summary>
     public void Validate()
     {
-        if (PageSize < MinPageSize || PageSize > MaxPageSize || (PageSize & (PageSize - 1)) != 0)
+        if (PageSize != 0 && (PageSize < MinPageSize || PageSize > MaxPageSize || (PageSize & (PageSize - 1)) != 0))
         {
-            throw new ArgumentException($"PageSize {PageSize} is not allowed: use a power of two from {MinPageSize} to {MaxPageSize}.", nameof(PageSize));
+            throw new ArgumentException($"PageSize {PageSize} is not allowed: use a power of two from {MinPageSize} to {MaxPageSize}, or 0 for the default.");
         }
+        var pageSize = PageSizeOrDefault;
         if (MapReserveBytes < 1L << 20)
         {
-            throw new ArgumentException($"MapReserveBytes {MapReserveBytes} is too small: reserve at least 1 MiB (the default is 16 GiB of address space, which costs no memory).", nameof(MapReserveBytes));
+            throw new ArgumentException($"MapReserveBytes {MapReserveBytes} is too small: reserve at least 1 MiB (the default is 16 GiB of address space, which costs no memory).");
         }
-        if (PageCacheBytes < 16L * PageSize)
+        if (PageCacheBytes < 16L * pageSize)
         {
-            throw new ArgumentException($"PageCacheBytes {PageCacheBytes} is below 16 pages ({16L * PageSize} bytes); give the page cache at least that.", nameof(PageCacheBytes));
+            throw new ArgumentException($"PageCacheBytes {PageCacheBytes} is below 16 pages ({16L * pageSize} bytes); give the page cache at least that.");
         }
-        if (GrowthStepBytes < PageSize)
+        if (GrowthStepBytes < pageSize)
         {
-            throw new ArgumentException($"GrowthStepBytes {GrowthStepBytes} is smaller than a page ({PageSize}); use at least one page.", nameof(GrowthStepBytes));
+            throw new ArgumentException($"GrowthStepBytes {GrowthStepBytes} is smaller than a page ({pageSize}); use at least one page.");
         }
     }
 }

@@ -13,9 +13,11 @@ public sealed partial class WriteTransaction
     public void Commit() => Commit(Db.Options.SyncOnCommit);
 
     /// <summary>
-    /// Commits. When <paramref name="durable"/>, the commit survives a power cut once this returns. When not, it is
-    /// visible to readers at once and becomes durable at the next durable commit or <see cref="Database.Sync"/>; a
-    /// crash before that returns the database to the last durable commit, intact.
+    /// Commits. When <paramref name="durable"/>, the commit survives a power cut once this returns, and so does every
+    /// commit before it. When not, it is visible to readers at once and becomes durable at the next durable commit or
+    /// <see cref="Database.Sync"/>; a crash before that returns the database to the last durable commit, intact.
+    /// A durable commit of a transaction that changed nothing is a barrier: it makes the earlier commits made without
+    /// a sync durable (as <see cref="Database.Sync"/> does), and costs nothing when they already are.
     /// </summary>
     /// <exception cref="IOException">The disk refused a write or a sync. Nothing is committed; the database stays at its last commit and usable.</exception>
     public void Commit(bool durable)
@@ -36,7 +38,9 @@ public sealed partial class WriteTransaction
             }
             if (Dirty!.Count == 0 && _freed.Count == 0 && _freedYoung.Count == 0)
             {
-                Finish(); // nothing changed: no new commit
+                // Nothing changed: no new commit, but a durable one still promises that everything before it is durable.
+                if (durable) Db.MakeDurable();
+                Finish();
                 return;
             }
             SaveFreeList();

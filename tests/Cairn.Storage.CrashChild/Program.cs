@@ -9,6 +9,11 @@ namespace Cairn.Storage.CrashChild;
 ///                              "ready m" once open and "committed i" after each Commit returns; stop after lastTxn
 ///                              (default: never). CAIRN_FAILPOINT=name makes the engine exit with 137 at that point.
 /// hold &lt;path&gt;                  open the database, print "holding", keep it open until stdin closes.
+/// lazy &lt;path&gt; &lt;seed&gt; &lt;count&gt; barrier|none
+///                              commit workload transactions 1..count without a sync, printing "committed i"; then,
+///                              with barrier, an empty durable commit ("barrier d": d is the durable transaction id);
+///                              print "waiting" and wait until stdin closes or the process is killed, without closing
+///                              the database (closing would sync).
 /// </code>
 /// Exit codes: 0 done, 2 usage, 3 the database threw.
 /// </summary>
@@ -23,6 +28,7 @@ internal static class Program
                 ["run", var path, var seed] => Run(path, Parse(seed), ulong.MaxValue),
                 ["run", var path, var seed, var last] => Run(path, Parse(seed), Parse(last)),
                 ["hold", var path] => Hold(path),
+                ["lazy", var path, var seed, var count, var mode and ("barrier" or "none")] => Lazy(path, Parse(seed), Parse(count), mode == "barrier"),
                 _ => Usage(),
             };
         }
@@ -65,11 +71,39 @@ internal static class Program
         return 0;
     }
 
+    private static int Lazy(string path, ulong seed, ulong count, bool barrier)
+    {
+        var stdout = Console.Out;
+        var db = Database.Open(path, Workload.OptionsFromEnvironment());
+        for (var txn = 1UL; txn <= count; txn++)
+        {
+            using (var tx = db.BeginWrite())
+            {
+                Workload.Apply(tx, seed, txn);
+                tx.Commit(durable: false);
+            }
+            stdout.WriteLine($"committed {txn}");
+        }
+        if (barrier)
+        {
+            using (var tx = db.BeginWrite()) tx.Commit(durable: true); // changes nothing
+            stdout.WriteLine($"barrier {db.LastDurableTransaction}");
+        }
+        stdout.WriteLine("waiting");
+        stdout.Flush();
+        while (Console.In.ReadLine() is not null)
+        {
+        }
+        // Deliberately not disposed: the test kills this process, and a clean close would sync what the barrier should have.
+        GC.KeepAlive(db);
+        return 0;
+    }
+
     private static ulong Parse(string s) => ulong.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture);
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Cairn.Storage.CrashChild run <path> <seed> [lastTxn] | hold <path>");
+        Console.Error.WriteLine("usage: Cairn.Storage.CrashChild run <path> <seed> [lastTxn] | hold <path> | lazy <path> <seed> <count> barrier|none");
         return 2;
     }
 }

@@ -349,4 +349,169 @@ public sealed class ApiTests
             Assert.True(r.OpenTree("t").ContainsKey("a"u8));
         }
     }
+
+    [Fact]
+    public void An_empty_durable_commit_is_a_barrier_for_earlier_no_sync_commits()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"), new StorageOptions { SyncOnCommit = false });
+        var start = db.LastDurableTransaction;
+        Assert.Equal(db.LastCommittedTransaction, start);
+        for (var i = 0; i < 3; i++)
+        {
+            using var tx = db.BeginWrite();
+            tx.CreateTree("t").Put(Key(i), Key(i));
+            tx.Commit(durable: false);
+        }
+        Assert.Equal(start + 3, db.LastCommittedTransaction);
+        Assert.Equal(start, db.LastDurableTransaction);
+
+        using (var tx = db.BeginWrite()) tx.Commit(durable: true); // changes nothing
+        Assert.Equal(start + 3, db.LastCommittedTransaction);       // no new transaction...
+        Assert.Equal(start + 3, db.LastDurableTransaction);         // ...but everything before it is durable
+
+        using (var tx = db.BeginWrite()) tx.Commit(durable: true);  // already durable: still nothing new
+        Assert.Equal(start + 3, db.LastDurableTransaction);
+        using (var tx = db.BeginWrite()) tx.Commit(durable: false); // an empty lazy commit promises nothing
+        Assert.Equal(start + 3, db.LastCommittedTransaction);
+    }
+
+    [Fact]
+    public void Sync_returns_the_transaction_it_made_durable()
+    {
+        using var dir = new TempDir();
+        using var db = Database.Open(dir.File("db"), new StorageOptions { SyncOnCommit = false });
+        Assert.Equal(db.LastCommittedTransaction, db.Sync()); // nothing pending
+        using (var tx = db.BeginWrite())
+        {
+            tx.CreateTree("t").Put("a"u8, "1"u8);
+            tx.Commit();
+        }
+        var committed = db.LastCommittedTransaction;
+        Assert.True(db.LastDurableTransaction < committed);
+        Assert.Equal(committed, db.Sync());
+        Assert.Equal(committed, db.LastDurableTransaction);
+    }
+
+    [Fact]
+    public void A_new_file_gets_the_default_page_size_and_an_existing_file_keeps_its_own()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, new StorageOptions().PageSize); // 0: the opening layer's default
+        using (var db = Database.Open(dir.File("default"), new StorageOptions { SyncOnCommit = false }))
+        {
+            Assert.Equal(StorageOptions.DefaultPageSize, db.PageSize);
+        }
+        using (var db = Database.Open(dir.File("eight"), new StorageOptions { PageSize = 8192 }))
+        {
+            Assert.Equal(8192, db.PageSize);
+        }
+        foreach (var reopen in new[] { 0, 4096, 16384 })
+        {
+            using var db = Database.Open(dir.File("eight"), new StorageOptions { PageSize = reopen });
+            Assert.Equal(8192, db.PageSize);
+        }
+        var e = Assert.Throws<ArgumentException>(() => new StorageOptions { PageSize = 3000 }.Validate());
+        Assert.Contains("or 0 for the default", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_removes_only_creation_leftovers_whose_creator_is_gone()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("db");
+        string Temp(string db, string pid) => $"{db}.{pid}.{Guid.NewGuid():N}.creating";
+        var dead = Temp(path, $"{int.MaxValue}");                    // no such process: a crash's leftover
+        var mine = Temp(path, $"{Environment.ProcessId}");           // this process: maybe another thread creating now
+        var live = Temp(path, "1");                                  // a live process: maybe creating now
+        var locked = Temp(path, $"{int.MaxValue - 1}");              // no such pid here, but someone holds its lock
+        var other = Temp(dir.File("other"), $"{int.MaxValue}");      // another database's
+        var odd = $"{path}.12.not-a-guid.creating";                  // not a name Cairn makes
+        foreach (var f in new[] { dead, mine, live, locked, other, odd }) File.WriteAllBytes(f, [1, 2, 3]);
+
+        var warnings = new List<string>();
+        using (File.Open(locked, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        using (var db = Database.Open(path, new StorageOptions { Warning = warnings.Add }))
+        {
+            Assert.Contains(Path.GetFileName(dead), Assert.Single(warnings), StringComparison.Ordinal);
+        }
+        Assert.False(File.Exists(dead));
+        foreach (var f in new[] { mine, live, locked, other, odd }) Assert.True(File.Exists(f), $"{Path.GetFileName(f)} was removed");
+
+        // Opening the existing file cleans up too.
+        File.WriteAllBytes(dead, [1]);
+        using (Database.Open(path)) { }
+        Assert.False(File.Exists(dead));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_database_file_is_private(bool encrypted)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        using var dir = new TempDir();
+        var options = new StorageOptions { MasterKey = encrypted ? Cairn.Crypto.StaticKeyProvider.CreateRandom() : null };
+        using (var db = Database.Open(dir.File("db"), options))
+        {
+            using var tx = db.BeginWrite();
+            tx.CreateTree("t").Put("k"u8, new byte[100_000]);
+            tx.Commit();
+        }
+        var file = Assert.Single(Directory.GetFiles(dir.Path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+    }
+
+    [Fact]
+    public void Option_and_key_errors_read_without_code_names_a_user_cannot_act_on()
+    {
+        foreach (var bad in new[]
+        {
+            new StorageOptions { PageSize = 3000 },
+            new StorageOptions { MapReserveBytes = 1 },
+            new StorageOptions { PageCacheBytes = 1 },
+            new StorageOptions { GrowthStepBytes = 1 },
+        })
+        {
+            var e = Assert.Throws<ArgumentException>(bad.Validate);
+            Assert.DoesNotContain("(Parameter", e.Message, StringComparison.Ordinal);
+        }
+        using var dir = new TempDir();
+        using (Database.Open(dir.File("db"), new StorageOptions { MasterKey = Cairn.Crypto.StaticKeyProvider.CreateRandom() })) { }
+        var k = Assert.Throws<EncryptionKeyException>(() => Database.Open(dir.File("db")));
+        Assert.Contains("is encrypted; open it with the master key", k.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("StorageOptions", k.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Threads_racing_to_create_one_database_end_with_one_file_and_one_owner()
+    {
+        const int threads = 6;
+        for (var round = 0; round < 20; round++)
+        {
+            using var dir = new TempDir();
+            var path = dir.File("db");
+            using var start = new Barrier(threads);
+            using var tried = new Barrier(threads);
+            var outcomes = await Task.WhenAll(Enumerable.Range(0, threads).Select(_ => Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                Database? db = null;
+                try
+                {
+                    db = Database.Open(path);
+                }
+                catch (DatabaseLockedException)
+                {
+                }
+                tried.SignalAndWait(); // the owner holds the file until every thread has tried
+                var owned = db is not null;
+                db?.Dispose();
+                return owned;
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
+            // Two owners would mean one creator's file was renamed over another's while it was open.
+            Assert.Equal(1, outcomes.Count(o => o));
+            Assert.Equal(["db"], Directory.GetFiles(dir.Path).Select(Path.GetFileName));
+        }
+    }
 }

@@ -215,6 +215,43 @@ public sealed class CorruptionTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The parts of a meta-page error, for a caller (the server) that composes its own message: the file, the page, what
+    /// is wrong, and the transaction the intact meta page would roll back to. The message names no C# API.
+    /// </summary>
+    [Fact]
+    public void A_damaged_meta_page_reports_its_parts_and_the_transaction_fallback_would_open()
+    {
+        var sample = Small.Value;
+        using var dir = new TempDir();
+        var path = dir.File("meta.cairn");
+        var bytes = (byte[])sample.File.Clone();
+        var newest = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(32)) > BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(PageSize + 32)) ? 0 : 1;
+        var older = BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan((newest ^ 1) * PageSize + 32));
+        bytes[newest * PageSize + 100] ^= 0xFF;
+        File.WriteAllBytes(path, bytes);
+        var e = Assert.Throws<CorruptDatabaseException>(() => Database.Open(path, Options()));
+        Assert.Equal(path, e.Path);
+        Assert.Equal(newest, e.PageNumber);
+        Assert.Equal("meta page checksum mismatch", e.Detail);
+        Assert.Equal(older, e.FallbackTransaction);
+        Assert.Contains($"{path}: page {newest}: meta page checksum mismatch", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"intact at transaction {older}", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("StorageOptions", e.Message, StringComparison.Ordinal);
+
+        bytes[(newest ^ 1) * PageSize + 100] ^= 0xFF; // both damaged: no way out but a restore
+        File.WriteAllBytes(path, bytes);
+        e = Assert.Throws<CorruptDatabaseException>(() => Database.Open(path, Options() with { AllowMetaFallback = true }));
+        Assert.Null(e.FallbackTransaction);
+        Assert.Equal(path, e.Path);
+
+        File.WriteAllBytes(path, sample.File.AsSpan(0, 3 * PageSize).ToArray()); // truncated: no page to name
+        e = Assert.Throws<CorruptDatabaseException>(() => Database.Open(path, Options()));
+        Assert.Equal(-1, e.PageNumber);
+        Assert.StartsWith("the file is truncated", e.Detail, StringComparison.Ordinal);
+        Assert.Null(e.FallbackTransaction);
+    }
+
     /// <summary>Opens a copy of the sample in which only meta page <paramref name="slot"/> is intact.</summary>
     private static Database OpenOnlySlot(byte[] bytes, int slot, string path)
     {

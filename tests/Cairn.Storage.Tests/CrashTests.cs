@@ -150,6 +150,63 @@ public sealed class CrashTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Commits made without a sync are lost to a SIGKILL (their meta record was never written), unless an empty durable
+    /// commit came after them: once it returns they must survive. The case without the barrier shows the kill does
+    /// lose them, so the barrier is what keeps them.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void An_empty_durable_commit_makes_earlier_no_sync_commits_survive_a_kill(bool barrier)
+    {
+        const ulong seed = 31, count = 12;
+        using var dir = new TempDir();
+        var path = dir.File("lazy.cairn");
+        using (var child = ChildProcess.Start(output, ["lazy", path, "31", "12", barrier ? "barrier" : "none"]))
+        {
+            child.WaitForLine("waiting", TimeSpan.FromSeconds(30), "lazy");
+            Assert.Equal((int)count, child.LastCommitted);
+            if (barrier) Assert.True(child.WaitForLine("barrier ", TimeSpan.Zero, "lazy") > 0);
+            child.Kill();
+        }
+        using var db = Database.Open(path);
+        db.Verify();
+        using var tx = db.BeginRead();
+        var expected = barrier ? count : 0;
+        Assert.Equal(expected, Workload.ReadMarker(tx));
+        var model = new WorkloadModel(seed);
+        model.AdvanceTo(expected);
+        Assert.Null(model.Diff(tx));
+    }
+
+    /// <summary>A creation killed between writing its temporary file and renaming it leaves that file; the next open removes it.</summary>
+    [Fact]
+    public void A_creation_killed_before_its_rename_leaves_a_file_the_next_open_removes()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("new.cairn");
+        using (var child = ChildProcess.Start(output, ["run", path, "5"], Failpoints.BeforeCreateRename))
+        {
+            Assert.True(child.WaitForExit(TimeSpan.FromSeconds(30)), "the child did not reach the failpoint");
+            Assert.True(child.ExitCode == 137, $"the child exited {child.ExitCode}, expected 137 from the failpoint: {child.Stderr}");
+        }
+        Assert.False(File.Exists(path));
+        var leftover = Path.GetFileName(Assert.Single(Directory.GetFiles(dir.Path, "*.creating")));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(dir.File(leftover))); // private from the start
+        }
+
+        var warnings = new List<string>();
+        using (var db = Database.Open(path, new StorageOptions { Warning = warnings.Add }))
+        {
+            db.Verify();
+        }
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.creating"));
+        Assert.Contains(leftover, Assert.Single(warnings), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_second_process_cannot_open_a_database_in_use()
     {
@@ -166,6 +223,14 @@ public sealed class CrashTests(ITestOutputHelper output)
             child.WaitForLine("holding", TimeSpan.FromSeconds(30), "hold");
             var e = Assert.Throws<DatabaseLockedException>(() => Database.Open(path));
             Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.Equal(path, e.Path);
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.Equal(child.Id, e.HolderPid); // from /proc/locks
+                Assert.Contains($"in use by another process (pid {child.Id}); stop it first", e.Message, StringComparison.Ordinal);
+                Assert.False(e.HeldByThisProcess);
+            }
+            Assert.DoesNotContain("snapshot", e.Message, StringComparison.OrdinalIgnoreCase);
             child.Kill();
         }
         // The lock dies with its holder.
@@ -184,8 +249,14 @@ public sealed class CrashTests(ITestOutputHelper output)
         var first = Database.Open(path);
         try
         {
-            Assert.Throws<DatabaseLockedException>(() => Database.Open(path));
+            var e = Assert.Throws<DatabaseLockedException>(() => Database.Open(path));
             Assert.Throws<DatabaseLockedException>(() => Database.Open(path, new StorageOptions { CreateIfMissing = false }));
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.Equal(Environment.ProcessId, e.HolderPid);
+                Assert.True(e.HeldByThisProcess);
+                Assert.Contains($"{path} is in use by another Database instance in this process", e.Message, StringComparison.Ordinal);
+            }
         }
         finally
         {
@@ -257,6 +328,8 @@ public sealed class CrashTests(ITestOutputHelper output)
             if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
             return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
         }
+
+        public int Id => _process.Id;
 
         public bool HasExited => _process.HasExited;
 

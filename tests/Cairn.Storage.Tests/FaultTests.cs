@@ -170,7 +170,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         {
             CommitNext(db, durable: false);
             faulty!.SyncsLeft = 0;
-            Assert.Throws<IOException>(db.Sync);
+            Assert.Throws<IOException>(() => db.Sync());
             AssertState(db, After, "after the failed Sync");
             faulty.Heal();
             db.Sync();
