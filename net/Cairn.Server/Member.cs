@@ -151,17 +151,31 @@ public sealed partial class Member : IAsyncDisposable
                     Storage = new StorageOptions { PageSize = 16384, MasterKey = options.MasterKey, SyncOnCommit = false, Warning = w => options.Log?.Invoke(w) },
                 });
             }
+            catch (DatabaseLockedException e)
+            {
+                throw new MemberStartException($"--data-dir {options.DataDir} is in use: {e.Message}", e);
+            }
+            catch (CorruptDatabaseException e)
+            {
+                throw new MemberStartException($"the database {Path.Combine(dir, "kv.db")} is damaged ({(e.PageNumber >= 0 ? $"page {e.PageNumber}: " : "")}{e.Detail}). " +
+                    "Replace this member: `cairn member remove` it and add it back with an empty --data-dir, or restore the cluster from a snapshot (docs/operations.md).", e);
+            }
             catch (Exception e) when (e is StorageException or IOException)
             {
-                throw new MemberStartException($"the database {Path.Combine(dir, "kv.db")} cannot be opened: {e.Message} Restore the member from a snapshot, or remove it from the cluster and add it back with an empty --data-dir.", e);
+                throw new MemberStartException($"the database {Path.Combine(dir, "kv.db")} cannot be opened: {e.Message}", e);
             }
             try
             {
                 wal = Wal.Open(Path.Combine(dir, "wal"), new WalOptions { MasterKey = options.MasterKey, Sync = options.SyncLog });
             }
-            catch (Exception e) when (e is WalCorruptException or WalKeyException or IOException or InvalidDataException)
+            catch (WalCorruptException e)
             {
-                throw new MemberStartException($"the write-ahead log in {Path.Combine(dir, "wal")} cannot be read: {e.Message} Remove the member from the cluster and add it back with an empty --data-dir (it will receive a snapshot).", e);
+                throw new MemberStartException($"the write-ahead log is damaged in {Path.Combine(dir, "wal", e.Segment)} at offset {e.Offset}: {e.Detail}. " +
+                    "Replace this member: `cairn member remove` it and add it back with an empty --data-dir (it receives a snapshot; docs/operations.md).", e);
+            }
+            catch (Exception e) when (e is WalKeyException or IOException or InvalidDataException)
+            {
+                throw new MemberStartException($"the write-ahead log in {Path.Combine(dir, "wal")} cannot be read: {e.Message}", e);
             }
             (SnapshotMetadata Meta, byte[] Data)? snapshot = null;
             var metaPath = Path.Combine(dir, "snap.meta");

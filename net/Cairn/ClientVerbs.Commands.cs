@@ -122,6 +122,7 @@ internal static partial class ClientVerbs
             Verb("disarm", "Clear the alarms.", [], []))));
         var snapshot = Verb("snapshot", "Snapshots of the key space.", [], [], subs: Subs(
             Verb("save", "Stream a member's snapshot into FILE.", ["--compressed"], ["FILE"])));
+        foreach (var c in Snapshots.Commands(io)) snapshot.Subcommands.Add(c);
         root.Subcommands.Add(snapshot);
         root.Subcommands.Add(Verb("move-leader", "Hand leadership to another member.", [], ["ID|NAME"]));
         var scale = Verb("scale", "The autoscaler's view: units, RAM by source, storage against quota.", ["--units"], []);

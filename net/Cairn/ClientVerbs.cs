@@ -233,7 +233,7 @@ internal static partial class ClientVerbs
         long.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id) ? id : throw new UsageException($"lease id '{text}' is not hexadecimal (as `cairn lease grant` prints it)");
 
     /// <summary>Bytes in SI units, as etcdctl shows database sizes.</summary>
-    private static string Bytes(long n)
+    internal static string Bytes(long n)
     {
         string[] units = ["B", "kB", "MB", "GB", "TB"];
         var v = (double)n;

@@ -45,12 +45,15 @@ internal static class Embedded
     {
         Option<string?> KeyFile() => new("--key-file") { Description = "The master key (default ~/.cairn/master.key).", HelpName = "FILE" };
         Option<bool> Plain() => new("--plain") { Description = "The database is not encrypted." };
+        Option<bool> Insecure() => new("--allow-insecure-key-file") { Description = "Accept a --key-file that group or others may read." };
 
         var demo = new Command("demo", "Write N keys into an embedded encrypted database, read them back, verify every page, print figures.");
         var path = new Option<string?>("--path") { Description = "The database file (default ./demo.cairn).", HelpName = "FILE" };
         var keys = new Option<int?>("--keys") { Description = "How many keys (default 200000).", HelpName = "N" };
         var demoKey = KeyFile();
         var demoPlain = Plain();
+        var demoInsecure = Insecure();
+        demo.Options.Add(demoInsecure);
         demo.Options.Add(path);
         demo.Options.Add(keys);
         demo.Options.Add(demoKey);
@@ -59,7 +62,7 @@ internal static class Embedded
         {
             var n = p.GetValue(keys) ?? 200_000;
             if (n < 1) throw new UsageException("--keys must be at least 1");
-            return Demo(io.Out, io.Err, p.GetValue(path) ?? "demo.cairn", n, KeyOptions(p.GetValue(demoKey), p.GetValue(demoPlain), create: true, io.Err));
+            return Demo(io.Out, io.Err, p.GetValue(path) ?? "demo.cairn", n, KeyOptions(p.GetValue(demoKey), p.GetValue(demoPlain), p.GetValue(demoInsecure), create: true, io.Err));
         });
         yield return demo;
 
@@ -69,6 +72,8 @@ internal static class Embedded
             var file = new Argument<string>("FILE");
             var key = KeyFile();
             var plain = Plain();
+            var insecure = Insecure();
+            c.Options.Add(insecure);
             c.Arguments.Add(file);
             c.Options.Add(key);
             c.Options.Add(plain);
@@ -76,7 +81,7 @@ internal static class Embedded
             {
                 var f = p.GetValue(file)!;
                 if (!File.Exists(f)) throw new UsageException($"no database file at {f}");
-                using var db = Database.Open(f, KeyOptions(p.GetValue(key), p.GetValue(plain), create: false, io.Err));
+                using var db = Database.Open(f, KeyOptions(p.GetValue(key), p.GetValue(plain), p.GetValue(insecure), create: false, io.Err));
                 io.Out.WriteLine(name == "verify" ? "ok: " + db.Verify() : db.GetStats().ToString());
                 return 0;
             });
@@ -88,7 +93,7 @@ internal static class Embedded
     /// Encrypted by default: the master key comes from --key-file (default ~/.cairn/master.key, created with mode 0600
     /// when absent for a new demo database); --plain opens or creates an unencrypted database.
     /// </summary>
-    private static StorageOptions KeyOptions(string? keyFile, bool plain, bool create, TextWriter err)
+    private static StorageOptions KeyOptions(string? keyFile, bool plain, bool allowInsecure, bool create, TextWriter err)
     {
         if (plain)
         {
@@ -96,7 +101,7 @@ internal static class Embedded
             return new StorageOptions { CreateIfMissing = create };
         }
         var path = keyFile ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cairn", "master.key");
-        var key = create ? KeyFileProvider.OpenOrCreate(path) : KeyFileProvider.Open(path);
+        var key = create ? KeyFileProvider.OpenOrCreate(path, allowInsecure) : KeyFileProvider.Open(path, allowInsecure);
         return new StorageOptions { MasterKey = key, CreateIfMissing = create, Warning = w => err.WriteLine($"cairn: warning: {w}") };
     }
 

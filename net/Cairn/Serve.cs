@@ -51,6 +51,7 @@ internal static class Serve
     [
         ("--plain", "Store the data unencrypted (no master key)."),
         ("--client-cert-auth", "Require client certificates signed by --cacert; the certificate's common name is the user."),
+        ("--allow-insecure-key-file", "Accept a --key-file that group or others may read (refused by default, as ssh refuses such a private key)."),
         ("--force-new-cluster", "Start this member's data as a one-member cluster (every other member removed, every key kept): recovery from a lost quorum. Start once with it."),
     ];
 
@@ -90,6 +91,7 @@ internal static class Serve
         command.Options.Add(new Option<string?>("--dir") { Description = "Where the three members keep their data (default ./dev-cluster).", HelpName = "DIR" });
         command.Options.Add(new Option<string?>("--key-file") { Description = "The master key (default ~/.cairn/master.key).", HelpName = "FILE" });
         command.Options.Add(new Option<bool>("--plain") { Description = "Store the data unencrypted." });
+        command.Options.Add(new Option<bool>("--allow-insecure-key-file") { Description = "Accept a --key-file that group or others may read." });
         command.Options.Add(new Option<string?>("--peer-secret-file") { Description = "The peer secret (default ~/.cairn/peer.secret).", HelpName = "FILE" });
         command.SetAction(p => DevCluster(new Flags(p), io));
         return command;
@@ -186,7 +188,7 @@ internal static class Serve
     /// directory that holds no data yet: for one that does, a new key could never open it (a typo in --key-file would
     /// leave a fresh key behind and a member that refuses its own data), so start is refused naming both.
     /// </summary>
-    private static KeyFileProvider? Key(Flags flags, string dataDir)
+    internal static KeyFileProvider? Key(Flags flags, string dataDir)
     {
         if (flags.Has("--plain")) return null;
         var given = flags.Get("--key-file");
@@ -196,7 +198,7 @@ internal static class Serve
             throw new UsageException($"the key file {path} does not exist, but {Path.GetFullPath(dataDir)} holds data sealed with another key; " +
                 $"pass the --key-file it was created with{(given is null ? "" : " (check the path for a typo)")}, or --plain if it is not encrypted");
         }
-        return KeyFileProvider.OpenOrCreate(path);
+        return KeyFileProvider.OpenOrCreate(path, flags.Has("--allow-insecure-key-file"));
     }
 
     /// <summary>Whether a member's data directory already holds a database or a log.</summary>
