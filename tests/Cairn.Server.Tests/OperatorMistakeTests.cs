@@ -9,6 +9,7 @@ namespace Cairn.Server.Tests;
 /// flag or config key, no verb at all. Each is run as a person runs it — a `cairn` process with an empty HOME in an
 /// empty directory — and must end in one line on stderr and a non-zero exit code, with nothing written.
 /// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // file modes are Unix's
 public sealed class OperatorMistakeTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("cairn-mistakes-").FullName;
@@ -216,6 +217,29 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.Equal(2, byDefault.Code);
         Assert.Contains("holds data sealed with another key", byDefault.Err, StringComparison.Ordinal);
         AssertNothingWritten();
+    }
+
+    [Fact]
+    public async Task A_key_file_others_can_read_or_that_holds_no_key_is_refused_in_one_line()
+    {
+        var open = Path.Combine(_dir, "open.key");
+        File.WriteAllText(open, Convert.ToHexStringLower(new byte[32]) + "\n");
+        File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var data = Path.Combine(_dir, "data");
+        var r = await Cairn(ServeOn(TestCluster.FreePort(), TestCluster.FreePort(), TestCluster.FreePort(), "--data-dir", data, "--key-file", open));
+        Assert.Equal(1, r.Code);
+        Assert.Single(r.ErrLines);
+        Assert.Contains("chmod 600", r.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(data));
+
+        var garbage = Path.Combine(_dir, "garbage.key");
+        File.WriteAllText(garbage, "not a key\n");
+        File.SetUnixFileMode(garbage, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var bad = await Cairn(ServeOn(TestCluster.FreePort(), TestCluster.FreePort(), TestCluster.FreePort(), "--data-dir", data, "--key-file", garbage));
+        Assert.Equal(1, bad.Code);
+        Assert.Single(bad.ErrLines);
+        Assert.Contains("openssl rand -hex 32", bad.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("FormatException", bad.Err, StringComparison.Ordinal);
     }
 
     [Fact]
