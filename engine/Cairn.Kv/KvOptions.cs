@@ -24,6 +24,24 @@ public sealed record KvOptions
     public const int DefaultPageSize = 16384;
 
     /// <summary>
+    /// How long batches applied without a sync (<c>durable: false</c>) may stay in one open storage transaction before
+    /// it is committed — etcd's backend batch interval. Batches between commits share their pages' writes: a leaf that
+    /// many batches change is written once. Any read of the store first commits what is applied, so reads always see
+    /// it. The log (the WAL) is what makes these batches durable; a restart replays it from the applied index the
+    /// store recorded. Zero: commit every batch.
+    /// </summary>
+    public TimeSpan BackendCommitInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Entries applied in one open storage transaction beyond which it is committed whatever the interval (etcd's batch limit).</summary>
+    public int BackendCommitEntries { get; init; } = 10_000;
+
+    /// <summary>
+    /// Bytes of commands applied in one open storage transaction beyond which it is committed: they are kept (so a
+    /// refused command in a later batch can roll back and apply them again), in a buffer of this size made once.
+    /// </summary>
+    public int BackendCommitBytes { get; init; } = 4 << 20;
+
+    /// <summary>
     /// Storage settings. Their <see cref="StorageOptions.PageSize"/> of 0 (the default) means <see cref="DefaultPageSize"/>
     /// here, so <c>new StorageOptions { MasterKey = k }</c> keeps the key-value store's page size.
     /// </summary>
@@ -38,6 +56,9 @@ public sealed record KvOptions
         var storage = StorageWithDefaults;
         storage.Validate();
         if (WatchQueueCapacity < 1) throw new ArgumentException($"WatchQueueCapacity {WatchQueueCapacity} must be at least 1.");
+        if (BackendCommitInterval < TimeSpan.Zero) throw new ArgumentException($"BackendCommitInterval {BackendCommitInterval} must not be negative (zero commits every batch).");
+        if (BackendCommitEntries < 1) throw new ArgumentException($"BackendCommitEntries {BackendCommitEntries} must be at least 1.");
+        if (BackendCommitBytes < 64 << 10) throw new ArgumentException($"BackendCommitBytes {BackendCommitBytes} must be at least 64 KiB.");
         var storageKey = Math.Max(1024, storage.PageSize / 4 - 32);
         if (MaxKeyBytes < 1 || 2 * MaxKeyBytes + 10 > storageKey)
         {

@@ -14,6 +14,7 @@ public sealed partial class KvStateMachine
     {
         lock (_apply)
         {
+            if (_open) CommitOpen(); // the copy is of what is committed
             var before = new FileInfo(_path).Length;
             var temp = _path + ".defrag";
             File.Delete(temp);
@@ -118,6 +119,7 @@ public sealed partial class KvStateMachine
         ArgumentException.ThrowIfNullOrEmpty(builtPath);
         lock (_apply)
         {
+            if (_open) CommitOpen(); // the file is about to be replaced: what is applied is committed to it first
             // Check the file before giving up ours: it must open with our storage options and not go back in the log.
             ulong applied;
             using (var built = Database.Open(builtPath, _options.Storage with { CreateIfMissing = false }))

@@ -18,6 +18,7 @@ public sealed partial class KvStateMachine
     /// </summary>
     public KvReadView AcquireLatest()
     {
+        CommitForRead(); // a batch applied but not committed would leave the shared view behind it
         lock (_sharedLock)
         {
             if (_shared is { } current)

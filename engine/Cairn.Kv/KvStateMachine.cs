@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Cairn.Storage;
 
 namespace Cairn.Kv;
@@ -45,6 +46,7 @@ public sealed partial class KvStateMachine : IDisposable
 
     internal Database EnterRead()
     {
+        CommitForRead(); // reads see everything applied (KvStateMachine.Backend.cs)
         lock (_gate)
         {
             while (_swapping && !_disposed) Monitor.Wait(_gate);
@@ -92,6 +94,7 @@ public sealed partial class KvStateMachine : IDisposable
         _options = options;
         Watches = new WatchHub(this, Revision, options.WatchQueueCapacity);
         _auth = LoadAuth();
+        StartCommitTimer();
     }
 
     private volatile AuthState _auth;
@@ -262,11 +265,16 @@ public sealed partial class KvStateMachine : IDisposable
     {
         // One transaction object and one Mvcc, begun again for every batch and every attempt (under _apply), so that
         // applying a batch allocates nothing; after a file swap the transaction belongs to the old file: a new one.
-        var attempt = _writer = _db.BeginWrite(_writer?.Database == _db ? _writer : null);
+        // A transaction left open by earlier batches (the batched backend) is carried on.
+        ThrowIfCommitFailed();
+        var attempt = _open ? _writer! : (_writer = _db.BeginWrite(_writer?.Database == _db ? _writer : null));
+        var keepOpen = false;
+        var completed = false;
         try
         {
             var m = _writerMvcc;
             if (m is null) _writerMvcc = m = new Mvcc(attempt, _options);
+            else if (_open) m.Continue();  // the open transaction's trees and state carry on
             else m.Begin(attempt);
             var applied = m.Applied; // read in the write transaction: no reader (and no object) just for it
             var pending = _pending;
@@ -297,10 +305,16 @@ public sealed partial class KvStateMachine : IDisposable
                     pending.Add(new Pending(index, i, null, new KvException($"entry {index} is not a key-value command: {e.Message}"), false));
                 }
             }
-            if (pending.Count == 0) return;
+            if (pending.Count == 0)
+            {
+                keepOpen = _open;
+                completed = true;
+                return;
+            }
 
             // Refused commands must leave no trace, and a storage transaction cannot undo part of itself: try the batch,
-            // and if any command fails, start again without the failing one.
+            // and if any command fails, start again without the failing one (and with the open transaction's earlier
+            // batches applied again: the rollback undid them too).
             Dictionary<ulong, KvException>? refused = null;
             foreach (var p in pending) if (p.Error is not null) (refused ??= [])[p.Index] = p.Error;
             var outcomes = _outcomes;
@@ -312,6 +326,7 @@ public sealed partial class KvStateMachine : IDisposable
                     attempt.Dispose(); // rolls the failed attempt back
                     attempt = _writer = _db.BeginWrite(attempt);
                     m.Begin(attempt);
+                    if (_retainedBuffer is { Count: > 0 }) Replay(m);
                 }
                 m.EventsWanted = watched;
                 outcomes.Clear();
@@ -347,9 +362,25 @@ public sealed partial class KvStateMachine : IDisposable
                 }
                 if (failedAt != 0) continue; // roll back this attempt, retry without the refused command
                 m.Finish(pending[^1].Index);
-                attempt.Commit(durable);
-                RetireShared();
-                if (m.AuthChanged) _auth = LoadAuth();
+                if (!_open)
+                {
+                    _open = true;
+                    _openedAt = Stopwatch.GetTimestamp();
+                }
+                _openEntries += pending.Count;
+                if (durable || _options.BackendCommitInterval <= TimeSpan.Zero || _openEntries >= _options.BackendCommitEntries
+                    || Stopwatch.GetElapsedTime(_openedAt) >= _options.BackendCommitInterval || !TryRetain(entries, pending, refused))
+                {
+                    CommitOpen();
+                    if (durable) _db.Sync(); // also makes the batches committed without a sync before it durable
+                }
+                else
+                {
+                    keepOpen = true;
+                    _dirty = true;
+                }
+                completed = true;
+                if (m.AuthChanged) _auth = AuthState.Load(m.ClusterMetadata()); // read in the writer: no commit just for it
                 if (m.Events.Count > 0 || m.EventsSkipped) Watches.Publish(m.Events, m.Revision, eventsSkipped: m.EventsSkipped);
                 foreach (var o in outcomes) sink.Applied(o);
                 return;
@@ -357,7 +388,17 @@ public sealed partial class KvStateMachine : IDisposable
         }
         finally
         {
-            attempt.Dispose(); // a no-op once committed
+            if (!completed && _open)
+            {
+                // Something unexpected (the disk, a bug) stopped the batch part way: roll back to the last commit,
+                // earlier batches too — the store's applied index says where the log must be applied from again.
+                _open = false;
+                _dirty = false;
+                _retainedBuffer?.Clear();
+                _openEntries = 0;
+                keepOpen = false;
+            }
+            if (!keepOpen && !_open) attempt.Dispose(); // a no-op once committed
         }
     }
 
@@ -420,6 +461,7 @@ public sealed partial class KvStateMachine : IDisposable
     {
         lock (_apply)
         {
+            if (_open) CommitOpen();
             // Under _apply nothing is applied meanwhile, so this is the state the sync makes durable.
             var result = Read(m => new SyncResult(m.Applied, m.Revision));
             _db.Sync();
@@ -431,11 +473,21 @@ public sealed partial class KvStateMachine : IDisposable
     /// <remarks>Waits for open reads (views, snapshots being written) to end first: the file is unmapped after, and a read of unmapped memory would bring the process down.</remarks>
     public void Dispose()
     {
+        _commitTimer?.Dispose();
         lock (_apply)
         {
             lock (_gate)
             {
                 if (_disposed) return;
+            }
+            try
+            {
+                if (_open) CommitOpen();
+            }
+            catch (Exception e) when (e is IOException or StorageException)
+            {
+                // The disk refused the last batches' commit (it is full, or failing): they are rolled back, and the
+                // log they came from replays them at the next start. Closing goes on.
             }
             CloseGate(disposing: true);
             _db.Dispose();

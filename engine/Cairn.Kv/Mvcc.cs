@@ -72,6 +72,21 @@ internal sealed class Mvcc
         }
     }
 
+    /// <summary>
+    /// Starts the next batch in the same, still open write transaction (the batched backend): the trees stay open and
+    /// the state (revision, applied index) is what the last batch left; only what a batch records is cleared.
+    /// </summary>
+    public void Continue()
+    {
+        _sub = 0;
+        Events.Clear();
+        _written?.Clear();
+        _txnDepth = 0;
+        EventsWanted = true;
+        EventsSkipped = false;
+        AuthChanged = false;
+    }
+
     /// <summary>Creates every tree of the key space once, when a store is opened, so readers can open them without asking.</summary>
     public static void CreateTrees(WriteTransaction w)
     {
@@ -592,6 +607,14 @@ internal sealed class Mvcc
     }
 
     /// <summary>Ends the revision being built: the next write starts the next one.</summary>
+    /// <summary>Forgets what this batch recorded for watchers and auth (after replaying batches already reported).</summary>
+    public void ClearBatchRecords()
+    {
+        Events.Clear();
+        EventsSkipped = false;
+        AuthChanged = false;
+    }
+
     public void EndRequest()
     {
         _sub = 0;

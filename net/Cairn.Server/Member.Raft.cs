@@ -123,6 +123,7 @@ public sealed partial class Member
                 while (_node.GetReady() is { } ready) Carry(ready);
                 ServeReads();
                 if (ticked) Housekeeping(now);
+                if (_sm.CommitFailure is not null) _sm.ThrowIfCommitFailed(); // a background backend commit failed: stop, as for a failed write here
                 PublishView();
                 Volatile.Write(ref Stats.RaftThreadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
             }
@@ -572,7 +573,7 @@ public sealed partial class Member
     /// <summary>Compacts the log up to <paramref name="index"/>: the database (which holds everything applied) is synced first, then the snapshot record is written and old log segments go.</summary>
     private void Compact(ulong index)
     {
-        _sm.Storage.Sync();
+        _sm.Sync(); // commits the batches the backend holds open, then syncs: the log may then drop what they came from
         _node.Compact(index, []);
         var meta = _node.SnapshotMetadata!;
         SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);

@@ -148,6 +148,8 @@ public sealed partial class Member : IAsyncDisposable
                 sm = KvStateMachine.Open(Path.Combine(dir, "kv.db"), new KvOptions
                 {
                     QuotaBytes = options.QuotaBytes,
+                    BackendCommitInterval = options.BackendBatchInterval,
+                    BackendCommitEntries = options.BackendBatchLimit,
                     Storage = new StorageOptions { PageSize = 16384, MasterKey = options.MasterKey, SyncOnCommit = false, Warning = w => options.Log?.Invoke(w) },
                 });
             }

@@ -73,6 +73,16 @@ public sealed record MemberOptions
     /// <summary>PBKDF2-HMAC-SHA256 iterations for new passwords (--auth-hash-iterations; OWASP's 2023 advice: 600,000).</summary>
     public int PasswordIterations { get; init; } = 600_000;
 
+    /// <summary>
+    /// How long applied batches may wait in one open storage transaction before it is committed (--backend-batch-interval,
+    /// as etcd's; zero: commit every batch). Reads commit first, so they always see what is applied; the log makes the
+    /// batches durable meanwhile (docs/kv.md, "The batched backend").
+    /// </summary>
+    public TimeSpan BackendBatchInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Entries applied in one open storage transaction beyond which it is committed (--backend-batch-limit, as etcd's).</summary>
+    public int BackendBatchLimit { get; init; } = 10_000;
+
     /// <summary>Applied entries kept in the log before it is compacted into a snapshot (--snapshot-count).</summary>
     public int SnapshotCount { get; init; } = 10_000;
 
@@ -193,6 +203,8 @@ public sealed record MemberOptions
         if (QuotaBytes < 1 << 20) throw new ArgumentException("--quota-bytes must be at least 1 MiB.", nameof(QuotaBytes));
         if (MaxFrameBytes < 64 << 10) throw new ArgumentException("--max-frame-bytes must be at least 64 KiB.", nameof(MaxFrameBytes));
         if (SnapshotCount < 1) throw new ArgumentException("--snapshot-count must be positive.", nameof(SnapshotCount));
+        if (BackendBatchInterval < TimeSpan.Zero) throw new ArgumentException("--backend-batch-interval must not be negative (0 commits every batch).", nameof(BackendBatchInterval));
+        if (BackendBatchLimit < 1) throw new ArgumentException("--backend-batch-limit must be at least 1.", nameof(BackendBatchLimit));
         if ((ClientCertFile is null) != (ClientKeyFile is null)) throw new ArgumentException("--cert and --key go together: give both for TLS on the client port, or neither.", nameof(ClientCertFile));
         if (ClientCertAuth && (ClientCertFile is null || ClientCaFile is null)) throw new ArgumentException("--client-cert-auth needs TLS on the client port (--cert, --key) and the CA that signs client certificates (--cacert).", nameof(ClientCertAuth));
         if (ClientCaFile is not null && ClientCertFile is null) throw new ArgumentException("--cacert without --cert and --key: client certificates are checked only over TLS; add --cert and --key (and --client-cert-auth to require them).", nameof(ClientCaFile));

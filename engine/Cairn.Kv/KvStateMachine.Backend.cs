@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using Cairn.Storage;
+
+namespace Cairn.Kv;
+
+/// <summary>
+/// The batched backend (etcd's backend batch): batches applied without a sync go into one storage transaction that
+/// stays open across batches, and is committed every <see cref="KvOptions.BackendCommitInterval"/>, after
+/// <see cref="KvOptions.BackendCommitEntries"/> entries, or as soon as anyone reads the store — so reads always see
+/// everything applied, and a leaf that many batches change is written once instead of once per batch. What makes the
+/// batches durable in between is the caller's log: a restart replays it from the applied index the store recorded.
+/// </summary>
+public sealed partial class KvStateMachine
+{
+    // Under _apply: whether _writer holds applied batches not yet committed, since when, and how many entries.
+    private bool _open;
+    private long _openedAt;
+    private int _openEntries;
+    private volatile bool _dirty;                     // _open, readable without the lock (the read path checks it)
+    private RetainedBatches? _retainedBuffer;         // the open transaction's commands, to apply again after a rollback (made at first use)
+
+    private RetainedBatches _retained => _retainedBuffer ??= new RetainedBatches(_options.BackendCommitBytes, _options.BackendCommitEntries);
+    private Timer? _commitTimer;
+    private volatile Exception? _commitFailure;       // a commit the disk refused off the caller's thread: every later apply and read fails
+    private long _backendCommits;
+
+    /// <summary>Storage commits of applied batches so far (each writes the pages the batches since the last one changed).</summary>
+    public long BackendCommits => Interlocked.Read(ref _backendCommits);
+
+    /// <summary>Whether applied batches wait in an open transaction for their commit.</summary>
+    public bool HasUncommittedBatches => _dirty;
+
+    private void StartCommitTimer()
+    {
+        var interval = _options.BackendCommitInterval;
+        if (interval > TimeSpan.Zero) _commitTimer = new Timer(static s => ((KvStateMachine)s!).CommitIfDue(), this, interval, interval);
+    }
+
+    /// <summary>Commits the open transaction when its interval has run out (the timer's call: batches may have stopped coming).</summary>
+    private void CommitIfDue()
+    {
+        if (!_dirty) return;
+        try
+        {
+            lock (_apply)
+            {
+                if (_open && Stopwatch.GetElapsedTime(_openedAt) >= _options.BackendCommitInterval) CommitOpen();
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // closed meanwhile
+        }
+        catch (Exception e)
+        {
+            // The disk refused it, off any caller's thread: the batches are rolled back, so the store is behind what
+            // was applied — every later apply and read fails with this, and the owner (a member) stops.
+            _commitFailure = e;
+        }
+    }
+
+    /// <summary>
+    /// A commit of applied batches that the disk refused on the commit timer's thread (null: none). From then on every
+    /// apply and read fails; the owner should stop (a member does at its next round).
+    /// </summary>
+    public Exception? CommitFailure => _commitFailure;
+
+    /// <summary>Throws <see cref="IOException"/> when a background commit failed: the store no longer holds everything applied.</summary>
+    public void ThrowIfCommitFailed()
+    {
+        if (_commitFailure is { } e) throw new IOException($"a commit of applied batches failed ({e.Message}); the store is behind its log: restart the member (it replays the log)", e);
+    }
+
+    /// <summary>Before a read: commits what is applied, so the read sees it.</summary>
+    private void CommitForRead()
+    {
+        ThrowIfCommitFailed();
+        if (!_dirty) return;
+        lock (_apply)
+        {
+            if (_open) CommitOpen();
+        }
+    }
+
+    /// <summary>
+    /// Commits the open transaction (without a sync). Under _apply. The flags fall only after the commit: a reader
+    /// that finds them down must find the batches committed. A commit the disk refuses rolls the batches back (the
+    /// store's applied index says where the log must be applied from again) and throws.
+    /// </summary>
+    private void CommitOpen()
+    {
+        try
+        {
+            _writer!.Commit(false);
+        }
+        catch
+        {
+            _writer!.Dispose();
+            _open = false;
+            _dirty = false;
+            _retainedBuffer?.Clear();
+            _openEntries = 0;
+            throw;
+        }
+        _open = false;
+        _retainedBuffer?.Clear();
+        _openEntries = 0;
+        Interlocked.Increment(ref _backendCommits);
+        RetireShared();
+        _dirty = false;
+    }
+
+    /// <summary>
+    /// Keeps this batch's commands while the transaction stays open (a refused one, or a no-op, only advances the
+    /// index); false, keeping none, when they would not fit in what is kept: then the transaction is committed.
+    /// </summary>
+    private bool TryRetain<TEntries>(TEntries entries, List<Pending> pending, Dictionary<ulong, KvException>? refused) where TEntries : struct, IEntries
+    {
+        long bytes = 0;
+        var count = 0;
+        foreach (var p in pending)
+        {
+            if (!Retained(p, refused)) continue;
+            bytes += entries.Command(p.Entry).Length;
+            count++;
+        }
+        if (!_retained.Fits(bytes, count)) return false;
+        foreach (var p in pending)
+        {
+            if (Retained(p, refused)) _retained.Add(p.Index, entries.Command(p.Entry), p.PlainPut);
+        }
+        return true;
+    }
+
+    private static bool Retained(Pending p, Dictionary<ulong, KvException>? refused) =>
+        p.Error is null && refused?.ContainsKey(p.Index) != true && (p.Command is not null || p.PlainPut);
+
+    /// <summary>Applies the open transaction's earlier batches again, after a rollback; they succeeded before, so they do again.</summary>
+    private void Replay(Mvcc m)
+    {
+        m.EventsWanted = false;
+        for (var i = 0; i < _retained.Count; i++)
+        {
+            var (index, command, plain) = _retained[i];
+            try
+            {
+                if (plain)
+                {
+                    KvCommand.TryReadPlainPut(command.Span, out var key, out var value, out var lease);
+                    m.PutPlain(key, value, lease);
+                }
+                else
+                {
+                    Execute(m, KvCommand.Decode(command.Span));
+                }
+                m.EndRequest();
+            }
+            catch (Exception e) when (e is KvException or ArgumentException or InvalidDataException)
+            {
+                throw new InvalidOperationException($"entry {index} applied before but not when applied again after a rollback: {e.Message}", e);
+            }
+        }
+        m.ClearBatchRecords();
+    }
+
+    /// <summary>The commands of the batches in the open transaction, copied into one buffer of a fixed size (no growth, so no allocation after it is made).</summary>
+    private sealed class RetainedBatches(int capacityBytes, int capacityEntries)
+    {
+        private readonly byte[] _bytes = new byte[capacityBytes];
+        private int _length;
+        private readonly List<(ulong Index, int Offset, int Length, bool Plain)> _entries = new(capacityEntries);
+
+        /// <summary>Whether <paramref name="bytes"/> more in <paramref name="count"/> commands fit.</summary>
+        public bool Fits(long bytes, int count) => _length + bytes <= _bytes.Length && _entries.Count + count <= _entries.Capacity;
+
+        public int Count => _entries.Count;
+
+        public (ulong Index, ReadOnlyMemory<byte> Command, bool Plain) this[int i]
+        {
+            get
+            {
+                var (index, offset, length, plain) = _entries[i];
+                return (index, _bytes.AsMemory(offset, length), plain);
+            }
+        }
+
+        public void Add(ulong index, ReadOnlySpan<byte> command, bool plain)
+        {
+            command.CopyTo(_bytes.AsSpan(_length));
+            _entries.Add((index, _length, command.Length, plain));
+            _length += command.Length;
+        }
+
+        public void Clear()
+        {
+            _entries.Clear();
+            _length = 0;
+        }
+    }
+}
