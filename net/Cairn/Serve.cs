@@ -44,6 +44,7 @@ internal static class Serve
         ("--max-requests-in-flight", "Requests one client connection may have in flight.", "N"),
         ("--idle-timeout", "Close idle client connections after this long (e.g. 5m; 0: never).", "DURATION"),
         ("--handshake-timeout", "Longest a TLS handshake and hello may take (e.g. 10s).", "DURATION"),
+        ("--scrub-interval", "Read back and check every page of the database once per this long, in the background (default 24h; 0: off).", "DURATION"),
     ];
 
     /// <summary>The switches of `cairn serve`.</summary>
@@ -258,8 +259,15 @@ internal static class Serve
             MaxRequestsInFlight = f.Get("--max-requests-in-flight") is { } mr ? (int)Flags.Long("--max-requests-in-flight", mr) : d.MaxRequestsInFlight,
             IdleTimeout = f.Get("--idle-timeout") is { } it ? Flags.Duration("--idle-timeout", it) : d.IdleTimeout,
             HandshakeTimeout = f.Get("--handshake-timeout") is { } ht ? Flags.Duration("--handshake-timeout", ht) : d.HandshakeTimeout,
+            ScrubInterval = f.Get("--scrub-interval") is { } si ? Hours("--scrub-interval", si) : d.ScrubInterval,
         };
     }
+
+    /// <summary>A duration that may also be given in hours ("24h"), as a scrub interval usually is.</summary>
+    private static TimeSpan Hours(string flag, string text) =>
+        text.EndsWith('h') && double.TryParse(text.AsSpan(0, text.Length - 1), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var h) && h >= 0
+            ? TimeSpan.FromHours(h)
+            : Flags.Duration(flag, text);
 
     private static long Positive(string flag, long v) => v > 0 ? v : throw new UsageException($"{flag} must be at least 1 (got {v}).");
 }
