@@ -249,15 +249,4 @@ public sealed partial class Member
         _adminWaiting.Clear();
         foreach (var s in _sessions.Keys) s.Watches.FailAll(ErrorCode.Corrupt, $"{StaleRefusal()}; watch from another member");
     }
-
-    /// <summary>A snapshot replaced the database file: the damage it held is gone.</summary>
-    private void ForgetDamage()
-    {
-        if (_damage is null) return;
-        Log($"the database was replaced by a snapshot: the damage found in the old file ({_damagedPages.Count} pages) is gone; applying and standing for election again");
-        _damagedPages.Clear();
-        _damage = null;
-        _applyHalt = null;
-        _node.Campaigns = true;
-    }
 }

@@ -125,14 +125,7 @@ public sealed partial class Member
                 ServeReads();
                 if (ticked)
                 {
-                    try
-                    {
-                        Housekeeping(now);
-                    }
-                    catch (CorruptDatabaseException e)
-                    {
-                        OnDamage(e, "the member's housekeeping"); // a lease or record read: the rest waits for the next tick
-                    }
+                    Housekeeping(now);
                     TendDamage(now);
                 }
                 PublishView();
@@ -144,7 +137,7 @@ public sealed partial class Member
             // The disk failed under the log or the database (or a bug surfaced): nothing more can be made durable
             // safely. Stop this member rather than acknowledge what might not survive; the process stays up.
             Failed = true;
-            Log(e is StorageException ? $"fatal: {e.GetType().Name}: {e.Message} {(e is CorruptDatabaseException ? ReplaceAdvice + "; " : "")}stopping this member" : $"fatal: {e}; stopping this member");
+            Log($"fatal: {e}; stopping this member");
             _ = Task.Run(() => StopAsync(handOver: false));
         }
     }
@@ -184,7 +177,6 @@ public sealed partial class Member
             TryDelete(path);
             info = new SnapshotInfo(_sm.AppliedIndex, _sm.Revision, 0);
         }
-        ForgetDamage(); // a new file: whatever was damaged in the old one is gone
         _appliedIndex = meta.Index; // the core hands out entries after it again; the store skips what it already holds
         SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);
         _wal.SaveSnapshot(meta.Index, meta.Term);

@@ -49,6 +49,57 @@ public sealed class DamageTests
     }
 
     [Fact]
+    public async Task Watch_replays_snapshots_and_defragmentation_that_meet_a_damaged_page_end_with_Corrupt_and_the_member_keeps_serving()
+    {
+        await using var cluster = new TestCluster(1, encrypted: true) { Customize = (_, o) => o with { ScrubInterval = TimeSpan.Zero } };
+        await cluster.StartAllAsync();
+        long k10, k50;
+        await using (var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1")))
+        {
+            await WriteKeysAsync(c);
+            k10 = (await c.RangeAsync(new RangeRequest { Key = TestClient.Bytes("k10") })).Kvs[0].ModRevision;
+            k50 = (await c.RangeAsync(new RangeRequest { Key = TestClient.Bytes("k50") })).Kvs[0].ModRevision;
+        }
+        await cluster.StopAsync("m1");
+        // The history leaf of k10's put (history keys: key, 00 01, revision big-endian): live reads do not touch it.
+        static byte[] HistoryKey(string key, long revision) => [.. TestClient.Bytes(key), 0, 1, .. BitConverter.GetBytes(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(revision))];
+        var page = DamagedPage.Flip(DbPath(cluster, "m1"), cluster.Options("m1").MasterKey, "kv.history", HistoryKey("k10", k10), HistoryKey("k50", k50));
+        var member = cluster.Start("m1");
+        await cluster.LeaderAsync();
+        await using var client = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        Assert.Equal(Value, await client.GetAsync("k10"));                        // the current value lives elsewhere
+
+        var watch = client.OpenStream(out var watchId);
+        await client.SendAsync(MessageType.WatchCreate, watchId, w => Messages.WriteWatchCreate(w, new WatchRequest { Key = TestClient.Bytes("k"), RangeEnd = RangeRequest.Prefix(TestClient.Bytes("k")), StartRevision = 1 }));
+        Assert.Equal(ErrorCode.Corrupt, (await StreamErrorAsync(watch)).Code);
+
+        var dump = client.OpenStream(out var dumpId);
+        await client.SendAsync(MessageType.Snapshot, dumpId, _ => { });
+        Assert.Equal(ErrorCode.Corrupt, (await StreamErrorAsync(dump)).Code);
+
+        var defrag = await client.CallAsync(MessageType.Defragment, _ => { });
+        var e = Assert.Throws<ServerError>(() => TestClient.Ok(defrag, MessageType.Defragment));
+        Assert.Equal(ErrorCode.Corrupt, e.Code);
+        Assert.Contains($"page {page}:", e.Message, StringComparison.Ordinal);
+
+        Assert.False(member.Failed);
+        Assert.Equal(Value, await client.GetAsync("k50", Consistency.Serializable));
+        await TestCluster.EventuallyAsync(async () => (await AlarmsAsync(client)).Contains(new Alarm(member.Id, AlarmType.Corrupt)), "the CORRUPT alarm is raised");
+    }
+
+    /// <summary>Reads a stream's frames until its Error frame; fails if it ends without one.</summary>
+    private static async Task<ServerError> StreamErrorAsync(System.Threading.Channels.Channel<(FrameHeader, byte[])> stream)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            var (h, payload) = await stream.Reader.ReadAsync(timeout.Token);
+            if (h.Type == MessageType.Error) return Assert.Throws<ServerError>(() => TestClient.Ok((h, payload), MessageType.Error));
+            Assert.True((h.Flags & FrameFlags.Last) == 0, $"the {h.Type} stream ended without an error");
+        }
+    }
+
+    [Fact]
     public async Task A_damaged_leader_hands_over_every_member_lists_the_alarm_and_writes_wait_for_a_restore_and_a_disarm()
     {
         // No scrub: the member learns of the damage from the read below, after it was made leader.
@@ -177,6 +228,60 @@ public sealed class DamageTests
         lock (cluster.Log) Assert.Single(cluster.Log, l => l.Contains("found by the background scrub", StringComparison.Ordinal) && l.Contains($"page {page}:", StringComparison.Ordinal));
         await using var client = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
         await TestCluster.EventuallyAsync(async () => (await AlarmsAsync(client)).Contains(new Alarm(member.Id, AlarmType.Corrupt)), "the CORRUPT alarm is raised");
+    }
+
+    [Fact]
+    public async Task A_member_that_becomes_leader_over_a_damaged_lease_page_stays_up_and_raises_the_alarm()
+    {
+        await using var cluster = new TestCluster(1, encrypted: true) { Customize = (_, o) => o with { ScrubInterval = TimeSpan.Zero } };
+        await cluster.StartAllAsync();
+        await using (var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1")))
+        {
+            TestClient.Ok(await c.CallAsync(MessageType.LeaseGrant, w => { w.I64(600); w.I64(77); }), MessageType.LeaseGrant);
+            await c.PutAsync("k", "v");
+        }
+        await cluster.StopAsync("m1");
+        var leaseKey = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(leaseKey, 77);
+        var page = DamagedPage.Flip(DbPath(cluster, "m1"), cluster.Options("m1").MasterKey, "kv.lease", leaseKey, null);
+
+        var member = cluster.Start("m1");                                 // leading, it reads every lease to start their clocks
+        await TestCluster.EventuallyAsync(() => member.Damaged, "the member notes the damage");
+        Assert.True(member.IsLeader);                                     // alone: nobody to hand over to
+        Assert.False(member.Failed);
+        await using var client = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
+        Assert.Equal("v", await client.GetAsync("k"));
+        var list = await client.CallAsync(MessageType.LeaseList, _ => { });
+        var e = Assert.Throws<ServerError>(() => TestClient.Ok(list, MessageType.LeaseList));
+        Assert.Equal(ErrorCode.Corrupt, e.Code);
+        Assert.Contains($"page {page}:", e.Message, StringComparison.Ordinal);
+        await TestCluster.EventuallyAsync(async () => (await AlarmsAsync(client)).Contains(new Alarm(member.Id, AlarmType.Corrupt)), "the CORRUPT alarm is raised");
+    }
+
+    [Fact]
+    public async Task A_leader_whose_snapshot_for_a_lagging_member_meets_damage_hands_over_and_a_healthy_leader_sends_it()
+    {
+        await using var cluster = new TestCluster(3, encrypted: true, snapshotCount: 20) { Customize = (_, o) => o with { ScrubInterval = TimeSpan.Zero } };
+        await cluster.StartAllAsync();
+        await using (var c = await TestClient.ConnectAsync(cluster.ClientEndpoint(cluster.NameOf(await cluster.LeaderAsync())))) await WriteKeysAsync(c);
+        await cluster.StopAsync("m1", handOver: true);
+        DamagedPage.Flip(DbPath(cluster, "m1"), cluster.Options("m1").MasterKey, "kv.index", TestClient.Bytes("k10"), TestClient.Bytes("k50"));
+        var m1 = cluster.Start("m1");
+        await MoveLeaderAsync(cluster, m1);
+        await cluster.StopAsync("m3");
+        // New keys land on the last leaf, far from k10's; enough of them that m1 compacts its log past m3.
+        await using (var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1")))
+        {
+            for (var i = 0; i < 60; i++) await c.PutAsync($"z{i:D2}", "late");
+        }
+        Assert.False(m1.Damaged);
+        var m3 = cluster.Start("m3");                                     // needs a snapshot: m1's dump reads k10's page
+        await TestCluster.EventuallyAsync(() => m1.Damaged && !m1.IsLeader, "m1 finds the damage and hands leadership over");
+        await TestCluster.EventuallyAsync(() => m3.Stats.SnapshotsInstalled > 0, "m3 installs a snapshot from the healthy leader");
+        await using var atM3 = await TestClient.ConnectAsync(cluster.ClientEndpoint("m3"));
+        await TestCluster.EventuallyAsync(async () => await atM3.GetAsync("z59", Consistency.Serializable) == "late", "m3 caught up");
+        Assert.Equal(Value, await atM3.GetAsync("k10", Consistency.Serializable));
+        lock (cluster.Log) Assert.Contains(cluster.Log, l => l.Contains("cairn m1: database damaged", StringComparison.Ordinal) && l.Contains("a snapshot sent to", StringComparison.Ordinal));
     }
 
     /// <summary>Moves leadership to <paramref name="target"/> (retried while it catches up) and waits until everyone follows it.</summary>

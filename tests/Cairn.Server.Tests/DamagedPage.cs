@@ -11,10 +11,10 @@ internal static class DamagedPage
 {
     /// <summary>
     /// Flips a byte in the page of tree <paramref name="tree"/> that holds <paramref name="damaged"/> but not
-    /// <paramref name="intact"/> (a leaf, not a branch above both), found by trying each page on a copy of the file
-    /// through the storage API. Returns the page number.
+    /// <paramref name="intact"/> (a leaf, not a branch above both; null: any page the lookup needs), found by trying
+    /// each page on a copy of the file through the storage API. Returns the page number.
     /// </summary>
-    public static long Flip(string path, IKeyProvider? key, string tree, byte[] damaged, byte[] intact)
+    public static long Flip(string path, IKeyProvider? key, string tree, byte[] damaged, byte[]? intact)
     {
         var original = File.ReadAllBytes(path);
         var pageSize = PageSizeOf(path, key);
@@ -26,7 +26,7 @@ internal static class DamagedPage
                 var copy = (byte[])original.Clone();
                 copy[page * pageSize + pageSize / 2] ^= 0x01;
                 File.WriteAllBytes(probe, copy);
-                if (Fails(probe, key, tree, damaged) == page && Fails(probe, key, tree, intact) is null)
+                if (Fails(probe, key, tree, damaged) == page && (intact is null || Fails(probe, key, tree, intact) is null))
                 {
                     File.WriteAllBytes(path, copy);
                     return page;
@@ -37,7 +37,7 @@ internal static class DamagedPage
         {
             File.Delete(probe);
         }
-        throw new InvalidOperationException($"no page of {path} holds {Convert.ToHexString(damaged)} in tree '{tree}' without {Convert.ToHexString(intact)}; write more data");
+        throw new InvalidOperationException($"no page of {path} holds {Convert.ToHexString(damaged)} in tree '{tree}'{(intact is null ? "" : $" without {Convert.ToHexString(intact)}")}; write more data");
     }
 
     /// <summary>Flips a byte in page <paramref name="page"/>.</summary>
