@@ -36,9 +36,6 @@ public sealed partial class Member
     /// <summary>Whether apply stopped on a damaged page.</summary>
     internal bool ApplyHalted => _applyHalt is not null;
 
-    /// <summary>The members whose CORRUPT alarm this member has applied.</summary>
-    internal IReadOnlyList<ulong> CorruptAlarms => [.. _corruptAlarms.Select(a => a.Member)];
-
     private string ReplaceAdvice =>
         $"Replace this member's data: `cairn member remove {Name}`, empty its --data-dir, `cairn member add {Name} --peer-urls {_options.PeerUrl}`, " +
         "start it with --initial-cluster-state existing (it receives a snapshot), then `cairn alarm disarm`";
@@ -198,7 +195,7 @@ public sealed partial class Member
         w.BeginFrame(MessageType.AlarmRaise, FrameFlags.None, 0);
         w.U64(Id);
         w.U8((byte)AlarmType.Corrupt);
-        w.String($"page {FirstDamagedPage()} of member {Name}'s database: {damage}");
+        w.String(damage); // "page N: what failed" (the record's key names the member)
         w.EndFrame();
         Frame.TryReadHeader(w.WrittenSpan, out var h);
         var responder = new SelfResponder(this, _ => { });
@@ -212,8 +209,6 @@ public sealed partial class Member
             Forward(responder, h, w.WrittenSpan[Frame.HeaderSize..]);
         }
     }
-
-    private long FirstDamagedPage() => _damagedPages.IsEmpty ? -1 : _damagedPages.Keys.Min();
 
     /// <summary>
     /// Applying committed entries ran into a damaged page (raft thread). The batch was rolled back; applying more would

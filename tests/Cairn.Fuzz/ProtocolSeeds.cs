@@ -51,7 +51,7 @@ public static class ProtocolSeeds
         Add(MessageType.MemberPromote, w => w.U64(0xBEEF));
         Add(MessageType.MemberPublish, w => { w.String("m1"); w.String("127.0.0.1:9380"); w.String("127.0.0.1:9379"); w.U64(0xA1); });
         Add(MessageType.ScalingReport, w => { w.String("m2"); w.I64(1_700_000_000_000); w.I64(1 << 28); w.I64(1 << 30); });
-        Add(MessageType.AlarmRaise, w => { w.U64(0xA2); w.U8((byte)AlarmType.Corrupt); w.String("page 812 of member m2's database: authentication tag mismatch"); });
+        Add(MessageType.AlarmRaise, w => { w.U64(0xA2); w.U8((byte)AlarmType.Corrupt); w.String("page 812: authentication tag mismatch"); });
         Add(MessageType.Status, _ => { });
         Add(MessageType.AlarmList, _ => { });
         Add(MessageType.AlarmDisarm, _ => { });
