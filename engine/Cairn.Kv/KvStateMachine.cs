@@ -44,9 +44,10 @@ public sealed partial class KvStateMachine : IDisposable
     private bool _swapping;
     private bool _disposed;      // closed: new reads are refused; Dispose waited for the open ones
 
-    internal Database EnterRead()
+    /// <param name="latest">Commit applied batches first, so the read sees them (false: the committed state will do, as for a scrub).</param>
+    internal Database EnterRead(bool latest = true)
     {
-        CommitForRead(); // reads see everything applied (KvStateMachine.Backend.cs)
+        if (latest) CommitForRead(); // reads see everything applied (KvStateMachine.Backend.cs)
         lock (_gate)
         {
             while (_swapping && !_disposed) Monitor.Wait(_gate);

@@ -38,6 +38,13 @@ public sealed partial class RaftNode
         }
         if (++_electionElapsed >= _timeout)
         {
+            if (!Campaigns)
+            {
+                // Stays a follower (and votes): the timer stays expired, so it is out of any leader's lease and grants
+                // votes to others at once.
+                _electionElapsed = _timeout;
+                return;
+            }
             if (_options.PreVote) PreCampaign();
             else Campaign();
         }
@@ -166,7 +173,7 @@ public sealed partial class RaftNode
             case MessageType.Snapshot: OnSnapshot(m); break;
             case MessageType.HeartbeatResponse: OnHeartbeatResponse(m); break;
             case MessageType.TimeoutNow:
-                if (Role != Role.Leader) Campaign(forced: true); // the leader handed over: no pre-vote, no waiting
+                if (Role != Role.Leader && Campaigns) Campaign(forced: true); // the leader handed over: no pre-vote, no waiting
                 break;
         }
     }

@@ -274,6 +274,14 @@ public sealed partial class RaftNode
     /// <summary>The leader this member knows of in <see cref="Term"/> (0: none).</summary>
     public ulong Leader { get; private set; }
 
+    /// <summary>
+    /// Whether this member stands for election when its timer runs out or a leader hands over to it (default true).
+    /// A member that should not lead — its state machine's storage is damaged — turns it off: it still votes and
+    /// replicates, so the others keep their quorum. Off does not depose it when it leads: hand leadership over with
+    /// <see cref="TransferLeadership"/>.
+    /// </summary>
+    public bool Campaigns { get; set; } = true;
+
     /// <summary>The member this leader is handing leadership to (0: none).</summary>
     public ulong Transferee => _transferee;
 

@@ -77,9 +77,9 @@ public sealed partial class CairnClient
         {
             return (null, true);
         }
-        catch (CairnException e) when (e.Code is ErrorCode.Internal or ErrorCode.Stopping)
+        catch (CairnException e) when (e.Code is ErrorCode.Internal or ErrorCode.Stopping or ErrorCode.Corrupt)
         {
-            return (null, true);
+            return (null, true); // Corrupt: the member's database is damaged (it stopped applying): another member carries on
         }
     }
 
@@ -123,7 +123,7 @@ public sealed partial class CairnClient
                 last = e;
                 await DropAsync(c).ConfigureAwait(false);
             }
-            catch (CairnException e) when (e.Code is ErrorCode.Stopping or ErrorCode.Internal or ErrorCode.Busy or ErrorCode.TooManyRequests)
+            catch (CairnException e) when (e.Code is ErrorCode.Stopping or ErrorCode.Internal or ErrorCode.Busy or ErrorCode.TooManyRequests or ErrorCode.Corrupt)
             {
                 last = e;
                 await LeaveAsync(c).ConfigureAwait(false);

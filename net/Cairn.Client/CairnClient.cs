@@ -9,7 +9,8 @@ namespace Cairn.Client;
 /// (ranges, status, member and lease listings, keep-alives, hashes, alarms) are retried transparently until
 /// <see cref="CairnClientOptions.RequestTimeout"/>; writes are retried only when they provably were not applied — the
 /// member said NoLeader, Busy or Stopping, or the request never left this process — and otherwise end in a
-/// <see cref="CairnUnknownOutcomeException"/>. Every answer comes as an <see cref="Answer{T}"/>: the member's
+/// <see cref="CairnUnknownOutcomeException"/>. A read answered Corrupt (the member's database is damaged there) is
+/// asked of the next endpoint. Every answer comes as an <see cref="Answer{T}"/>: the member's
 /// <see cref="WireHeader"/> (cluster, member, revision, term) with the body. Thread-safe; dispose to close.
 /// </summary>
 public sealed partial class CairnClient : IAsyncDisposable
@@ -74,6 +75,7 @@ public sealed partial class CairnClient : IAsyncDisposable
         var backoff = new StrongBox<TimeSpan>(_options.RetryBackoff);
         var reachedOne = false;      // once a member answered, an unreachable cluster is a failover in progress: keep trying
         var reauthenticated = false;
+        var corruptAnswers = 0;       // reads answered Corrupt (a damaged member): each is asked of the next endpoint
         Exception? last = null;
         while (true)
         {
@@ -125,6 +127,13 @@ public sealed partial class CairnClient : IAsyncDisposable
                 reauthenticated = true;
                 last = e;
                 await AuthenticateConnectionAsync(c, withPassword: true, deadline.Token).ConfigureAwait(false);
+            }
+            catch (CairnCorruptException e) when (idempotent && endpoint is null && ++corruptAnswers < EndpointCount)
+            {
+                // This member's copy of the data is damaged where the read looked (it raised the CORRUPT alarm): the
+                // others hold intact copies. Ask the next one; once every endpoint answered Corrupt, give up with it.
+                last = e;
+                Rotate(c.Endpoint);
             }
             catch (CairnException e) when (e.Code is { } code && (CairnException.IsNotApplied(code) || (idempotent && code == ErrorCode.Timeout)))
             {
@@ -299,6 +308,11 @@ public sealed partial class CairnClient : IAsyncDisposable
         var until = DateTime.UtcNow + _options.RequestTimeout;
         while (c.IsOpen && c.PendingCount > 0 && DateTime.UtcNow < until) await Task.Delay(20).ConfigureAwait(false);
         await c.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private int EndpointCount
+    {
+        get { lock (_lock) return _endpoints.Count; }
     }
 
     /// <summary>Makes the endpoint after <paramref name="endpoint"/> current (its connection stays open).</summary>

@@ -35,6 +35,7 @@ public class CairnException : Exception
     {
         ErrorCode.Compacted => new CairnCompactedException(message, endpoint),
         ErrorCode.NoSpace => new CairnNoSpaceException(message, endpoint),
+        ErrorCode.Corrupt => new CairnCorruptException(message, endpoint),
         ErrorCode.LeaseNotFound => new CairnLeaseNotFoundException(message, endpoint),
         ErrorCode.Timeout => new CairnUnknownOutcomeException(ErrorCode.Timeout, $"{endpoint}: {message}", endpoint),
         ErrorCode.AuthFailed or ErrorCode.PermissionDenied or ErrorCode.InvalidAuthToken or ErrorCode.AuthError => new CairnAuthException(code, message, endpoint),
@@ -72,6 +73,37 @@ public sealed class CairnCompactedException : CairnException
 
 /// <summary>The storage quota is exhausted (NOSPACE alarm): compact, defragment and disarm, or raise the quota.</summary>
 public sealed class CairnNoSpaceException(string message, string? endpoint = null) : CairnException(ErrorCode.NoSpace, message, endpoint);
+
+/// <summary>
+/// A member's database is damaged (<see cref="ErrorCode.Corrupt"/>): a page the request needed failed its authentication
+/// tag or checksum on the member that answered (<see cref="PageNumber"/> names it), or a write was refused because a
+/// member raised the CORRUPT alarm. Nothing was applied. Reads can be served by another member (the client tries the
+/// others first); writes are refused cluster-wide until the damaged member's data is replaced and the alarm disarmed
+/// (`cairn alarm list`, then `cairn alarm disarm`).
+/// </summary>
+public sealed class CairnCorruptException : CairnException
+{
+    /// <summary>Creates the exception.</summary>
+    public CairnCorruptException(string message, string? endpoint = null) : base(ErrorCode.Corrupt, message, endpoint)
+    {
+        PageNumber = ParsePage(message);
+    }
+
+    /// <summary>The damaged page the member named — of its own database, or, for a write refused under the alarm, of the damaged member's the message names — or -1 when it named none.</summary>
+    public long PageNumber { get; }
+
+    // The member says "... page N: ..." (Cairn.Storage.CorruptDatabaseException).
+    private static long ParsePage(string message)
+    {
+        const string marker = "page ";
+        var at = message.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0) return -1;
+        var span = message.AsSpan(at + marker.Length);
+        var n = 0;
+        while (n < span.Length && char.IsAsciiDigit(span[n])) n++;
+        return long.TryParse(span[..n], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : -1;
+    }
+}
 
 /// <summary>The lease does not exist (expired, revoked, or never granted): grant a new one.</summary>
 public sealed class CairnLeaseNotFoundException(string message, string? endpoint = null) : CairnException(ErrorCode.LeaseNotFound, message, endpoint);

@@ -110,6 +110,8 @@ public enum MessageType : ushort
     MemberPublish = 44,
     /// <summary>Members only: a follower reports its memory and storage figures to the leader's autoscaler.</summary>
     ScalingReport = 45,
+    /// <summary>Members only: a member that found its database damaged asks the leader to raise its CORRUPT alarm through the log.</summary>
+    AlarmRaise = 46,
     /// <summary>This member's status.</summary>
     Status = 50,
     /// <summary>Raised alarms.</summary>
@@ -205,7 +207,7 @@ public enum ErrorCode : ushort
     /// <summary>Peer links: the dialing member was removed from the cluster (it stops when told).</summary>
     MemberRemoved = 20,
 
-    // 21–23: connection limits and peer trust; 30–33: auth.
+    // 21–23: connection limits and peer trust; 24: a damaged database; 30–33: auth.
 
     /// <summary>The member has as many client connections as it accepts (--max-connections); nothing on this connection was served. Try another member or later.</summary>
     TooManyConnections = 21,
@@ -213,6 +215,12 @@ public enum ErrorCode : ushort
     IdleTimeout = 22,
     /// <summary>Peer links: the dialer could not prove it holds the cluster's peer secret (--peer-secret-file), or its certificate is not trusted.</summary>
     PeerAuthFailed = 23,
+    /// <summary>
+    /// A page of the answering member's database failed its authentication tag or checksum (the message names the page),
+    /// or a write was refused because a CORRUPT alarm is raised. The request was not applied: read from another member;
+    /// replace the damaged member's data, then disarm the alarm.
+    /// </summary>
+    Corrupt = 24,
 
     /// <summary>Wrong user name or password (repeated failures from one address are answered more and more slowly).</summary>
     AuthFailed = 30,

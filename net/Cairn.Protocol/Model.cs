@@ -49,6 +49,8 @@ public enum AlarmType : byte
 {
     /// <summary>The storage quota is exhausted: writes are refused until space is freed and the alarm disarmed.</summary>
     NoSpace = 1,
+    /// <summary>A member found a page of its database damaged: client writes are refused cluster-wide until it is replaced and the alarm disarmed.</summary>
+    Corrupt = 2,
 }
 
 /// <summary>A raised alarm.</summary>

@@ -72,8 +72,11 @@ internal sealed class ForwardResponder(PeerTransport peers, ulong to, ulong forw
     }
 }
 
-/// <summary>Answers to the member's own requests (publishing its address): noted, not sent.</summary>
-internal sealed class SelfResponder(Member member) : Responder
+/// <summary>
+/// Answers to the member's own requests (publishing its address, raising its alarm): noted, not sent —
+/// <paramref name="answered"/> learns whether the request succeeded (null: the address publication's bookkeeping).
+/// </summary>
+internal sealed class SelfResponder(Member member, Action<bool>? answered = null) : Responder
 {
     private readonly FrameWriter _writer = new(256);
     private readonly Lock _lock = new();
@@ -90,7 +93,11 @@ internal sealed class SelfResponder(Member member) : Responder
     {
         try
         {
-            if (Frame.TryReadHeader(_writer.WrittenSpan, out var h)) member.OnPublished(h.Type != MessageType.Error);
+            if (Frame.TryReadHeader(_writer.WrittenSpan, out var h))
+            {
+                if (answered is not null) answered(h.Type != MessageType.Error);
+                else member.OnPublished(h.Type != MessageType.Error);
+            }
             _writer.Reset();
         }
         finally

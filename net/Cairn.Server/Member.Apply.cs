@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Cairn.Kv;
 using Cairn.Protocol;
 using Cairn.Raft;
+using CorruptDatabaseException = Cairn.Storage.CorruptDatabaseException;
 
 namespace Cairn.Server;
 
@@ -17,6 +18,9 @@ public sealed partial class Member
 
     private void Apply(IReadOnlyList<Entry> committed)
     {
+        // Apply stopped on a damaged page: the entries stay in the log (a restart replays them from the database's
+        // applied index), and nothing after the damage is applied out of order.
+        if (_applyHalt is not null) return;
         var t0 = Stopwatch.GetTimestamp();
         _apply.Clear();
         _applyOrigins.Clear();
@@ -43,8 +47,18 @@ public sealed partial class Member
             }
         }
         _applyCursor = 0;
-        _sm.ApplyBatch(_apply, new ApplySink(this));
+        _alarmsApplied = false;
+        try
+        {
+            _sm.ApplyBatch(_apply, new ApplySink(this));
+        }
+        catch (CorruptDatabaseException e)
+        {
+            HaltApply(e); // the batch's transaction was rolled back: nothing of it is applied
+            return;
+        }
         _appliedIndex = committed[^1].Index;
+        if (_alarmsApplied && !configChanged) RefreshNoSpace();
         Interlocked.Add(ref Stats.ProposalsApplied, _applyOrigins.Count);
         Interlocked.Add(ref Stats.ApplyTicks, Stopwatch.GetTimestamp() - t0);
         if (configChanged) RefreshDirectory();
@@ -64,6 +78,7 @@ public sealed partial class Member
     }
 
     private int _applyCursor;   // the next of _applyOrigins to match against an outcome (outcomes come in index order)
+    private bool _alarmsApplied; // the batch applied an alarm or a cluster record: the cached alarms are read again
 
     /// <summary>Answers whoever waits on each applied entry; no object per entry (the sink is a struct over the member).</summary>
     private readonly struct ApplySink(Member member) : IApplySink
@@ -86,6 +101,7 @@ public sealed partial class Member
             }
             if (r.Error is NoSpaceException) _alarmProposed = false;
         }
+        if (r.Response is ResponseHeader) _alarmsApplied = true; // an alarm raised or disarmed, or a cluster record (rare)
         if (r.Response is LeaseGrantResponse g && _node.Role == Role.Leader) _leases.Granted(g.Id, g.Ttl);
     }
 

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using Cairn.Kv;
 using Cairn.Protocol;
 using Cairn.Raft;
+using Cairn.Storage;
 
 namespace Cairn.Server;
 
@@ -122,7 +123,11 @@ public sealed partial class Member
                 RunAdmin();
                 while (_node.GetReady() is { } ready) Carry(ready);
                 ServeReads();
-                if (ticked) Housekeeping(now);
+                if (ticked)
+                {
+                    Housekeeping(now);
+                    TendDamage(now);
+                }
                 if (_sm.CommitFailure is not null) _sm.ThrowIfCommitFailed(); // a background backend commit failed: stop, as for a failed write here
                 PublishView();
                 Volatile.Write(ref Stats.RaftThreadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
@@ -206,13 +211,22 @@ public sealed partial class Member
                 p.Return();
                 continue;
             }
-            if (p.AddsData && !_alarmProposed && _sm.Storage.DataSize + 2L * p.Data.Length > QuotaBytes && !_sm.NoSpaceAlarm)
+            if (p.AddsData && (_noSpaceRaised || _sm.Storage.DataSize + 2L * p.Data.Length > QuotaBytes))
             {
-                // The space check is made where writes are proposed; the alarm itself goes through the log so every member raises it at the same index.
-                _batch.Add(Envelope(new KvCommand { NoSpaceAlarm = true }.Encode(), out _));
-                _batchProposals.Add(new Proposal([], null));
-                _alarmProposed = true;
-                Log($"storage quota reached ({_sm.Storage.DataSize} bytes in use of {QuotaBytes}): raising the NOSPACE alarm");
+                // The space check is made where writes are proposed; the alarm itself goes through the log so every member
+                // raises it at the same index. The write that finds the quota reached is refused here, before the log, as
+                // is every write that adds data while the alarm is raised: a refused write never becomes an entry.
+                if (!_noSpaceRaised && !_alarmProposed)
+                {
+                    _batch.Add(Envelope(new KvCommand { NoSpaceAlarm = true }.Encode(), out _));
+                    _batchProposals.Add(new Proposal([], null));
+                    _alarmProposed = true;
+                    Log($"storage quota reached ({_sm.Storage.DataSize} bytes in use of {QuotaBytes}): raising the NOSPACE alarm");
+                }
+                Interlocked.Increment(ref Stats.ProposalsRefused);
+                p.Waiter?.Fail(ErrorCode.NoSpace, $"database space exceeded (NOSPACE alarm: {_sm.Storage.DataSize} bytes in use of a quota of {QuotaBytes}): the write was refused before it reached the log (nothing was applied); deletes, compaction and defragmentation still work — free space, then `cairn alarm disarm` (or add units: `cairn scale --units N`)");
+                p.Return();
+                continue;
             }
             _batch.Add(p.Data);
             _batchProposals.Add(p);
@@ -257,6 +271,11 @@ public sealed partial class Member
         List<PendingRead>? round = null;
         while (_reads.TryDequeue(out var r))
         {
+            if (StaleRefusal() is { } stale)
+            {
+                r.Fail(ErrorCode.Corrupt, stale);
+                continue;
+            }
             if (_node.Role != Role.Leader)
             {
                 r.Fail(ErrorCode.NoLeader, "this member stopped leading before the read was confirmed; retry");
@@ -280,6 +299,13 @@ public sealed partial class Member
     private void ServeReads()
     {
         if (_readBatches.Count == 0) return;
+        if (StaleRefusal() is { } stale)
+        {
+            // Apply stopped on a damaged page: these reads would wait for ever.
+            foreach (var (_, batch) in _readBatches) foreach (var r in batch) r.Fail(ErrorCode.Corrupt, stale);
+            _readBatches.Clear();
+            return;
+        }
         var applied = _appliedIndex;
         for (var i = 0; i < _readBatches.Count;)
         {
@@ -391,7 +417,14 @@ public sealed partial class Member
             Interlocked.Increment(ref Stats.LeaderChanges);
             if (leader == Id)
             {
-                _leases.Reset(_sm.Leases());
+                try
+                {
+                    _leases.Reset(_sm.Leases());
+                }
+                catch (CorruptDatabaseException e)
+                {
+                    OnDamage(e, "reading the leases on becoming leader"); // it hands leadership over at the next tick
+                }
                 _alarmProposed = false;
             }
             if (leader != 0 && _lastKnownLeader != 0 && leader != _lastKnownLeader)
@@ -428,6 +461,7 @@ public sealed partial class Member
     {
         ApplyUnits(UnitsFromState());     // the unit count is a cluster record too
         _directory = MemberDirectory.Build(_options, _sm.ClusterMetadata());
+        RefreshAlarms();    // alarms are cluster records too
         var peers = _directory.PeerUrls(Id);
         foreach (var id in peers.Keys.ToList())
         {

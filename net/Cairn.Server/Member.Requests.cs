@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Cairn.Kv;
 using Cairn.Protocol;
 using Cairn.Raft;
+using Cairn.Storage;
 
 using MessageType = Cairn.Protocol.MessageType;
 
@@ -31,9 +32,9 @@ public sealed partial class Member
             Refuse(r, h.Type, id, ErrorCode.Malformed, "a client sent a frame flagged as a response");
             return;
         }
-        if (!Authorize(r, h, payload)) return;
         try
         {
+            if (!Authorize(r, h, payload)) return;
             var reader = new PayloadReader(payload);
             switch (h.Type)
             {
@@ -41,6 +42,7 @@ public sealed partial class Member
                 {
                     var v = Messages.ReadRangeView(ref reader);
                     reader.End();
+                    if ((v.Consistency == Consistency.Serializable || IsLeader) && StaleRefusal() is { } staleRead) throw new ProtocolException(ErrorCode.Corrupt, staleRead);
                     if (v.Consistency == Consistency.Serializable) ServeRangeView(r, id, v);
                     else if (IsLeader) QueueRead(new PendingRead(r, id, v.ToRequest()));
                     else Forward(r, h, payload);
@@ -57,10 +59,21 @@ public sealed partial class Member
                     if (h.Type == MessageType.MemberPublish && r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members publish their own addresses; clients cannot");
                     if (!IsLeader)
                     {
+                        // Refused here when the state machine would refuse it: a refused write never reaches the log.
+                        CheckWrite(h.Type, payload);
                         Forward(r, h, payload);
                         break;
                     }
                     ProposeRequest(r, h.Type, id, ref reader);
+                    break;
+                case MessageType.AlarmRaise:
+                    if (r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members raise their own alarms; clients cannot");
+                    if (!IsLeader)
+                    {
+                        Forward(r, h, payload);
+                        break;
+                    }
+                    RaiseAlarmRequest(r, id, ref reader);
                     break;
                 case MessageType.LeaseKeepAlive:
                 case MessageType.LeaseTimeToLive:
@@ -74,12 +87,13 @@ public sealed partial class Member
                 case MessageType.LeaseList:
                 {
                     reader.End();
+                    long[] ids = [.. _sm.Leases().Select(l => l.Id)]; // read before the frame begins: a damaged page must not leave half a frame
                     var w = r.Begin();
                     try
                     {
                         w.BeginFrame(h.Type, FrameFlags.Response, id);
                         Messages.WriteHeader(w, Header());
-                        Messages.WriteIds(w, [.. _sm.Leases().Select(l => l.Id)]);
+                        Messages.WriteIds(w, ids);
                         w.EndFrame();
                     }
                     finally
@@ -93,6 +107,7 @@ public sealed partial class Member
                     var request = Messages.ReadWatchCreate(ref reader);
                     reader.End();
                     if (r is not ClientSession session) throw new ProtocolException(ErrorCode.InvalidArgument, "watches are served by the member a client is connected to");
+                    if (StaleRefusal() is { } staleWatch) throw new ProtocolException(ErrorCode.Corrupt, $"{staleWatch}; watch from another member");
                     if (!session.Watches.Create(this, id, request)) throw new ProtocolException(ErrorCode.InvalidArgument, $"request id {id} already names a watch on this connection; use a fresh id");
                     break;
                 }
@@ -179,12 +194,13 @@ public sealed partial class Member
                 case MessageType.Status:
                 {
                     reader.End();
+                    var status = Status();
                     var w = r.Begin();
                     try
                     {
                         w.BeginFrame(h.Type, FrameFlags.Response, id);
                         Messages.WriteHeader(w, Header());
-                        Messages.WriteStatus(w, Status());
+                        Messages.WriteStatus(w, status);
                         w.EndFrame();
                     }
                     finally
@@ -196,12 +212,13 @@ public sealed partial class Member
                 case MessageType.AlarmList:
                 {
                     reader.End();
+                    var alarms = AlarmList();
                     var w = r.Begin();
                     try
                     {
                         w.BeginFrame(h.Type, FrameFlags.Response, id);
                         Messages.WriteHeader(w, Header());
-                        Messages.WriteAlarms(w, _sm.NoSpaceAlarm ? [new Alarm(0, AlarmType.NoSpace)] : []);
+                        Messages.WriteAlarms(w, alarms);
                         w.EndFrame();
                     }
                     finally
@@ -238,6 +255,7 @@ public sealed partial class Member
                 case MessageType.Snapshot:
                     reader.End();
                     if (r is not ClientSession s) throw new ProtocolException(ErrorCode.InvalidArgument, "snapshots are streamed by the member a client is connected to");
+                    if (StaleRefusal() is { } staleDump) throw new ProtocolException(ErrorCode.Corrupt, $"{staleDump}; save the snapshot from another member");
                     StartSnapshotStream(s, id);
                     break;
                 case MessageType.Hello:
@@ -249,6 +267,11 @@ public sealed partial class Member
         catch (Exception e) when (e is ProtocolException or KvException or ArgumentException or InvalidDataException)
         {
             Refuse(r, h.Type, id, Responder.CodeOf(e), e.Message);
+        }
+        catch (CorruptDatabaseException e)
+        {
+            // A page this request needed failed its tag or checksum: this request is answered, the member carries on.
+            RefuseDamaged(r, h.Type, id, e, $"a {h.Type} request");
         }
     }
 
@@ -278,12 +301,13 @@ public sealed partial class Member
     {
         if (v.IsSimpleGet && r.BatchView(_sm) is { } view)
         {
+            var found = view.TryGet(v.Key, out var e); // before the frame begins: a damaged page must not leave half a frame
             var w = r.Begin();
             try
             {
                 w.BeginFrame(MessageType.Range, FrameFlags.Response, id);
                 Messages.WriteHeader(w, Header(view.Revision));
-                if (view.TryGet(v.Key, out var e))
+                if (found)
                 {
                     w.Count(1);
                     Messages.WriteKv(w, e.Key, v.KeysOnly ? [] : e.Value, e.CreateRevision, e.ModRevision, e.Version, e.Lease);
@@ -321,6 +345,11 @@ public sealed partial class Member
             Refuse(r, MessageType.Range, id, Responder.CodeOf(e), e.Message);
             return;
         }
+        catch (CorruptDatabaseException e)
+        {
+            RefuseDamaged(r, MessageType.Range, id, e, "a range");
+            return;
+        }
         var w = r.Begin();
         try
         {
@@ -351,6 +380,7 @@ public sealed partial class Member
             var lease = reader.I64();
             var flags = reader.U8();
             reader.End();
+            CheckPut(key, value.Length);
             var proposal = Proposal.Rent(EnvelopeBytes + KvCommand.PutLength(key.Length, value.Length), r, type, id, addsData: true);
             KvCommand.WritePut(proposal.Buffer[EnvelopeBytes..], key, value, lease, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
             proposal.Seq = SealEnvelope(proposal.Buffer);
@@ -367,19 +397,25 @@ public sealed partial class Member
         {
             case MessageType.Put:
                 var put = Messages.ReadPut(ref reader);
+                CheckPut(put.Key, put.Value.Length);
                 command = new KvCommand { Put = put };
                 adds = true;
                 break;
             case MessageType.DeleteRange:
-                command = new KvCommand { Delete = Messages.ReadDelete(ref reader) };
+                var delete = Messages.ReadDelete(ref reader);
+                CheckDelete(delete);
+                command = new KvCommand { Delete = delete };
                 break;
             case MessageType.Txn:
-                command = new KvCommand { Txn = Messages.ReadTxn(ref reader) };
-                adds = true;
+                var txn = Messages.ReadTxn(ref reader);
+                CheckTxn(txn);
+                command = new KvCommand { Txn = txn };
+                adds = TxnPuts(txn);
                 break;
             case MessageType.Compact:
                 var revision = reader.I64();
                 if (revision <= 0) throw new ProtocolException(ErrorCode.InvalidArgument, "compact needs a revision above 0");
+                CheckAlarms(addsData: false);
                 command = new KvCommand { CompactRevision = revision };
                 break;
             case MessageType.LeaseGrant:
@@ -387,11 +423,14 @@ public sealed partial class Member
                 var leaseId = reader.I64();
                 if (ttl <= 0) throw new ProtocolException(ErrorCode.InvalidArgument, "a lease needs a TTL of at least 1 second");
                 if (leaseId < 0) throw new ProtocolException(ErrorCode.InvalidArgument, "lease ids are positive (0: let the cluster choose)");
+                CheckAlarms(addsData: true);
                 command = new KvCommand { LeaseGrant = (leaseId == 0 ? Random.Shared.NextInt64(1, long.MaxValue) : leaseId, ttl) };
+                adds = true; // a lease record: refused under NOSPACE, as the state machine would
                 break;
             case MessageType.LeaseRevoke:
                 var revoke = reader.I64();
                 if (revoke <= 0) throw new ProtocolException(ErrorCode.LeaseNotFound, $"lease {revoke} not found");
+                CheckAlarms(addsData: false);
                 command = new KvCommand { LeaseRevoke = revoke };
                 break;
             case MessageType.AlarmDisarm:
@@ -400,6 +439,7 @@ public sealed partial class Member
                 {
                     throw new ProtocolException(ErrorCode.NoSpace, $"the database holds {size} bytes against a quota of {QuotaBytes}: compact and defragment first (or add units: `cairn scale --units N`), then disarm");
                 }
+                DisarmCorruptAlarms();
                 command = new KvCommand { NoSpaceAlarm = false };
                 break;
             case MessageType.MemberPublish:
@@ -427,6 +467,7 @@ public sealed partial class Member
         reader.End();
         var info = _sm.Lease(leaseId, withKeys: keys);
         if (info is null) throw new ProtocolException(ErrorCode.LeaseNotFound, $"lease {leaseId} not found (it expired, was revoked, or never existed); grant a new one");
+        var ttlLeft = type == MessageType.LeaseKeepAlive ? _leases.KeepAlive(leaseId, _sm) : 0; // before the frame begins
         var w = r.Begin();
         try
         {
@@ -435,7 +476,7 @@ public sealed partial class Member
             if (type == MessageType.LeaseKeepAlive)
             {
                 w.I64(leaseId);
-                w.I64(_leases.KeepAlive(leaseId, _sm));
+                w.I64(ttlLeft);
             }
             else
             {
@@ -516,6 +557,10 @@ public sealed partial class Member
                 r.End();
             }
         }
+        catch (CorruptDatabaseException e)
+        {
+            RefuseDamaged(r, MessageType.Defragment, id, e, "defragmentation");
+        }
         catch (Exception e) when (e is IOException or Storage.StorageException or KvException)
         {
             Refuse(r, MessageType.Defragment, id, ErrorCode.Internal, $"defragmentation failed: {e.Message}");
@@ -547,6 +592,11 @@ public sealed partial class Member
             using (var lz4 = K4os.Compression.LZ4.Streams.LZ4Stream.Encode(chunks, leaveOpen: true)) info = _sm.WriteSnapshot(lz4);
             chunks.Complete();
             Log($"streamed a snapshot to a client: applied index {info.AppliedIndex}, revision {info.Revision}, {info.Bytes} bytes before compression");
+        }
+        catch (CorruptDatabaseException e)
+        {
+            OnDamage(e, "a snapshot stream");
+            if (s.IsOpen) Refuse(s, MessageType.Snapshot, id, ErrorCode.Corrupt, $"snapshot failed: {CorruptAnswer(e)}");
         }
         catch (Exception e)
         {

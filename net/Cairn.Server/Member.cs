@@ -52,6 +52,7 @@ public sealed partial class Member : IAsyncDisposable
         _incomingDir = Path.Combine(dir, "incoming");
         Directory.CreateDirectory(_incomingDir);
         _directory = MemberDirectory.Build(options, sm.ClusterMetadata());
+        RefreshAlarms();
         _peers = new PeerTransport(this, listeners.Peer, options.MaxPeerQueue);
         _clientListener = listeners.Client;
         if (listeners.Metrics is { } metrics) _metrics = new MetricsServer(this, metrics);
@@ -237,6 +238,7 @@ public sealed partial class Member : IAsyncDisposable
         _raftThread.Start();
         _ = AcceptClientsAsync();
         _ = SweepSessionsAsync();
+        if (_options.ScrubInterval > TimeSpan.Zero) _scrub = ScrubAsync();
         if (_wal.RecoveryNote is { } note) Log($"write-ahead log: {note}"); // a torn last record cut at start, as docs/server.md says
         Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}{(Tls.ClientTls ? Tls.ClientCertAuth ? " (TLS, client certificates required)" : " (TLS)" : "")}, peers on {PeerEndpoint}{(Tls.PeerTls ? " (TLS)" : "")}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
         if (_options.PeerSecret is null) Log("no peer secret given: peer links prove only the --initial-cluster-token, which anyone who knows it can do; set --peer-secret-file (or MemberOptions.PeerSecret) or peer TLS");
@@ -389,6 +391,7 @@ public sealed partial class Member : IAsyncDisposable
         foreach (var s in _sessions.Keys) s.Close();
         _metrics?.Dispose();
         if (_raftThread.IsAlive) await Task.Run(() => _raftThread.Join()).ConfigureAwait(false);
+        await _scrub.ConfigureAwait(false); // ends at its next pause (it was canceled with the rest)
         _peers.Dispose();
         FailAllWaiters(ErrorCode.Stopping, "the member is stopping; retry on another endpoint");
         _wal.Dispose();
@@ -439,6 +442,12 @@ public sealed partial class Member : IAsyncDisposable
         var v = Current;
         var errors = new List<string>();
         if (_sm.NoSpaceAlarm) errors.Add("NOSPACE alarm raised: writes that add data are refused; compact, defragment, then `cairn alarm disarm`");
+        if (_damage is { } damage) errors.Add($"this member's database is damaged ({damage}; {_damagedPages.Count} damaged pages found): it does not lead; {ReplaceAdvice}");
+        if (StaleRefusal() is { } stale) errors.Add(stale);
+        foreach (var (member, detail) in _corruptAlarms)
+        {
+            errors.Add($"CORRUPT alarm raised by member {_directory.Get(member)?.Name ?? member.ToString("x16", null)} ({detail}): client writes are refused cluster-wide until its data is replaced and the alarm disarmed");
+        }
         if (v.Leader == 0) errors.Add("no leader known");
         if (v.Removed) errors.Add("removed from the cluster");
         var db = _sm.Storage;
@@ -493,6 +502,14 @@ public sealed partial class Member : IAsyncDisposable
             "# TYPE cairn_auth_permission_denied_total counter", $"cairn_auth_permission_denied_total {Volatile.Read(ref c.PermissionDenied)}",
             "# TYPE cairn_auth_failures_total counter", $"cairn_auth_failures_total {Volatile.Read(ref c.AuthFailures)}",
             "# TYPE cairn_disk_full_refusals_total counter", $"cairn_disk_full_refusals_total {Volatile.Read(ref c.DiskFullRefusals)}",
+            "# TYPE cairn_db_damaged_pages_total counter", $"cairn_db_damaged_pages_total {Volatile.Read(ref c.DamagedPages)}",
+            "# TYPE cairn_apply_halted gauge", $"cairn_apply_halted {(_applyHalt is null ? 0 : 1)}",
+            "# TYPE cairn_alarm_corrupt gauge", $"cairn_alarm_corrupt {_corruptAlarms.Length}",
+            "# TYPE cairn_scrub_pages_per_second gauge", $"cairn_scrub_pages_per_second {Volatile.Read(ref _scrubRate).ToString("0.###", ci)}",
+            "# TYPE cairn_scrub_pages_verified_total counter", $"cairn_scrub_pages_verified_total {Volatile.Read(ref c.ScrubPages)}",
+            "# TYPE cairn_scrub_damaged_pages_total counter", $"cairn_scrub_damaged_pages_total {Volatile.Read(ref c.ScrubDamagedPages)}",
+            "# TYPE cairn_scrub_passes_total counter", $"cairn_scrub_passes_total {Volatile.Read(ref c.ScrubPasses)}",
+            "# TYPE cairn_scrub_last_pass_completed_timestamp_seconds gauge", $"cairn_scrub_last_pass_completed_timestamp_seconds {Volatile.Read(ref c.ScrubLastPass)}",
             "# TYPE cairn_scaling_units gauge", $"cairn_scaling_units {_units}",
             "# TYPE cairn_storage_quota_bytes gauge", $"cairn_storage_quota_bytes {QuotaBytes}",
             "# TYPE cairn_scale_events_total counter", $"cairn_scale_events_total {Volatile.Read(ref c.ScaleEvents)}",
@@ -518,6 +535,8 @@ public sealed partial class Member : IAsyncDisposable
         public long Requests, Errors, ClientConnections, Forwarded, ReadRounds, ProposalsApplied, ProposalsRefused, ReadyBatches,
             WalSyncTicks, ApplyTicks, SnapshotsSent, SnapshotsInstalled, PeerRefused, PeerDropped, LeaderChanges, ScaleEvents,
             PermissionDenied, AuthFailures, DiskFullRefusals,
+
+            DamagedPages, ScrubPages, ScrubDamagedPages, ScrubPasses, ScrubLastPass,
 
             PeerAuthFailures, PeerTlsFailures, ConnectionsRefused, TooManyRequests, FramesTooLarge, IdleClosed, HandshakeTimeouts, TlsFailures;
     }

@@ -154,6 +154,14 @@ public sealed record MemberOptions
     /// <summary>Longest a client may take from connecting to finishing its TLS handshake and hello, and a peer its whole link handshake (--handshake-timeout).</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long one pass of the background scrub takes at most (--scrub-interval): every page in use is read back from
+    /// the file and checked once per interval, at the file's pages over the interval per second (at least 10), and a
+    /// pass that ends early waits for the interval to end. Damage found raises the CORRUPT alarm. Zero turns it off;
+    /// otherwise at least one second.
+    /// </summary>
+    public TimeSpan ScrubInterval { get; init; } = TimeSpan.FromHours(24);
+
     /// <summary>Whether the client listener speaks TLS.</summary>
     public bool ClientTls => ClientCertFile is not null;
 
@@ -217,6 +225,10 @@ public sealed record MemberOptions
         if (MaxRequestsInFlight < 1) throw new ArgumentException("--max-requests-in-flight must be at least 1.", nameof(MaxRequestsInFlight));
         if (IdleTimeout < TimeSpan.Zero) throw new ArgumentException("--idle-timeout must not be negative (0 turns it off).", nameof(IdleTimeout));
         if (HandshakeTimeout <= TimeSpan.Zero) throw new ArgumentException("--handshake-timeout must be positive.", nameof(HandshakeTimeout));
+        if (ScrubInterval < TimeSpan.Zero || (ScrubInterval > TimeSpan.Zero && ScrubInterval < TimeSpan.FromSeconds(1)))
+        {
+            throw new ArgumentException($"--scrub-interval is {ScrubInterval.TotalSeconds} s; give 0 to turn the scrub off, or at least 1s (the default, 24h, reads every page once a day).", nameof(ScrubInterval));
+        }
         Scaling?.Validate();
     }
 

@@ -146,6 +146,7 @@ internal sealed class PeerTransport : IDisposable
         catch (Exception e)
         {
             // Whatever went wrong (the peer went away, this member is stopping), Raft sends the snapshot again later.
+            if (e is Storage.CorruptDatabaseException damage) _member.OnDamage(damage, $"a snapshot sent to {link.Id:x16}"); // and it hands leadership over
             if (!_stop.IsCancellationRequested) _member.Log($"snapshot to {link.Id:x16} failed: {e.Message}; it will be retried");
         }
         finally

@@ -71,6 +71,17 @@ internal sealed class SessionWatches(ClientSession session)
         }
         catch (OperationCanceledException)
         {
+            if (_failure is { } f && !session.Closed.IsCancellationRequested && session.IsOpen)
+            {
+                // Ended by the member (its apply stopped): say why, so the client watches from another member.
+                canceledByServer = true;
+                session.Error(MessageType.WatchEvents, id, f.Code, f.Message);
+            }
+        }
+        catch (Storage.CorruptDatabaseException e)
+        {
+            member.OnDamage(e, "a watch replaying history");
+            if (session.IsOpen) session.Error(MessageType.WatchEvents, id, ErrorCode.Corrupt, $"watch ended: member {member.Name}'s database is damaged: {e.Message}; watch from another member");
         }
         catch (Exception e) when (e is KvException or Storage.StorageException or ObjectDisposedException)
         {
@@ -114,6 +125,17 @@ internal sealed class SessionWatches(ClientSession session)
         {
             session.End();
         }
+    }
+
+    private volatile Failure? _failure;
+
+    private sealed record Failure(ErrorCode Code, string Message);
+
+    /// <summary>Ends every watch with an error frame saying why (the member can no longer feed them).</summary>
+    public void FailAll(ErrorCode code, string message)
+    {
+        _failure = new Failure(code, message);
+        CancelAll();
     }
 
     public void CancelAll()

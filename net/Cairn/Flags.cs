@@ -60,14 +60,15 @@ internal sealed class Flags
         return bool.TryParse(env, out var on) ? on : throw new UsageException($"{Variable(o.Name)}='{env}' is not true or false");
     }
 
-    /// <summary>A duration such as 500ms, 30s or 5m (a bare number is seconds); 0 is allowed (it turns a timeout off where that means anything).</summary>
+    /// <summary>A duration such as 500ms, 30s, 5m or 24h (a bare number is seconds); 0 is allowed (it turns a timeout off where that means anything).</summary>
     public static TimeSpan Duration(string name, string text)
     {
         var (number, scale) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
             : text.EndsWith('s') ? (text[..^1], 1.0)
             : text.EndsWith('m') ? (text[..^1], 60.0)
+            : text.EndsWith('h') ? (text[..^1], 3600.0)
             : (text, 1.0);
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || v < 0) throw new UsageException($"{name} '{text}' is not a duration such as 500ms, 30s or 5m");
+        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || v < 0) throw new UsageException($"{name} '{text}' is not a duration such as 500ms, 30s, 5m or 24h");
         return TimeSpan.FromSeconds(v * scale);
     }
 

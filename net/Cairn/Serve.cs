@@ -46,6 +46,7 @@ internal static class Serve
         ("--max-requests-in-flight", "Requests one client connection may have in flight.", "N"),
         ("--idle-timeout", "Close idle client connections after this long (e.g. 5m; 0: never).", "DURATION"),
         ("--handshake-timeout", "Longest a TLS handshake and hello may take (e.g. 10s).", "DURATION"),
+        ("--scrub-interval", "Read back and check every page of the database once per this long, in the background (default 24h; 0: off).", "DURATION"),
     ];
 
     /// <summary>The switches of `cairn serve`.</summary>
@@ -266,6 +267,7 @@ internal static class Serve
             MaxRequestsInFlight = f.Get("--max-requests-in-flight") is { } mr ? (int)Flags.Long("--max-requests-in-flight", mr) : d.MaxRequestsInFlight,
             IdleTimeout = f.Get("--idle-timeout") is { } it ? Flags.Duration("--idle-timeout", it) : d.IdleTimeout,
             HandshakeTimeout = f.Get("--handshake-timeout") is { } ht ? Flags.Duration("--handshake-timeout", ht) : d.HandshakeTimeout,
+            ScrubInterval = f.Get("--scrub-interval") is { } si ? Flags.Duration("--scrub-interval", si) : d.ScrubInterval,
         };
     }
 

@@ -103,6 +103,12 @@ public sealed class TestCluster : IAsyncDisposable
         throw new TimeoutException($"no leader within the timeout; log:\n{string.Join("\n", Log.TakeLast(40))}");
     }
 
+    /// <summary>Starts a stopped member again on its data directory.</summary>
+    public Member Restart(string name) => (Members[name] = Member.Start(Options(name)))!;
+
+    /// <summary>A member's database file.</summary>
+    public string DbPath(string name) => Path.Combine(_root, name, "member", "kv.db");
+
     public async Task StopAsync(string name, bool handOver = true)
     {
         if (Members.GetValueOrDefault(name) is { } m) await m.StopAsync(handOver);

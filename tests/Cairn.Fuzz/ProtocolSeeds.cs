@@ -51,6 +51,7 @@ public static class ProtocolSeeds
         Add(MessageType.MemberPromote, w => w.U64(0xBEEF));
         Add(MessageType.MemberPublish, w => { w.String("m1"); w.String("127.0.0.1:9380"); w.String("127.0.0.1:9379"); w.U64(0xA1); });
         Add(MessageType.ScalingReport, w => { w.String("m2"); w.I64(1_700_000_000_000); w.I64(1 << 28); w.I64(1 << 30); });
+        Add(MessageType.AlarmRaise, w => { w.U64(0xA2); w.U8((byte)AlarmType.Corrupt); w.String("page 812: authentication tag mismatch"); });
         Add(MessageType.Status, _ => { });
         Add(MessageType.AlarmList, _ => { });
         Add(MessageType.AlarmDisarm, _ => { });
@@ -147,8 +148,9 @@ public static class ProtocolSeeds
         Add(MessageType.MemberRemove, w => { w.U64(0xA2); Messages.WriteMembers(w, members[..1]); });
         Add(MessageType.MemberPromote, w => { w.U64(0xA2); Messages.WriteMembers(w, members); });
         Add(MessageType.ScalingReport, _ => { });
+        Add(MessageType.AlarmRaise, _ => { });
         Add(MessageType.Status, w => Messages.WriteStatus(w, new StatusResponse("0.1.0", 1 << 20, 1 << 19, 0xA1, 90, 7, 88, 89, false, ["NOSPACE alarm raised"])));
-        Add(MessageType.AlarmList, w => Messages.WriteAlarms(w, [new Alarm(0, AlarmType.NoSpace)]));
+        Add(MessageType.AlarmList, w => Messages.WriteAlarms(w, [new Alarm(0, AlarmType.NoSpace), new Alarm(0xA2, AlarmType.Corrupt)]));
         Add(MessageType.AlarmDisarm, w => Messages.WriteAlarms(w, []));
         Add(MessageType.Defragment, w => { w.I64(1 << 20); w.I64(1 << 18); });
         Add(MessageType.Hash, w => { w.U64(0xDEADBEEF); w.I64(42); w.I64(3); });

@@ -132,6 +132,11 @@ public sealed class ProtocolTarget : FuzzTarget
                 _ = r.I64();
                 _ = r.I64();
                 break;
+            case MessageType.AlarmRaise:
+                _ = r.U64();
+                _ = r.U8();
+                _ = r.String();
+                break;
             case MessageType.ScaleSet:
                 _ = r.U32();
                 break;
@@ -242,7 +247,7 @@ public sealed class ProtocolTarget : FuzzTarget
                 break;
             case MessageType.AuthChange:
                 break;
-            case MessageType.WatchCreate or MessageType.WatchCancel or MessageType.MoveLeader or MessageType.ScalingReport:
+            case MessageType.WatchCreate or MessageType.WatchCancel or MessageType.MoveLeader or MessageType.ScalingReport or MessageType.AlarmRaise:
                 break;
             default:
                 throw new ProtocolException(ErrorCode.Malformed, $"answer of unknown type {(ushort)h.Type}");

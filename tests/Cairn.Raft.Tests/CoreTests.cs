@@ -350,6 +350,27 @@ public sealed class TransferTests
     }
 
     [Fact]
+    public void A_member_that_does_not_campaign_never_stands_yet_votes_at_once_and_ignores_a_hand_over()
+    {
+        var n = Node(2);                                                  // pre-vote and check-quorum on
+        n.Campaigns = false;
+        n.Step(new Message(MessageType.Append, 1, 2, 1));                 // follows leader 1 in term 1
+        Drain(n);
+        for (var i = 0; i < 100; i++) n.Tick();                           // many election timeouts without a leader
+        Assert.Equal(Role.Follower, n.Role);
+        Assert.Equal(1UL, n.Term);
+        Assert.DoesNotContain(Drain(n), m => m.Type is MessageType.Vote or MessageType.PreVote);
+        n.Step(new Message(MessageType.TimeoutNow, 1, 2, 1));              // a hand-over to it
+        Assert.Equal(Role.Follower, n.Role);
+        // Its timer ran out, so it is out of the old leader's lease: a candidate gets its vote (the others keep their quorum).
+        n.Step(new Message(MessageType.Vote, 3, 2, 2, LogTerm: 0, Index: 0));
+        Assert.Contains(Drain(n), m => m.Type == MessageType.VoteResponse && m.To == 3 && !m.Reject);
+        n.Campaigns = true;
+        for (var i = 0; i < 40 && n.Role == Role.Follower; i++) n.Tick();
+        Assert.Equal(Role.PreCandidate, n.Role);                           // stands again once allowed
+    }
+
+    [Fact]
     public void A_hand_over_that_does_not_happen_within_an_election_timeout_is_abandoned()
     {
         var leader = Leader();
