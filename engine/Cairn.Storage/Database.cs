@@ -427,6 +427,7 @@ public sealed partial class Database : IDisposable
         {
             if (_pageBuffers.TryPop(out var b)) return b;
         }
+        Interlocked.Increment(ref _pageBuffersMade);
         return GC.AllocateUninitializedArray<byte>(PageSize, pinned: true);
     }
 
@@ -435,9 +436,22 @@ public sealed partial class Database : IDisposable
         lock (_pageBuffers)
         {
             // Keep up to 64 MiB of page buffers: a 10,000-put random transaction dirties about 9,000 pages.
-            if (_pageBuffers.Count < Math.Max(4096, (64 << 20) / PageSize)) _pageBuffers.Push(b);
+            if (_pageBuffers.Count < Math.Max(4096, (64 << 20) / PageSize))
+            {
+                _pageBuffers.Push(b);
+                return;
+            }
         }
+        Interlocked.Decrement(ref _pageBuffersMade);
     }
+
+    private long _pageBuffersMade;   // page buffers of the writer alive: in its dirty pages or kept for reuse
+
+    /// <summary>
+    /// Bytes of the writer's page buffers (dirty pages of the open write transaction, and spares kept for reuse, up to
+    /// 64 MiB): they grow with the largest transaction so far, and are reused, not garbage.
+    /// </summary>
+    public long PageBufferBytes => Interlocked.Read(ref _pageBuffersMade) * PageSize;
 
     /// <summary>Syncs what is pending (see <see cref="Sync"/>), then closes the file. Open transactions must be disposed first.</summary>
     /// <exception cref="IOException">The final sync failed: the file is closed all the same, and the commits since the last durable one are lost.</exception>

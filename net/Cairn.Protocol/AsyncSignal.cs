@@ -45,10 +45,33 @@ public sealed class AsyncSignal : IValueTaskSource
         }
     }
 
-    void IValueTaskSource.GetResult(short token) => _core.GetResult(token);
+    // A wait abandoned and then overtaken by a new one (its token is stale once the core is reset) counts as woken: a
+    // signal may wake spuriously, but a stale token must never throw — it would throw on a pool thread, from the
+    // continuation a Set already queued, and end the process.
 
-    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _core.GetStatus(token);
+    void IValueTaskSource.GetResult(short token)
+    {
+        lock (_lock)
+        {
+            if (token == _core.Version) _core.GetResult(token);
+        }
+    }
 
-    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _core.OnCompleted(continuation, state, token, flags);
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token)
+    {
+        lock (_lock) return token == _core.Version ? _core.GetStatus(token) : ValueTaskSourceStatus.Succeeded;
+    }
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+    {
+        lock (_lock)
+        {
+            if (token == _core.Version)
+            {
+                _core.OnCompleted(continuation, state, token, flags);
+                return;
+            }
+        }
+        ThreadPool.QueueUserWorkItem(continuation, state, preferLocal: false);
+    }
 }

@@ -49,6 +49,7 @@ public sealed partial class Member
         accountant.Add("page-cache", SourceKind.Managed, () => _sm.Storage.PageCacheBytes);
         // The Raft log's entries live in slabs its arena keeps for reuse between compactions.
         accountant.Add("raft-log", SourceKind.Managed, () => _node.LogBytes);
+        accountant.Add("page-buffers", SourceKind.Managed, () => _sm.Storage.PageBufferBytes);
         // Each watcher holds a bounded queue of responses; estimated at its capacity of small responses.
         accountant.Add("watch-buffers", SourceKind.Managed, () => (long)_sm.Watches.Count * _sm.Watches.QueueCapacity * 256);
         foreach (var source in _options.MemorySources) accountant.Add(source);

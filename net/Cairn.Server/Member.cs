@@ -433,6 +433,9 @@ public sealed partial class Member : IAsyncDisposable
     /// <summary>Bytes the Raft log's arena holds (read from any thread; approximate while the raft thread appends).</summary>
     internal long RaftLogBytes => _node.LogBytes;
 
+    /// <summary>Bytes of the storage writer's page buffers (kept and reused: growth, not garbage).</summary>
+    internal long PageBufferBytes => _sm.Storage.PageBufferBytes;
+
     /// <summary>The last applied log index.</summary>
     public ulong AppliedIndex => (ulong)Volatile.Read(ref _publishedApplied);
 

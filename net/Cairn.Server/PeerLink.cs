@@ -22,6 +22,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
     private int _frames;                                       // frames in _front
     private const int KeptBuffer = 4 << 20;                    // a buffer grown past this by a burst is not kept
     private readonly AsyncSignal _wake = new();
+    private Task? _pendingWait;   // the pump's wait on _wake, kept when a stream closes under it (one pump at a time)
     private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(transport.Stopping);
     private volatile bool _connected;
 
@@ -160,8 +161,12 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
         var closed = stream.ReadAsync(new byte[1], _stop.Token).AsTask();
         while (!_stop.IsCancellationRequested)
         {
-            var wait = _wake.WaitAsync().AsTask();
+            // A wait still pending when the last stream closed is the signal's one waiter: it is carried over to the
+            // next stream, never replaced. A new wait would reset the signal under the old one, whose continuation —
+            // already queued by a Set — would then find its token stale and throw on a pool thread, ending the process.
+            var wait = _pendingWait ??= _wake.WaitAsync().AsTask();
             if (await Task.WhenAny(wait, closed).ConfigureAwait(false) == closed) return;
+            _pendingWait = null;
             while (true)
             {
                 var w = TakePending();
