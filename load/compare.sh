@@ -9,7 +9,9 @@
 # fsyncs its WAL on every commit by default, Cairn fsyncs its log on every Raft batch; Cairn runs with its defaults,
 # so its pages, log and snapshots are encrypted), runs the same rows, stops it. Each row gets a one-second warm-up.
 # Writes one markdown table per cluster size (scenario, clients, ops/s of each and their ratio, p50 and p99 of each, the
-# load generator's own CPU use beside each run), then the leaders' counters during the put rows (where the time goes),
+# load generator's own CPU use beside each run), then what each operation cost the servers — CPU (utime+stime) and
+# bytes written to disk (write_bytes), summed over every member process from /proc, per operation completed — then
+# the leaders' counters during the put rows (where the time goes),
 # to FILE (default load-reports/compare-STAMP.md) and to standard output. Every run's own report (markdown, CSV,
 # timeline, latency chart) stays under load-reports/compare-STAMP/. Stops everything it started, also on Ctrl+C.
 set -euo pipefail
@@ -135,7 +137,19 @@ rows=(
   "watch latency, 1,000 watchers (50 puts/s)|1000|--scenario watch --watchers 1000 --rate 50"
 )
 
-declare -A result counters loadavg
+declare -A result counters loadavg cost
+# CPU ticks (utime+stime) and bytes written to storage (write_bytes) of every member process running now, summed.
+server_usage() {
+  local p ticks=0 bytes=0 t b
+  for p in "${pids[@]}"; do
+    [[ -r /proc/$p/stat ]] || continue
+    t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+    b=$(awk '$1=="write_bytes:"{print $2}' "/proc/$p/io" 2>/dev/null || echo 0)
+    ticks=$((ticks + t)); bytes=$((bytes + b))
+  done
+  echo "$ticks $bytes"
+}
+hz=$(getconf CLK_TCK)
 run_rows() { # system n endpoints
   local system=$1 n=$2 endpoints=$3 k=0 row label clients args dir before after
   for row in "${rows[@]}"; do
@@ -143,9 +157,11 @@ run_rows() { # system n endpoints
     dir="$reports/$system-$n-members-$k"
     loadavg[$system,$n,$k]=$(cut -d' ' -f1 /proc/loadavg)
     before=$("${system}_counters")
+    local usage0 usage1; usage0=$(server_usage)
     # shellcheck disable=SC2086
     "${load[@]}" --target "$system" --endpoints "$endpoints" --duration "${secs}s" --warm-up 1s --quiet \
       --report-dir "$dir" $args >"$dir.log" 2>&1 || true
+    usage1=$(server_usage)
     after=$("${system}_counters")
     local step=1; [[ "$args" == *"--scenario watch"* ]] && step=2
     if [[ -f "$dir/report.csv" ]]; then
@@ -155,6 +171,11 @@ run_rows() { # system n endpoints
       result[$system,$n,$k]="- - - - failed"
     fi
     [[ "$args" == *"--scenario put"* ]] && counters[$system,$n,$k]="$before $after"
+    # The warm-up's operations are not in the report: the usage is spread over the run's operations plus a warm-up's share.
+    local okops; okops=$(awk -F, -v row=$((step + 1)) 'NR==row{print $8}' "$dir/report.csv" 2>/dev/null || echo 0)
+    cost[$system,$n,$k]=$(awk -v a="$usage0" -v b="$usage1" -v ok="${okops:-0}" -v hz="$hz" -v s="$secs" 'BEGIN{
+      split(a, x, " "); split(b, y, " "); ops = ok * (s + 1) / s;
+      if (ops > 0) printf "%.1f %.2f\n", (y[1] - x[1]) / hz * 1e6 / ops, (y[2] - x[2]) / 1024 / ops; else print "- -" }')
     echo "compare: $system, $n member(s), $label, $clients clients: ops/s p50 p99 cpu errors = ${result[$system,$n,$k]}" >&2
     k=$((k + 1))
   done
@@ -187,6 +208,26 @@ ops() { awk -v v="$1" 'BEGIN{ if (v == "-" || v == "") { print "—"; exit } s =
       read -r e_ops e_p50 e_p99 e_cpu e_err _ <<<"${result[etcd,$n,$k]}"
       ratio=$(awk -v a="$c_ops" -v b="$e_ops" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
       echo "| $label | $clients | $(ops "$c_ops") | $(ops "$e_ops") | $ratio | $(fmt "$c_p50" 2) | $(fmt "$e_p50" 2) | $(fmt "$c_p99" 2) | $(fmt "$e_p99" 2) | $(fmt "$c_cpu" 0)% / $(fmt "$e_cpu" 0)% | ${c_err:-—} / ${e_err:-—} | ${loadavg[cairn,$n,$k]:-—} / ${loadavg[etcd,$n,$k]:-—} |"
+      k=$((k + 1))
+    done
+  done
+  echo
+  echo "## What an operation costs the servers"
+  echo
+  echo "Server CPU (utime + stime) and bytes written to disk (/proc/PID/io write_bytes), summed over every member process"
+  echo "of the cluster, divided by the operations completed (the warm-up second counted in proportion)."
+  echo
+  echo "| members | scenario | clients | Cairn CPU µs/op | etcd CPU µs/op | CPU ratio | Cairn disk KiB/op | etcd disk KiB/op | disk ratio |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+  for n in $members; do
+    k=0
+    for row in "${rows[@]}"; do
+      IFS='|' read -r label clients _ <<<"$row"
+      read -r c_cpu c_disk <<<"${cost[cairn,$n,$k]:-- -}"
+      read -r e_cpu e_disk <<<"${cost[etcd,$n,$k]:-- -}"
+      cr=$(awk -v a="$c_cpu" -v b="$e_cpu" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
+      dr=$(awk -v a="$c_disk" -v b="$e_disk" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
+      echo "| $n | $label | $clients | $(fmt "$c_cpu" 1) | $(fmt "$e_cpu" 1) | $cr | $(fmt "$c_disk" 2) | $(fmt "$e_disk" 2) | $dr |"
       k=$((k + 1))
     done
   done
