@@ -243,6 +243,33 @@ public sealed class OperatorMistakeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_data_directory_another_cairn_serve_holds_is_refused_naming_its_pid()
+    {
+        var data = Path.Combine(_dir, "shared-data");
+        var (c1, p1) = (TestCluster.FreePort(), TestCluster.FreePort());
+        using var first = System.Diagnostics.Process.Start(CairnProcess.StartInfo(Cwd, Home, ServeOn(c1, p1, TestCluster.FreePort(), "--data-dir", data, "--plain")))!;
+        first.BeginErrorReadLine();
+        first.BeginOutputReadLine();
+        try
+        {
+            var db = Path.Combine(data, "member", "kv.db");
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (!File.Exists(db) && DateTime.UtcNow < deadline) await Task.Delay(50);
+            await Task.Delay(500);   // opened, and locked
+            var r = await Cairn(ServeOn(TestCluster.FreePort(), TestCluster.FreePort(), TestCluster.FreePort(), "--data-dir", data, "--plain"));
+            Assert.Equal(1, r.Code);
+            Assert.Single(r.ErrLines);
+            Assert.Contains($"is in use by another process (pid {first.Id})", r.Err, StringComparison.Ordinal);
+            Assert.DoesNotContain("snapshot", r.Err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            first.Kill();
+            await first.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
     public async Task Values_are_bytes_from_standard_input_to_standard_output()
     {
         await using var cluster = new TestCluster(1);
