@@ -3,180 +3,80 @@ using System.Buffers.Binary;
 namespace Cairn.Kv;
 
 /// <summary>
-/// How the key space lies in the B+tree (docs/kv.md):
+/// How the key space lies in the B+tree (docs/kv.md, "Layout in the B+tree"), layout 2:
 /// <code>
-/// kv.index    key                          → create u64, mod u64, version u64, lease i64, value       (live keys)
-/// kv.history  esc(key) 00 01 rev(u64 BE)   → kind u8, create u64, version u64, lease i64, value       (every change)
-/// kv.events   rev(u64 BE) sub(u32 BE)      → kind u8, key                                           (changes by revision)
-/// kv.meta     "rev" / "compact" / "applied" → u64
+/// kv.index    key                     → create i64, mod i64, version i64, lease i64, sub u32, flags u8       (37 bytes)
+/// kv.history  rev(u64 BE) sub(u32 BE) → kind u8, create i64, version i64, lease i64, prev rev i64, prev sub u32,
+///                                      key length u16, key, value                                          (every change)
 /// </code>
-/// esc() doubles every 0 byte as 00 FF and the key ends with 00 01, so history keys sort by (key, revision) for any
-/// key bytes.
+/// The history is keyed by revision, so a batch of changes appends to its last leaf; it holds each value once. The
+/// index holds where each key's last change is (its mod revision and sub), not the value, so it stays small; a deleted
+/// key stays in it as a tombstone until a compaction passes its deletion, so reads at past revisions find it. Each
+/// change points to the key's change before it: a read at a past revision walks back from the index. Integers are
+/// little-endian except in history keys.
 /// </summary>
 internal static class KvEncoding
 {
     public const byte KindPut = 1;
     public const byte KindDelete = 2;
-    public const int IndexHeader = 32;
-    public const int HistoryHeader = 25;
 
-    public static byte[] HistoryKey(ReadOnlySpan<byte> key, long revision)
-    {
-        var zeros = key.Count((byte)0);
-        var buf = new byte[key.Length + zeros + 2 + 8];
-        var at = Escape(key, buf);
-        buf[at] = 0;
-        buf[at + 1] = 1;
-        BinaryPrimitives.WriteInt64BigEndian(buf.AsSpan(at + 2), revision);
-        return buf;
-    }
+    /// <summary>Bytes of an index value.</summary>
+    public const int IndexBytes = 37;
 
-    /// <summary>The escaped key with its terminator: every history key of <paramref name="key"/> starts with it.</summary>
-    public static byte[] HistoryPrefix(ReadOnlySpan<byte> key, byte terminator = 1)
-    {
-        var zeros = key.Count((byte)0);
-        var buf = new byte[key.Length + zeros + 2];
-        var at = Escape(key, buf);
-        buf[at] = 0;
-        buf[at + 1] = terminator;
-        return buf;
-    }
+    /// <summary>Bytes of a history value before the key and the value.</summary>
+    public const int HistoryHeader = 39;
 
-    private static int Escape(ReadOnlySpan<byte> key, Span<byte> dst)
-    {
-        var at = 0;
-        foreach (var b in key)
-        {
-            dst[at++] = b;
-            if (b == 0) dst[at++] = 0xFF;
-        }
-        return at;
-    }
+    /// <summary>Bytes of a history key: revision and sub-revision, big-endian.</summary>
+    public const int HistoryKeyBytes = 12;
 
-    /// <summary>Splits a history key into the user key and the revision.</summary>
-    public static (byte[] Key, long Revision) ParseHistoryKey(ReadOnlySpan<byte> hk)
-    {
-        var key = new List<byte>(hk.Length);
-        var i = 0;
-        while (i < hk.Length - 9)
-        {
-            if (hk[i] == 0)
-            {
-                if (hk[i + 1] == 0xFF) { key.Add(0); i += 2; continue; }
-                if (hk[i + 1] == 1) break;
-                throw new InvalidDataException("malformed history key");
-            }
-            key.Add(hk[i++]);
-        }
-        if (i + 10 != hk.Length) throw new InvalidDataException("malformed history key");
-        return ([.. key], BinaryPrimitives.ReadInt64BigEndian(hk[(i + 2)..]));
-    }
+    public const byte FlagDeleted = 1;
 
-    /// <summary>Writes a history key into <paramref name="dest"/> (at least <see cref="HistoryKeyLength"/> bytes); returns its length.</summary>
-    public static int WriteHistoryKey(Span<byte> dest, ReadOnlySpan<byte> key, long revision)
-    {
-        var at = Escape(key, dest);
-        dest[at] = 0;
-        dest[at + 1] = 1;
-        BinaryPrimitives.WriteInt64BigEndian(dest[(at + 2)..], revision);
-        return at + 10;
-    }
-
-    /// <summary>Bytes of the history key of <paramref name="key"/>.</summary>
-    public static int HistoryKeyLength(ReadOnlySpan<byte> key) => key.Length + key.Count((byte)0) + 10;
-
-    /// <summary>Writes an index value into <paramref name="dest"/>; returns its length.</summary>
-    public static int WriteIndexValue(Span<byte> dest, long create, long mod, long version, long lease, ReadOnlySpan<byte> value)
+    /// <summary>Writes an index value; returns its length.</summary>
+    public static int WriteIndex(Span<byte> dest, long create, long mod, long version, long lease, int sub, bool deleted)
     {
         BinaryPrimitives.WriteInt64LittleEndian(dest, create);
         BinaryPrimitives.WriteInt64LittleEndian(dest[8..], mod);
         BinaryPrimitives.WriteInt64LittleEndian(dest[16..], version);
         BinaryPrimitives.WriteInt64LittleEndian(dest[24..], lease);
-        value.CopyTo(dest[IndexHeader..]);
-        return IndexHeader + value.Length;
+        BinaryPrimitives.WriteInt32LittleEndian(dest[32..], sub);
+        dest[36] = deleted ? FlagDeleted : (byte)0;
+        return IndexBytes;
     }
 
-    /// <summary>Writes a history value into <paramref name="dest"/>; returns its length.</summary>
-    public static int WriteHistoryValue(Span<byte> dest, byte kind, long create, long version, long lease, ReadOnlySpan<byte> value)
+    /// <summary>Writes a history key (revision, sub-revision); returns its length.</summary>
+    public static int WriteHistoryKey(Span<byte> dest, long revision, int sub)
+    {
+        BinaryPrimitives.WriteInt64BigEndian(dest, revision);
+        BinaryPrimitives.WriteInt32BigEndian(dest[8..], sub);
+        return HistoryKeyBytes;
+    }
+
+    public static byte[] HistoryKey(long revision, int sub)
+    {
+        var b = new byte[HistoryKeyBytes];
+        WriteHistoryKey(b, revision, sub);
+        return b;
+    }
+
+    public static (long Revision, int Sub) ParseHistoryKey(ReadOnlySpan<byte> k) =>
+        (BinaryPrimitives.ReadInt64BigEndian(k), BinaryPrimitives.ReadInt32BigEndian(k[8..]));
+
+    /// <summary>Bytes of a history value for <paramref name="key"/> and <paramref name="value"/>.</summary>
+    public static int HistoryValueLength(int key, int value) => HistoryHeader + key + value;
+
+    /// <summary>Writes a history value; returns its length.</summary>
+    public static int WriteHistoryValue(Span<byte> dest, byte kind, long create, long version, long lease, long prevRev, int prevSub, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         dest[0] = kind;
         BinaryPrimitives.WriteInt64LittleEndian(dest[1..], create);
         BinaryPrimitives.WriteInt64LittleEndian(dest[9..], version);
         BinaryPrimitives.WriteInt64LittleEndian(dest[17..], lease);
-        value.CopyTo(dest[HistoryHeader..]);
-        return HistoryHeader + value.Length;
-    }
-
-    /// <summary>Writes an event key (12 bytes) into <paramref name="dest"/>.</summary>
-    public static int WriteEventKey(Span<byte> dest, long revision, int sub)
-    {
-        BinaryPrimitives.WriteInt64BigEndian(dest, revision);
-        BinaryPrimitives.WriteInt32BigEndian(dest[8..], sub);
-        return 12;
-    }
-
-    /// <summary>Writes an event value into <paramref name="dest"/>; returns its length.</summary>
-    public static int WriteEventValue(Span<byte> dest, byte kind, ReadOnlySpan<byte> key)
-    {
-        dest[0] = kind;
-        key.CopyTo(dest[1..]);
-        return 1 + key.Length;
-    }
-
-    public static byte[] IndexValue(long create, long mod, long version, long lease, ReadOnlySpan<byte> value)
-    {
-        var buf = new byte[IndexHeader + value.Length];
-        BinaryPrimitives.WriteInt64LittleEndian(buf, create);
-        BinaryPrimitives.WriteInt64LittleEndian(buf.AsSpan(8), mod);
-        BinaryPrimitives.WriteInt64LittleEndian(buf.AsSpan(16), version);
-        BinaryPrimitives.WriteInt64LittleEndian(buf.AsSpan(24), lease);
-        value.CopyTo(buf.AsSpan(IndexHeader));
-        return buf;
-    }
-
-    public static KeyValue ReadIndex(ReadOnlySpan<byte> key, ReadOnlySpan<byte> v, bool keysOnly) => new(
-        key.ToArray(),
-        keysOnly ? [] : v[IndexHeader..].ToArray(),
-        BinaryPrimitives.ReadInt64LittleEndian(v),
-        BinaryPrimitives.ReadInt64LittleEndian(v[8..]),
-        BinaryPrimitives.ReadInt64LittleEndian(v[16..]),
-        BinaryPrimitives.ReadInt64LittleEndian(v[24..]));
-
-    public static byte[] HistoryValue(byte kind, long create, long version, long lease, ReadOnlySpan<byte> value)
-    {
-        var buf = new byte[HistoryHeader + value.Length];
-        buf[0] = kind;
-        BinaryPrimitives.WriteInt64LittleEndian(buf.AsSpan(1), create);
-        BinaryPrimitives.WriteInt64LittleEndian(buf.AsSpan(9), version);
-        BinaryPrimitives.WriteInt64LittleEndian(buf.AsSpan(17), lease);
-        value.CopyTo(buf.AsSpan(HistoryHeader));
-        return buf;
-    }
-
-    /// <summary>A history entry as the key-value it describes at <paramref name="mod"/>; null for a tombstone.</summary>
-    public static KeyValue? ReadHistory(byte[] key, long mod, ReadOnlySpan<byte> v, bool keysOnly)
-    {
-        if (v[0] != KindPut) return null;
-        return new KeyValue(key, keysOnly ? [] : v[HistoryHeader..].ToArray(),
-            BinaryPrimitives.ReadInt64LittleEndian(v[1..]), mod,
-            BinaryPrimitives.ReadInt64LittleEndian(v[9..]),
-            BinaryPrimitives.ReadInt64LittleEndian(v[17..]));
-    }
-
-    public static byte[] EventKey(long revision, int sub)
-    {
-        var buf = new byte[12];
-        BinaryPrimitives.WriteInt64BigEndian(buf, revision);
-        BinaryPrimitives.WriteInt32BigEndian(buf.AsSpan(8), sub);
-        return buf;
-    }
-
-    public static byte[] EventValue(byte kind, ReadOnlySpan<byte> key)
-    {
-        var buf = new byte[1 + key.Length];
-        buf[0] = kind;
-        key.CopyTo(buf.AsSpan(1));
-        return buf;
+        BinaryPrimitives.WriteInt64LittleEndian(dest[25..], prevRev);
+        BinaryPrimitives.WriteInt32LittleEndian(dest[33..], prevSub);
+        BinaryPrimitives.WriteUInt16LittleEndian(dest[37..], checked((ushort)key.Length));
+        key.CopyTo(dest[HistoryHeader..]);
+        value.CopyTo(dest[(HistoryHeader + key.Length)..]);
+        return HistoryHeader + key.Length + value.Length;
     }
 
     public static byte[] U64(long v)
@@ -185,4 +85,75 @@ internal static class KvEncoding
         BinaryPrimitives.WriteInt64LittleEndian(b, v);
         return b;
     }
+}
+
+/// <summary>An index value, read in place.</summary>
+internal readonly struct IndexEntry
+{
+    public IndexEntry(ReadOnlySpan<byte> v)
+    {
+        if (v.Length != KvEncoding.IndexBytes) throw new InvalidDataException($"an index record has {v.Length} bytes, expected {KvEncoding.IndexBytes}");
+        Create = BinaryPrimitives.ReadInt64LittleEndian(v);
+        Mod = BinaryPrimitives.ReadInt64LittleEndian(v[8..]);
+        Version = BinaryPrimitives.ReadInt64LittleEndian(v[16..]);
+        Lease = BinaryPrimitives.ReadInt64LittleEndian(v[24..]);
+        Sub = BinaryPrimitives.ReadInt32LittleEndian(v[32..]);
+        Deleted = (v[36] & KvEncoding.FlagDeleted) != 0;
+    }
+
+    public long Create { get; }
+
+    /// <summary>Revision of the key's last change (its deletion, for a tombstone).</summary>
+    public long Mod { get; }
+
+    public long Version { get; }
+
+    public long Lease { get; }
+
+    /// <summary>Sub-revision of the key's last change: with <see cref="Mod"/>, its history key.</summary>
+    public int Sub { get; }
+
+    /// <summary>A tombstone: the key was deleted at <see cref="Mod"/> (kept until a compaction passes it).</summary>
+    public bool Deleted { get; }
+}
+
+/// <summary>A history value, read in place.</summary>
+internal readonly ref struct HistoryRecord
+{
+    public HistoryRecord(ReadOnlySpan<byte> v)
+    {
+        if (v.Length < KvEncoding.HistoryHeader) throw new InvalidDataException($"a history record has {v.Length} bytes, fewer than its {KvEncoding.HistoryHeader}-byte header");
+        Kind = v[0];
+        Create = BinaryPrimitives.ReadInt64LittleEndian(v[1..]);
+        Version = BinaryPrimitives.ReadInt64LittleEndian(v[9..]);
+        Lease = BinaryPrimitives.ReadInt64LittleEndian(v[17..]);
+        PrevRevision = BinaryPrimitives.ReadInt64LittleEndian(v[25..]);
+        PrevSub = BinaryPrimitives.ReadInt32LittleEndian(v[33..]);
+        int keyLength = BinaryPrimitives.ReadUInt16LittleEndian(v[37..]);
+        if (KvEncoding.HistoryHeader + keyLength > v.Length) throw new InvalidDataException("a history record's key runs past its end");
+        Key = v.Slice(KvEncoding.HistoryHeader, keyLength);
+        Value = v[(KvEncoding.HistoryHeader + keyLength)..];
+    }
+
+    public byte Kind { get; }
+
+    public bool IsPut => Kind == KvEncoding.KindPut;
+
+    public long Create { get; }
+
+    public long Version { get; }
+
+    public long Lease { get; }
+
+    /// <summary>The key's change before this one (0: none).</summary>
+    public long PrevRevision { get; }
+
+    public int PrevSub { get; }
+
+    public ReadOnlySpan<byte> Key { get; }
+
+    public ReadOnlySpan<byte> Value { get; }
+
+    /// <summary>The key-value this put made at <paramref name="mod"/>.</summary>
+    public KeyValue ToKeyValue(long mod, bool keysOnly) => new(Key.ToArray(), keysOnly ? [] : Value.ToArray(), Create, mod, Version, Lease);
 }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Cairn.Storage;
 
 namespace Cairn.Kv;
@@ -6,14 +5,14 @@ namespace Cairn.Kv;
 /// <summary>A key's current state, as spans valid until its <see cref="KvReadView"/> is disposed.</summary>
 public readonly ref struct KvEntry
 {
-    internal KvEntry(ReadOnlySpan<byte> key, ReadOnlySpan<byte> stored)
+    internal KvEntry(ReadOnlySpan<byte> key, IndexEntry index, ReadOnlySpan<byte> value)
     {
         Key = key;
-        Value = stored[KvEncoding.IndexHeader..];
-        CreateRevision = BinaryPrimitives.ReadInt64LittleEndian(stored);
-        ModRevision = BinaryPrimitives.ReadInt64LittleEndian(stored[8..]);
-        Version = BinaryPrimitives.ReadInt64LittleEndian(stored[16..]);
-        Lease = BinaryPrimitives.ReadInt64LittleEndian(stored[24..]);
+        Value = value;
+        CreateRevision = index.Create;
+        ModRevision = index.Mod;
+        Version = index.Version;
+        Lease = index.Lease;
     }
 
     /// <summary>The key.</summary>
@@ -44,6 +43,8 @@ public sealed class KvReadView : IDisposable
     private readonly KvStateMachine _machine;
     private readonly ReadTransaction _tx;
     private readonly Tree _index;
+    private readonly Tree _history;
+    private readonly byte[] _historyKey = new byte[KvEncoding.HistoryKeyBytes];
     private readonly bool _empty;
     private bool _disposed;
 
@@ -56,7 +57,7 @@ public sealed class KvReadView : IDisposable
             _tx = db.BeginRead();
             var m = new Mvcc(_tx, options);
             Revision = m.Revision;
-            _empty = !_tx.TryOpenTree(Mvcc.IndexTree, out _index);
+            _empty = !_tx.TryOpenTree(Mvcc.IndexTree, out _index) | !_tx.TryOpenTree(Mvcc.HistoryTree, out _history);
         }
         catch
         {
@@ -69,13 +70,15 @@ public sealed class KvReadView : IDisposable
     /// <summary>The revision this view reads.</summary>
     public long Revision { get; }
 
-    /// <summary>Looks up <paramref name="key"/>; allocates nothing.</summary>
+    /// <summary>Looks up <paramref name="key"/> (its index entry, then its value in the history); allocates nothing.</summary>
     public bool TryGet(ReadOnlySpan<byte> key, out KvEntry entry)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_empty && _index.TryGet(key, out var stored))
+        if (!_empty && _index.TryGet(key, out var stored) && new IndexEntry(stored) is { Deleted: false } e)
         {
-            entry = new KvEntry(key, stored);
+            KvEncoding.WriteHistoryKey(_historyKey, e.Mod, e.Sub);
+            if (!_history.TryGet(_historyKey, out var record)) throw new InvalidDataException($"the history record of key {Convert.ToHexString(key)} at revision {e.Mod}.{e.Sub} is missing");
+            entry = new KvEntry(key, e, new HistoryRecord(record).Value);
             return true;
         }
         entry = default;

@@ -145,8 +145,9 @@ public sealed partial class KvStateMachine : IDisposable
         try
         {
             using var tx = db.BeginWrite();
+            Migration.Upgrade(tx);       // a store written in layout 1 (or a snapshot of one) comes to layout 2
             Mvcc.CreateTrees(tx);
-            tx.Commit(); // a no-op once the trees exist
+            tx.Commit(); // a no-op once the trees exist and the layout is recorded
         }
         catch
         {

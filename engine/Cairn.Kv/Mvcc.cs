@@ -12,18 +12,20 @@ internal sealed class Mvcc
 {
     public const string IndexTree = "kv.index";
     public const string HistoryTree = "kv.history";
-    public const string EventsTree = "kv.events";
+    public const string EventsTree = "kv.events";         // layout 1 only (changes by revision): migrated away (Migration.cs)
     public const string MetaTree = "kv.meta";
     public const string LeaseTree = "kv.lease";           // lease id (i64 BE) → ttl (i64)
     public const string LeaseKeysTree = "kv.leasekeys";   // lease id (i64 BE) ‖ key → empty
     public const string ClusterTree = "kv.cluster";       // the server's replicated records (member directory); no revisions
     public static readonly byte[] StateKey = "state"u8.ToArray(); // revision, compact revision, applied index, NOSPACE alarm
+    public static readonly byte[] LayoutKey = "layout"u8.ToArray(); // u32: the layout of the key-space trees (Encoding.cs); absent: layout 1
+    public const uint Layout = 2;
     public const int StateBytes = 25;
 
     private Transaction _tx;
     private readonly KvOptions _options;
     private bool _empty; // read transaction over a store that has never been written
-    private Tree? _indexTree, _historyTree, _eventsTree, _leasesTree, _leaseKeysTree, _clusterTree;
+    private Tree? _indexTree, _historyTree, _leasesTree, _leaseKeysTree, _clusterTree;
     private Tree _meta;
 
     // Write state of the revision being built.
@@ -49,7 +51,7 @@ internal sealed class Mvcc
     public void Begin(Transaction tx)
     {
         _tx = tx;
-        _indexTree = _historyTree = _eventsTree = _leasesTree = _leaseKeysTree = _clusterTree = null;
+        _indexTree = _historyTree = _leasesTree = _leaseKeysTree = _clusterTree = null;
         _sub = 0;
         Events.Clear();
         _written?.Clear();
@@ -90,7 +92,7 @@ internal sealed class Mvcc
     /// <summary>Creates every tree of the key space once, when a store is opened, so readers can open them without asking.</summary>
     public static void CreateTrees(WriteTransaction w)
     {
-        foreach (var name in new[] { IndexTree, HistoryTree, EventsTree, MetaTree, LeaseTree, LeaseKeysTree, ClusterTree }) w.CreateTree(name);
+        foreach (var name in new[] { IndexTree, HistoryTree, MetaTree, LeaseTree, LeaseKeysTree, ClusterTree }) w.CreateTree(name);
     }
 
     /// <summary>Trees are opened on first use: a point read touches only the ones it needs.</summary>
@@ -105,7 +107,6 @@ internal sealed class Mvcc
 
     private Tree _index => Open(ref _indexTree, IndexTree);
     private Tree _history => Open(ref _historyTree, HistoryTree);
-    private Tree _events => Open(ref _eventsTree, EventsTree);
     private Tree _leases => Open(ref _leasesTree, LeaseTree);
     private Tree _leaseKeys => Open(ref _leaseKeysTree, LeaseKeysTree);
     private Tree _cluster => Open(ref _clusterTree, ClusterTree);
@@ -157,56 +158,97 @@ internal sealed class Mvcc
     {
         if (q.RangeEnd.Length == 0)
         {
-            if (_index.TryGet(q.Key, out var v))
+            if (_index.TryGet(q.Key, out var v) && new IndexEntry(v) is { Deleted: false } e)
             {
-                var kv = KvEncoding.ReadIndex(q.Key, v, q.KeysOnly);
+                var kv = Live(q.Key.AsSpan(), e, q.KeysOnly);
                 if (Passes(q, kv)) { count = 1; if (!q.CountOnly) kvs.Add(kv); }
             }
             return;
         }
         var end = IsFromKey(q.RangeEnd) ? [] : q.RangeEnd;
-        foreach (var e in _index.Range(q.Key, end))
+        List<(byte[] Key, IndexEntry Entry)>? wanted = null;
+        foreach (var x in _index.Range(q.Key, end))
         {
-            // Filters and counting read the counters in place; only returned keys become objects.
-            var create = BinaryPrimitives.ReadInt64LittleEndian(e.Value);
-            var mod = BinaryPrimitives.ReadInt64LittleEndian(e.Value[8..]);
-            if ((q.MinModRevision != 0 && mod < q.MinModRevision) || (q.MaxModRevision != 0 && mod > q.MaxModRevision)
-                || (q.MinCreateRevision != 0 && create < q.MinCreateRevision) || (q.MaxCreateRevision != 0 && create > q.MaxCreateRevision)) continue;
+            // Filters and counting read the index in place; only returned keys become objects.
+            var e = new IndexEntry(x.Value);
+            if (e.Deleted) continue;
+            if ((q.MinModRevision != 0 && e.Mod < q.MinModRevision) || (q.MaxModRevision != 0 && e.Mod > q.MaxModRevision)
+                || (q.MinCreateRevision != 0 && e.Create < q.MinCreateRevision) || (q.MaxCreateRevision != 0 && e.Create > q.MaxCreateRevision)) continue;
             count++;
-            if (!q.CountOnly && kvs.Count < limit) kvs.Add(KvEncoding.ReadIndex(e.Key, e.Value, q.KeysOnly));
+            if (!q.CountOnly && count <= limit) (wanted ??= []).Add((x.Key.ToArray(), e));
         }
+        // Values are looked up once the index scan is done (a lookup in the history between steps would be one more
+        // page per step for the scan's cursor to come back to).
+        if (wanted is not null) foreach (var (key, e) in wanted) kvs.Add(Live(key, e, q.KeysOnly));
     }
 
-    /// <summary>Each key's newest history entry at or below <paramref name="rev"/>, in key order.</summary>
+    /// <summary>A live key's key-value: the index's counters and, unless keys only, the value from its last change.</summary>
+    private KeyValue Live(ReadOnlySpan<byte> key, IndexEntry e, bool keysOnly)
+    {
+        var k = key.ToArray();
+        return new KeyValue(k, keysOnly ? [] : ValueOf(k, e).ToArray(), e.Create, e.Mod, e.Version, e.Lease);
+    }
+
+    /// <summary>The value a live index entry points to (valid until the next lookup in this transaction).</summary>
+    private ReadOnlySpan<byte> ValueOf(ReadOnlySpan<byte> key, IndexEntry e)
+    {
+        if (!TryRecord(e.Mod, e.Sub, out var rec)) throw new InvalidDataException($"the history record of key {Convert.ToHexString(key)} at revision {e.Mod}.{e.Sub} is missing");
+        return new HistoryRecord(rec).Value;
+    }
+
+    private readonly byte[] _historyKey = new byte[KvEncoding.HistoryKeyBytes];   // TryRecord's key (one Mvcc, one thread)
+
+    private bool TryRecord(long revision, int sub, out ReadOnlySpan<byte> record)
+    {
+        KvEncoding.WriteHistoryKey(_historyKey, revision, sub);
+        return _history.TryGet(_historyKey, out record);
+    }
+
+    /// <summary>
+    /// The key-value of <paramref name="key"/> as of <paramref name="rev"/>: from its last change (the index entry) back
+    /// along the chain of its changes to the newest at or below <paramref name="rev"/>; null when that is a deletion, or
+    /// when the key did not exist yet.
+    /// </summary>
+    private KeyValue? At(byte[] key, IndexEntry e, long rev, bool keysOnly)
+    {
+        var (r, s) = (e.Mod, e.Sub);
+        ReadOnlySpan<byte> rec;
+        while (r > rev)
+        {
+            if (!TryRecord(r, s, out rec)) return null;   // compacted away: nothing older is left
+            var h = new HistoryRecord(rec);
+            (r, s) = (h.PrevRevision, h.PrevSub);
+            if (r == 0) return null;
+        }
+        if (!TryRecord(r, s, out rec)) return null;
+        var found = new HistoryRecord(rec);
+        return found.IsPut ? new KeyValue(key, keysOnly ? [] : found.Value.ToArray(), found.Create, r, found.Version, found.Lease) : null;
+    }
+
+    /// <summary>Each key's newest change at or below <paramref name="rev"/>, in key order (deleted keys stay in the index until a compaction passes them).</summary>
     private void RangePast(RangeRequest q, long rev, List<KeyValue> kvs, ref long count, long limit)
     {
-        using var c = _history.CreateCursor();
-        var single = q.RangeEnd.Length == 0;
-        var fromKey = IsFromKey(q.RangeEnd);
-        var ok = c.Seek(KvEncoding.HistoryPrefix(q.Key));
-        while (ok)
+        var entries = new List<(byte[] Key, IndexEntry Entry)>();
+        if (q.RangeEnd.Length == 0)
         {
-            var (key, _) = KvEncoding.ParseHistoryKey(c.Key);
-            if (single ? !key.AsSpan().SequenceEqual(q.Key) : !fromKey && key.AsSpan().SequenceCompareTo(q.RangeEnd) >= 0) break;
-            // Newest entry of this key at or below rev: the one just before (key, rev + 1).
-            if (c.Seek(KvEncoding.HistoryKey(key, rev + 1)) ? c.Prev() : c.Last())
-            {
-                var (k2, r2) = KvEncoding.ParseHistoryKey(c.Key);
-                if (k2.AsSpan().SequenceEqual(key) && r2 <= rev && KvEncoding.ReadHistory(key, r2, c.Value, q.KeysOnly) is { } kv && Passes(q, kv))
-                {
-                    count++;
-                    if (!q.CountOnly && kvs.Count < limit) kvs.Add(kv);
-                }
-            }
-            if (single) break;
-            ok = c.Seek(KvEncoding.HistoryPrefix(key, terminator: 2)); // past every revision of this key
+            if (_index.TryGet(q.Key, out var v)) entries.Add((q.Key, new IndexEntry(v)));
+        }
+        else
+        {
+            foreach (var x in _index.Range(q.Key, IsFromKey(q.RangeEnd) ? [] : q.RangeEnd)) entries.Add((x.Key.ToArray(), new IndexEntry(x.Value)));
+        }
+        foreach (var (key, e) in entries)
+        {
+            if (At(key, e, rev, q.KeysOnly) is not { } kv || !Passes(q, kv)) continue;
+            count++;
+            if (!q.CountOnly && kvs.Count < limit) kvs.Add(kv);
         }
     }
 
     private static bool IsFromKey(byte[] rangeEnd) => rangeEnd.Length == 1 && rangeEnd[0] == 0;
 
     private KeyValue? Current(ReadOnlySpan<byte> key) =>
-        _index.TryGet(key, out var v) ? KvEncoding.ReadIndex(key, v, keysOnly: false) : null;
+        _index.TryGet(key, out var v) && new IndexEntry(v) is { Deleted: false } e ? Live(key, e, keysOnly: false) : null;
 
     // ---------------- writes ----------------
 
@@ -221,11 +263,20 @@ internal sealed class Mvcc
     [ThreadStatic]
     private static byte[]? t_scratch;
 
-    private void PutEvent(long rev, byte kind, ReadOnlySpan<byte> key)
+    /// <summary>Appends a change to the history at (<paramref name="rev"/>, <paramref name="sub"/>), pointing to the key's change before it.</summary>
+    private void PutHistory(long rev, int sub, byte kind, long create, long version, long lease, long prevRev, int prevSub, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
-        var buf = Scratch(12 + 1 + key.Length);
-        KvEncoding.WriteEventKey(buf, rev, _sub++);
-        _events.Put(buf.AsSpan(0, 12), buf.AsSpan(12, KvEncoding.WriteEventValue(buf.AsSpan(12), kind, key)));
+        var buf = Scratch(KvEncoding.HistoryKeyBytes + KvEncoding.HistoryValueLength(key.Length, value.Length));
+        KvEncoding.WriteHistoryKey(buf, rev, sub);
+        var n = KvEncoding.WriteHistoryValue(buf.AsSpan(KvEncoding.HistoryKeyBytes), kind, create, version, lease, prevRev, prevSub, key, value);
+        _history.Put(buf.AsSpan(0, KvEncoding.HistoryKeyBytes), buf.AsSpan(KvEncoding.HistoryKeyBytes, n));
+    }
+
+    private void PutIndex(ReadOnlySpan<byte> key, long create, long mod, long version, long lease, int sub, bool deleted)
+    {
+        Span<byte> v = stackalloc byte[KvEncoding.IndexBytes];
+        KvEncoding.WriteIndex(v, create, mod, version, lease, sub, deleted);
+        _index.Put(key, v);
     }
 
     private void BeginWrite(ReadOnlySpan<byte> key)
@@ -246,7 +297,8 @@ internal sealed class Mvcc
     {
         ValidateKey(p.Key, allowEmpty: false);
         if (p.Value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {p.Value.Length} bytes; the limit is {_options.MaxValueBytes} bytes.");
-        var prev = Current(p.Key);
+        IndexEntry? last = _index.TryGet(p.Key, out var iv) ? new IndexEntry(iv) : null;
+        var prev = last is { Deleted: false } live ? Live(p.Key, live, keysOnly: false) : null;
         if ((p.IgnoreValue || p.IgnoreLease) && prev is null)
         {
             throw new KeyNotFoundForUpdateException($"key {Convert.ToHexString(p.Key)} does not exist; IgnoreValue and IgnoreLease update an existing key only.");
@@ -256,18 +308,14 @@ internal sealed class Mvcc
         if (lease != 0 && !_leases.ContainsKey(LeaseKey(lease))) throw new LeaseNotFoundException(lease);
         BeginWrite(p.Key);
         var rev = Revision;
+        var sub = _sub++;
         var create = prev?.CreateRevision ?? rev;
         var version = (prev?.Version ?? 0) + 1;
         var value = p.IgnoreValue ? prev!.Value : p.Value;
         if (prev is not null && prev.Lease != 0 && prev.Lease != lease) _leaseKeys.Delete(LeaseKeyOf(prev.Lease, p.Key));
         if (lease != 0) _leaseKeys.Put(LeaseKeyOf(lease, p.Key), default);
-        // Encoded into one reused buffer: the trees copy what they store into their pages.
-        var hk = KvEncoding.HistoryKeyLength(p.Key);
-        var buf = Scratch(Math.Max(hk + KvEncoding.HistoryHeader + value.Length, KvEncoding.IndexHeader + value.Length));
-        _index.Put(p.Key, buf.AsSpan(0, KvEncoding.WriteIndexValue(buf, create, rev, version, lease, value)));
-        KvEncoding.WriteHistoryKey(buf, p.Key, rev);
-        _history.Put(buf.AsSpan(0, hk), buf.AsSpan(hk, KvEncoding.WriteHistoryValue(buf.AsSpan(hk), KvEncoding.KindPut, create, version, lease, value)));
-        PutEvent(rev, KvEncoding.KindPut, p.Key);
+        PutHistory(rev, sub, KvEncoding.KindPut, create, version, lease, last?.Mod ?? 0, last?.Sub ?? 0, p.Key, value);
+        PutIndex(p.Key, create, rev, version, lease, sub, deleted: false);
         Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(p.Key, value, create, rev, version, lease), prev));
         return new PutResponse(new ResponseHeader(Revision), p.PrevKv ? prev : null);
     }
@@ -282,15 +330,18 @@ internal sealed class Mvcc
         if (key.Length == 0) throw new ArgumentException("The key is empty; keys are 1 byte or more.");
         if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} bytes.");
         if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {value.Length} bytes; the limit is {_options.MaxValueBytes} bytes.");
-        long create = 0, version = 0, prevLease = 0;
+        long create = 0, version = 0, prevLease = 0, lastRev = 0;
+        var lastSub = 0;
         KeyValue? prev = null;
-        var exists = _index.TryGet(key, out var v);
-        if (exists)
+        if (_index.TryGet(key, out var v))
         {
-            create = BinaryPrimitives.ReadInt64LittleEndian(v);
-            version = BinaryPrimitives.ReadInt64LittleEndian(v[16..]);
-            prevLease = BinaryPrimitives.ReadInt64LittleEndian(v[24..]);
-            if (EventsWanted) prev = KvEncoding.ReadIndex(key, v, keysOnly: false); // copied now: the put below rewrites the page
+            var e = new IndexEntry(v);
+            (lastRev, lastSub) = (e.Mod, e.Sub);
+            if (!e.Deleted)
+            {
+                (create, version, prevLease) = (e.Create, e.Version, e.Lease);
+                if (EventsWanted) prev = Live(key, e, keysOnly: false);
+            }
         }
         RefuseIfNoSpace();
         if (lease != 0)
@@ -301,21 +352,19 @@ internal sealed class Mvcc
         }
         BeginWrite(key);
         var rev = Revision;
-        if (!exists) create = rev;
+        var sub = _sub++;
+        if (version == 0) create = rev;
         version++;
         if (prevLease != 0 && prevLease != lease) _leaseKeys.Delete(LeaseKeyOf(prevLease, key));
-        var hk = KvEncoding.HistoryKeyLength(key);
-        var buf = Scratch(Math.Max(Math.Max(hk + KvEncoding.HistoryHeader + value.Length, KvEncoding.IndexHeader + value.Length), 8 + key.Length));
         if (lease != 0)
         {
+            var buf = Scratch(8 + key.Length);
             BinaryPrimitives.WriteInt64BigEndian(buf, lease);
             key.CopyTo(buf.AsSpan(8));
             _leaseKeys.Put(buf.AsSpan(0, 8 + key.Length), default);
         }
-        _index.Put(key, buf.AsSpan(0, KvEncoding.WriteIndexValue(buf, create, rev, version, lease, value)));
-        KvEncoding.WriteHistoryKey(buf, key, rev);
-        _history.Put(buf.AsSpan(0, hk), buf.AsSpan(hk, KvEncoding.WriteHistoryValue(buf.AsSpan(hk), KvEncoding.KindPut, create, version, lease, value)));
-        PutEvent(rev, KvEncoding.KindPut, key);
+        PutHistory(rev, sub, KvEncoding.KindPut, create, version, lease, lastRev, lastSub, key, value);
+        PutIndex(key, create, rev, version, lease, sub, deleted: false);
         if (EventsWanted) Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(key.ToArray(), value.ToArray(), create, rev, version, lease), prev));
         else EventsSkipped = true;
         return rev;
@@ -330,29 +379,34 @@ internal sealed class Mvcc
     public DeleteRangeResponse Delete(DeleteRangeRequest d)
     {
         ValidateKey(d.Key, allowEmpty: false);
-        var victims = new List<KeyValue>();
+        var victims = new List<(KeyValue Kv, int Sub)>();
         if (d.RangeEnd.Length == 0)
         {
-            if (Current(d.Key) is { } kv) victims.Add(kv);
+            if (_index.TryGet(d.Key, out var v) && new IndexEntry(v) is { Deleted: false } e) victims.Add((Live(d.Key, e, keysOnly: false), e.Sub));
         }
         else
         {
-            foreach (var e in _index.Range(d.Key, IsFromKey(d.RangeEnd) ? [] : d.RangeEnd)) victims.Add(KvEncoding.ReadIndex(e.Key, e.Value, keysOnly: false));
+            var live = new List<(byte[] Key, IndexEntry Entry)>();
+            foreach (var x in _index.Range(d.Key, IsFromKey(d.RangeEnd) ? [] : d.RangeEnd))
+            {
+                var e = new IndexEntry(x.Value);
+                if (!e.Deleted) live.Add((x.Key.ToArray(), e));
+            }
+            foreach (var (key, e) in live) victims.Add((Live(key, e, keysOnly: false), e.Sub));
         }
-        foreach (var kv in victims)
+        foreach (var (kv, lastSub) in victims)
         {
             BeginWrite(kv.Key);
             var rev = Revision;
-            _index.Delete(kv.Key);
+            var sub = _sub++;
             if (kv.Lease != 0) _leaseKeys.Delete(LeaseKeyOf(kv.Lease, kv.Key));
-            var hk = KvEncoding.HistoryKeyLength(kv.Key);
-            var buf = Scratch(hk + KvEncoding.HistoryHeader);
-            KvEncoding.WriteHistoryKey(buf, kv.Key, rev);
-            _history.Put(buf.AsSpan(0, hk), buf.AsSpan(hk, KvEncoding.WriteHistoryValue(buf.AsSpan(hk), KvEncoding.KindDelete, 0, 0, 0, default)));
-            PutEvent(rev, KvEncoding.KindDelete, kv.Key);
+            PutHistory(rev, sub, KvEncoding.KindDelete, 0, 0, 0, kv.ModRevision, lastSub, kv.Key, default);
+            PutIndex(kv.Key, 0, rev, 0, 0, sub, deleted: true);   // a tombstone, until a compaction passes it
             Events.Add(new WatchEvent(WatchEventType.Delete, new KeyValue(kv.Key, [], 0, rev, 0, 0), kv));
         }
-        return new DeleteRangeResponse(new ResponseHeader(Revision), victims.Count, d.PrevKv ? victims : []);
+        var deleted = new List<KeyValue>(victims.Count);
+        foreach (var (kv, _) in victims) deleted.Add(kv);
+        return new DeleteRangeResponse(new ResponseHeader(Revision), victims.Count, d.PrevKv ? deleted : []);
     }
 
     public TxnResponse Txn(TxnRequest t)
@@ -389,9 +443,17 @@ internal sealed class Mvcc
     {
         ValidateKey(c.Key, allowEmpty: false);
         if (c.RangeEnd.Length == 0) return Holds(c, Current(c.Key));
-        foreach (var e in _index.Range(c.Key, IsFromKey(c.RangeEnd) ? [] : c.RangeEnd))
+        var live = new List<(byte[] Key, IndexEntry Entry)>();
+        foreach (var x in _index.Range(c.Key, IsFromKey(c.RangeEnd) ? [] : c.RangeEnd))
         {
-            if (!Holds(c, KvEncoding.ReadIndex(e.Key, e.Value, keysOnly: false))) return false;
+            var e = new IndexEntry(x.Value);
+            if (!e.Deleted) live.Add((x.Key.ToArray(), e));
+        }
+        foreach (var (key, e) in live)
+        {
+            // Only a value compare needs the value.
+            var kv = c.Target == CompareTarget.Value ? Live(key, e, keysOnly: false) : new KeyValue(key, [], e.Create, e.Mod, e.Version, e.Lease);
+            if (!Holds(c, kv)) return false;
         }
         return true;
     }
@@ -425,46 +487,41 @@ internal sealed class Mvcc
     }
 
     /// <summary>
-    /// Forgets history below <paramref name="rev"/>: every change older than it goes, except each key's newest entry at
-    /// or below it when that is a put (reads at rev and later still need it). Events below rev go too.
+    /// Forgets history at or below <paramref name="rev"/>: every change there goes, except each key's newest change at
+    /// or below it when that is a put (reads at rev and later still need it). Only the changes since the last
+    /// compaction are read: each key changed there also loses the change an earlier compaction kept for it (the one its
+    /// first change in this window points to). A key whose newest change at or below rev deleted it leaves the index.
     /// </summary>
     public CompactResponse Compact(long rev)
     {
         if (rev > Revision) throw new FutureRevisionException(rev, Revision);
         if (rev <= CompactRevision) throw new CompactedException(rev, CompactRevision);
+        var window = new List<(long Rev, int Sub, string Key)>();
+        var keys = new Dictionary<string, (byte[] Key, long FirstPrevRev, int FirstPrevSub, long LastRev, int LastSub, bool LastPut)>();
+        foreach (var x in _history.Range(KvEncoding.HistoryKey(CompactRevision + 1, 0), KvEncoding.HistoryKey(rev + 1, 0)))
+        {
+            var (r, s) = KvEncoding.ParseHistoryKey(x.Key);
+            var h = new HistoryRecord(x.Value);
+            var id = Convert.ToHexString(h.Key);
+            window.Add((r, s, id));
+            keys[id] = keys.TryGetValue(id, out var k)
+                ? k with { LastRev = r, LastSub = s, LastPut = h.IsPut }
+                : (h.Key.ToArray(), h.PrevRevision, h.PrevSub, r, s, h.IsPut);
+        }
         long removed = 0;
-        var events = new List<(byte[] EventKey, long Rev, byte[] Key)>();
-        foreach (var e in _events.Range(KvEncoding.EventKey(0, 0), KvEncoding.EventKey(rev, 0)))
+        foreach (var (r, s, id) in window)
         {
-            events.Add((e.Key.ToArray(), BinaryPrimitives.ReadInt64BigEndian(e.Key), e.Value[1..].ToArray()));
+            var k = keys[id];
+            if (r == k.LastRev && s == k.LastSub && k.LastPut) continue;   // the key's newest change at or below rev: kept
+            if (_history.Delete(KvEncoding.HistoryKey(r, s))) removed++;
         }
-        // Every key changed below rev: keep only its newest entry at or below rev, and only if it is a put. Entries an
-        // earlier compaction kept are among those scanned, so a key deleted since loses them too.
-        var doomed = new List<byte[]>();
-        var seen = new HashSet<string>();
-        using (var c = _history.CreateCursor())
+        foreach (var k in keys.Values)
         {
-            foreach (var (_, _, key) in events)
-            {
-                if (!seen.Add(Convert.ToHexString(key))) continue;
-                var entries = new List<(byte[] HistoryKey, bool Put)>();
-                for (var ok = c.Seek(KvEncoding.HistoryPrefix(key)); ok; ok = c.Next())
-                {
-                    var (k, r) = KvEncoding.ParseHistoryKey(c.Key);
-                    if (!k.AsSpan().SequenceEqual(key) || r > rev) break;
-                    entries.Add((c.Key.ToArray(), c.Value[0] == KvEncoding.KindPut));
-                }
-                for (var i = 0; i < entries.Count; i++)
-                {
-                    if (i < entries.Count - 1 || !entries[i].Put) doomed.Add(entries[i].HistoryKey);
-                }
-            }
+            // What an earlier compaction kept for this key is older than its newest change now.
+            if (k.FirstPrevRev != 0 && k.FirstPrevRev <= CompactRevision && _history.Delete(KvEncoding.HistoryKey(k.FirstPrevRev, k.FirstPrevSub))) removed++;
+            // A key deleted at or below rev, and not written since, leaves the index.
+            if (!k.LastPut && _index.TryGet(k.Key, out var v) && new IndexEntry(v) is { Deleted: true } e && e.Mod == k.LastRev) _index.Delete(k.Key);
         }
-        foreach (var hk in doomed)
-        {
-            if (_history.Delete(hk)) removed++;
-        }
-        foreach (var (ek, _, _) in events) _events.Delete(ek);
         CompactRevision = rev;
         return new CompactResponse(new ResponseHeader(Revision), removed);
     }
@@ -474,29 +531,21 @@ internal sealed class Mvcc
     {
         var list = new List<WatchEvent>();
         if (_empty) return list;
-        using var c = _history.CreateCursor();
-        foreach (var e in _events.Range(KvEncoding.EventKey(from, 0), default))
+        var changes = new List<(long Rev, byte Kind, KeyValue Kv, long PrevRev, int PrevSub)>();
+        foreach (var x in _history.Range(KvEncoding.HistoryKey(from, 0), default))
         {
-            if (list.Count >= max && BinaryPrimitives.ReadInt64BigEndian(e.Key) != list[^1].Kv.ModRevision) break;
-            var rev = BinaryPrimitives.ReadInt64BigEndian(e.Key);
-            var kind = e.Value[0];
-            var key = e.Value[1..].ToArray();
+            var (r, _) = KvEncoding.ParseHistoryKey(x.Key);
+            if (changes.Count >= max && r != changes[^1].Rev) break;   // whole revisions only
+            var h = new HistoryRecord(x.Value);
+            var kv = h.IsPut ? h.ToKeyValue(r, keysOnly: false) : new KeyValue(h.Key.ToArray(), [], 0, r, 0, 0);
+            changes.Add((r, h.Kind, kv, h.PrevRevision, h.PrevSub));
+        }
+        foreach (var (r, kind, kv, prevRev, prevSub) in changes)
+        {
+            // The key's change before this one is its previous value (when a put, and not compacted away).
             KeyValue? prev = null;
-            // The key's newest entry before rev is its previous value.
-            if (c.Seek(KvEncoding.HistoryKey(key, rev)) ? c.Prev() : c.Last())
-            {
-                var (k, r) = KvEncoding.ParseHistoryKey(c.Key);
-                if (k.AsSpan().SequenceEqual(key)) prev = KvEncoding.ReadHistory(key, r, c.Value, keysOnly: false);
-            }
-            if (kind == KvEncoding.KindPut)
-            {
-                if (!_history.TryGet(KvEncoding.HistoryKey(key, rev), out var hv)) throw new InvalidDataException($"history entry for an event at revision {rev} is missing");
-                list.Add(new WatchEvent(WatchEventType.Put, KvEncoding.ReadHistory(key, rev, hv, keysOnly: false)!, prev));
-            }
-            else
-            {
-                list.Add(new WatchEvent(WatchEventType.Delete, new KeyValue(key, [], 0, rev, 0, 0), prev));
-            }
+            if (prevRev != 0 && TryRecord(prevRev, prevSub, out var pr) && new HistoryRecord(pr) is { IsPut: true } p) prev = p.ToKeyValue(prevRev, keysOnly: false);
+            list.Add(new WatchEvent(kind == KvEncoding.KindPut ? WatchEventType.Put : WatchEventType.Delete, kv, prev));
         }
         return list;
     }
@@ -632,7 +681,7 @@ internal sealed class Mvcc
         _meta.Put(StateKey, state);
     }
 
-    /// <summary>A hash of every key-value as of <paramref name="rev"/> (history entries at or below it), equal on every member that applied the same log.</summary>
+    /// <summary>A hash of every change as of <paramref name="rev"/> (history records at or below it, in revision order), equal on every member that applied the same log.</summary>
     public ulong Hash(long rev)
     {
         var h = new System.IO.Hashing.XxHash64();
@@ -640,11 +689,8 @@ internal sealed class Mvcc
         BinaryPrimitives.WriteInt64LittleEndian(buf, CompactRevision);
         h.Append(buf);
         if (_empty) return h.GetCurrentHashAsUInt64();
-        foreach (var e in _history.All())
+        foreach (var e in _history.Range(KvEncoding.HistoryKey(0, 0), KvEncoding.HistoryKey(rev + 1, 0)))
         {
-            if (BinaryPrimitives.ReadInt64BigEndian(e.Key[^8..]) > rev) continue;
-            BinaryPrimitives.WriteInt32LittleEndian(buf, e.Key.Length);
-            h.Append(buf[..4]);
             h.Append(e.Key);
             BinaryPrimitives.WriteInt32LittleEndian(buf, e.Value.Length);
             h.Append(buf[..4]);

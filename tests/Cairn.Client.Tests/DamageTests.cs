@@ -14,7 +14,12 @@ public sealed class DamageTests
         var value = new string('v', 1000);
         await using (var c = cluster.Client())
         {
-            for (var i = 0; i < 60; i++) await c.PutAsync($"k{i:D2}", value);
+            // kv.index holds no values: thirty small keys after each spread it over several leaves (k10's and k50's apart).
+            for (var i = 0; i < 60; i++)
+            {
+                await c.PutAsync($"k{i:D2}", value);
+                for (var j = 0; j < 30; j++) await c.PutAsync($"k{i:D2}-{j:D2}", "f");
+            }
         }
         await cluster.StopAsync("m2");
         var page = DamagedPage.Flip(cluster.DbPath("m2"), null, "kv.index", Encoding.UTF8.GetBytes("k10"), Encoding.UTF8.GetBytes("k50"));
@@ -63,7 +68,12 @@ public sealed class DamageTests
         var value = new string('v', 1000);
         await using (var c = cluster.Client())
         {
-            for (var i = 0; i < 60; i++) await c.PutAsync($"k{i:D2}", value);
+            // kv.index holds no values: thirty small keys after each spread it over several leaves (k10's and k50's apart).
+            for (var i = 0; i < 60; i++)
+            {
+                await c.PutAsync($"k{i:D2}", value);
+                for (var j = 0; j < 30; j++) await c.PutAsync($"k{i:D2}-{j:D2}", "f");
+            }
         }
         await cluster.StopAsync("m2");
         DamagedPage.Flip(cluster.DbPath("m2"), null, "kv.index", Encoding.UTF8.GetBytes("k10"), Encoding.UTF8.GetBytes("k50"));

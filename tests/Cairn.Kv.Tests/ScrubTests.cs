@@ -24,7 +24,7 @@ public sealed class ScrubTests : IDisposable
                 sm.Apply(++index, new KvCommand { Put = new PutRequest { Key = Encoding.UTF8.GetBytes($"{prefix}{i:D4}"), Value = new byte[300] } }.Encode());
             }
         }
-        Apply(400, "a");
+        Apply(800, "a");
         var scrubber = new Scrubber();
         long pages = 0;
         var steps = 0;

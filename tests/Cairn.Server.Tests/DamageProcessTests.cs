@@ -76,7 +76,12 @@ public sealed class DamageProcessTests(Xunit.Abstractions.ITestOutputHelper log)
         await WaitForLeaderAsync(client);
         await using (var c = await TestClient.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, client)))
         {
-            for (var i = 0; i < 60; i++) await c.PutAsync($"k{i:D2}", new string('v', 1000));
+            // kv.index holds no values: thirty small keys after each spread it over several leaves (k10's and k50's apart).
+            for (var i = 0; i < 60; i++)
+            {
+                await c.PutAsync($"k{i:D2}", new string('v', 1000));
+                for (var j = 0; j < 30; j++) await c.PutAsync($"k{i:D2}-{j:D2}", "f");
+            }
         }
         using (var kill = Process.Start("kill", ["-TERM", _serve.Id.ToString(CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
         await _serve.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));

@@ -12,10 +12,17 @@ public sealed class DamageTests
 {
     private static readonly string Value = new('v', 1000);
 
-    /// <summary>Sixty keys of 1 KB: kv.index spreads over several leaves of 16 KiB.</summary>
+    /// <summary>
+    /// Sixty keys of 1 KB, each followed by thirty small ones: kv.index (which holds no values, so its entries are
+    /// small) spreads over several leaves of 16 KiB, with k10 and k50 in different ones.
+    /// </summary>
     private static async Task WriteKeysAsync(TestClient c)
     {
-        for (var i = 0; i < 60; i++) await c.PutAsync($"k{i:D2}", Value);
+        for (var i = 0; i < 60; i++)
+        {
+            await c.PutAsync($"k{i:D2}", Value);
+            for (var j = 0; j < 30; j++) await c.PutAsync($"k{i:D2}-{j:D2}", "f");
+        }
     }
 
     private static string DbPath(TestCluster cluster, string name) => Path.Combine(cluster.Root, name, "member", "kv.db");
@@ -59,11 +66,12 @@ public sealed class DamageTests
             await WriteKeysAsync(c);
             k10 = (await c.RangeAsync(new RangeRequest { Key = TestClient.Bytes("k10") })).Kvs[0].ModRevision;
             k50 = (await c.RangeAsync(new RangeRequest { Key = TestClient.Bytes("k50") })).Kvs[0].ModRevision;
+            await c.PutAsync("k10", Value);   // k10's current value is now in the history's last leaf
         }
         await cluster.StopAsync("m1");
-        // The history leaf of k10's put (history keys: key, 00 01, revision big-endian): live reads do not touch it.
-        static byte[] HistoryKey(string key, long revision) => [.. TestClient.Bytes(key), 0, 1, .. BitConverter.GetBytes(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(revision))];
-        var page = DamagedPage.Flip(DbPath(cluster, "m1"), cluster.Options("m1").MasterKey, "kv.history", HistoryKey("k10", k10), HistoryKey("k50", k50));
+        // The history leaf of k10's first put (history keys: revision big-endian, then sub-revision): live reads do not touch it.
+        static byte[] HistoryKey(long revision) => [.. BitConverter.GetBytes(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(revision)), 0, 0, 0, 0];
+        var page = DamagedPage.Flip(DbPath(cluster, "m1"), cluster.Options("m1").MasterKey, "kv.history", HistoryKey(k10), HistoryKey(k50));
         var member = cluster.Start("m1");
         await cluster.LeaderAsync();
         await using var client = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
