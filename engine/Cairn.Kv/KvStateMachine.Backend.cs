@@ -23,6 +23,20 @@ public sealed partial class KvStateMachine
     private Timer? _commitTimer;
     private volatile Exception? _commitFailure;       // a commit the disk refused off the caller's thread: every later apply and read fails
     private long _backendCommits;
+    private volatile bool _durableWanted;             // the next commit is to be durable (RequestDurableCommit)
+    private long _durableApplied;                     // the applied index of the last durable commit
+
+    /// <summary>
+    /// The applied index the file holds durably: a crash keeps everything up to it. A log may drop entries up to it
+    /// (and not beyond: later entries may live only in the open transaction, or in commits not yet synced).
+    /// </summary>
+    public ulong DurableAppliedIndex => (ulong)Interlocked.Read(ref _durableApplied);
+
+    /// <summary>
+    /// Asks for the next commit to be durable (a sync of the file), without a commit of its own: a log that wants to
+    /// compact waits until <see cref="DurableAppliedIndex"/> passes its target instead of forcing an extra commit.
+    /// </summary>
+    public void RequestDurableCommit() => _durableWanted = true;
 
     /// <summary>Storage commits of applied batches so far (each writes the pages the batches since the last one changed).</summary>
     public long BackendCommits => Interlocked.Read(ref _backendCommits);
@@ -39,12 +53,13 @@ public sealed partial class KvStateMachine
     /// <summary>Commits the open transaction when its interval has run out (the timer's call: batches may have stopped coming).</summary>
     private void CommitIfDue()
     {
-        if (!_dirty) return;
+        if (!_dirty && !_durableWanted) return;
         try
         {
             lock (_apply)
             {
                 if (_open && Stopwatch.GetElapsedTime(_openedAt) >= _options.BackendCommitInterval) CommitOpen();
+                else if (!_open && _durableWanted) SyncCommitted();   // idle: what is committed only needs its sync
             }
         }
         catch (ObjectDisposedException)
@@ -89,9 +104,10 @@ public sealed partial class KvStateMachine
     /// </summary>
     private void CommitOpen()
     {
+        var durable = _durableWanted;
         try
         {
-            _writer!.Commit(false);
+            _writer!.Commit(durable);
         }
         catch
         {
@@ -106,8 +122,22 @@ public sealed partial class KvStateMachine
         _retainedBuffer?.Clear();
         _openEntries = 0;
         Interlocked.Increment(ref _backendCommits);
+        if (durable)
+        {
+            _durableWanted = false;
+            Interlocked.Exchange(ref _durableApplied, (long)_writerMvcc!.Applied);
+        }
         RetireShared();
         _dirty = false;
+    }
+
+    /// <summary>Syncs what is committed (no transaction open). Under _apply.</summary>
+    private void SyncCommitted()
+    {
+        _durableWanted = false;
+        var applied = _writerMvcc?.Applied ?? Read(m => m.Applied);
+        _db.Sync();
+        Interlocked.Exchange(ref _durableApplied, (long)applied);
     }
 
     /// <summary>

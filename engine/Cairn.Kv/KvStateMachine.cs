@@ -95,6 +95,7 @@ public sealed partial class KvStateMachine : IDisposable
         _options = options;
         Watches = new WatchHub(this, Revision, options.WatchQueueCapacity);
         _auth = LoadAuth();
+        _durableApplied = (long)Read(m => m.Applied); // what the file holds when opened is on disk
         StartCommitTimer();
     }
 
@@ -373,8 +374,8 @@ public sealed partial class KvStateMachine : IDisposable
                 if (durable || _options.BackendCommitInterval <= TimeSpan.Zero || _openEntries >= _options.BackendCommitEntries
                     || Stopwatch.GetElapsedTime(_openedAt) >= _options.BackendCommitInterval || !TryRetain(entries, pending, refused))
                 {
+                    if (durable) _durableWanted = true; // the commit syncs: it makes the commits before it durable too
                     CommitOpen();
-                    if (durable) _db.Sync(); // also makes the batches committed without a sync before it durable
                 }
                 else
                 {
@@ -467,6 +468,7 @@ public sealed partial class KvStateMachine : IDisposable
             // Under _apply nothing is applied meanwhile, so this is the state the sync makes durable.
             var result = Read(m => new SyncResult(m.Applied, m.Revision));
             _db.Sync();
+            Interlocked.Exchange(ref _durableApplied, (long)result.AppliedIndex);
             return result;
         }
     }

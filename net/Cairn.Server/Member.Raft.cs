@@ -601,13 +601,20 @@ public sealed partial class Member
     private void MaybeCompact()
     {
         var catchUp = (ulong)Math.Max(1, _options.SnapshotCount / 2);
-        if (_appliedIndex > _node.SnapshotIndex + (ulong)_options.SnapshotCount + catchUp) Compact(_appliedIndex - catchUp);
+        if (_appliedIndex <= _node.SnapshotIndex + (ulong)_options.SnapshotCount + catchUp) return;
+        // The log may drop only what the database holds durably. Rather than force a commit and a sync of its own
+        // (at high rates that was as many extra commits as the backend's own, each writing every index leaf again),
+        // it asks for the backend's next commit to be durable, and compacts once that has passed its target.
+        var target = _appliedIndex - catchUp;
+        var durable = _sm.DurableAppliedIndex;
+        if (durable < target) _sm.RequestDurableCommit();
+        var to = Math.Min(target, durable);
+        if (to > _node.SnapshotIndex + (ulong)_options.SnapshotCount) Compact(to);
     }
 
-    /// <summary>Compacts the log up to <paramref name="index"/>: the database (which holds everything applied) is synced first, then the snapshot record is written and old log segments go.</summary>
+    /// <summary>Compacts the log up to <paramref name="index"/>, which the database holds durably: the snapshot record is written and old log segments go.</summary>
     private void Compact(ulong index)
     {
-        _sm.Sync(); // commits the batches the backend holds open, then syncs: the log may then drop what they came from
         _node.Compact(index, []);
         var meta = _node.SnapshotMetadata!;
         SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);

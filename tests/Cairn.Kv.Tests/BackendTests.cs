@@ -123,6 +123,42 @@ public sealed class BackendTests : IDisposable
     }
 
     [Fact]
+    public void The_durable_applied_index_moves_only_with_a_durable_commit_and_a_copy_of_the_file_holds_it()
+    {
+        var path = Path.Combine(_dir, "kv.db");
+        using var sm = KvStateMachine.Open(path, Held());
+        ulong index = 0;
+        sm.ApplyBatch(Batch(ref index, 10, "a/"), durable: false);
+        Assert.Equal(0UL, sm.DurableAppliedIndex);
+        Assert.Equal(10, sm.Range(new RangeRequest { Key = B("a/"), RangeEnd = RangeRequest.Prefix(B("a/")), CountOnly = true }).Count);
+        Assert.Equal(0UL, sm.DurableAppliedIndex);          // committed by the read, not synced: a log may not drop it yet
+
+        sm.ApplyBatch(Batch(ref index, 10, "b/"), durable: false);
+        sm.RequestDurableCommit();                          // no commit of its own...
+        Assert.Equal(0UL, sm.DurableAppliedIndex);
+        Assert.True(sm.HasUncommittedBatches);
+        _ = sm.Range(new RangeRequest { Key = B("b/000") }); // ...the next one (here a read's) is durable
+        Assert.Equal(20UL, sm.DurableAppliedIndex);
+        sm.ApplyBatch(Batch(ref index, 10, "c/"), durable: false);
+        CopyHeld(path, Path.Combine(_dir, "crashed.db"));
+        using var crashed = KvStateMachine.Open(Path.Combine(_dir, "crashed.db"), Held());
+        Assert.True(crashed.AppliedIndex >= sm.DurableAppliedIndex);
+    }
+
+    [Fact]
+    public void An_idle_store_asked_for_durability_syncs_what_it_committed()
+    {
+        using var sm = KvStateMachine.Open(Path.Combine(_dir, "kv.db"), new KvOptions { BackendCommitInterval = TimeSpan.FromMilliseconds(20), Storage = new StorageOptions { SyncOnCommit = false } });
+        ulong index = 0;
+        sm.ApplyBatch(Batch(ref index, 5, "k/"), durable: false);
+        _ = sm.AppliedIndex;                                // committed (not synced) by a read
+        sm.RequestDurableCommit();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (sm.DurableAppliedIndex < 5 && DateTime.UtcNow < deadline) Thread.Sleep(5);
+        Assert.Equal(5UL, sm.DurableAppliedIndex);
+    }
+
+    [Fact]
     public void A_refused_command_in_a_later_batch_leaves_the_earlier_batches_whole()
     {
         using var sm = KvStateMachine.Open(Path.Combine(_dir, "kv.db"), Held());
