@@ -84,7 +84,7 @@ public sealed record MemberOptions
     public int BackendBatchLimit { get; init; } = 10_000;
 
     /// <summary>Applied entries kept in the log before it is compacted into a snapshot (--snapshot-count).</summary>
-    public int SnapshotCount { get; init; } = 10_000;
+    public int SnapshotCount { get; init; } = 100_000;
 
     /// <summary>Raft messages queued for one peer beyond which new ones are dropped (Raft retries them) so a slow peer never blocks the others.</summary>
     public int MaxPeerQueue { get; init; } = 8_192;

@@ -24,7 +24,7 @@ internal static class Serve
         ("--heartbeat-interval", "Leader heartbeat period in milliseconds (default 100).", "MS"),
         ("--election-timeout", "Election timeout in milliseconds (default 1000).", "MS"),
         ("--quota-bytes", "A fixed storage quota; turns the autoscaler off.", "N"),
-        ("--snapshot-count", "Applied entries kept in the log before it is compacted (default 10000).", "N"),
+        ("--snapshot-count", "Applied entries kept in the log before it is compacted (default 100000, as etcd's).", "N"),
         ("--max-frame-bytes", "Largest client frame accepted.", "N"),
         ("--backend-batch-interval", "Longest applied writes wait in one storage transaction before it is committed (default 100ms; 0: every batch).", "DURATION"),
         ("--backend-batch-limit", "Entries applied in one storage transaction before it is committed (default 10000).", "N"),
