@@ -6,40 +6,81 @@ namespace Cairn.Kv;
 public sealed partial class KvStateMachine
 {
     /// <summary>
-    /// Rewrites the store into a fresh file holding only live pages, then swaps it in. Writes wait for the whole
-    /// rewrite; reads go on during the copy and wait only for the moment of the swap. Nothing is lost: the copy is
-    /// synced before the rename. Returns the file sizes before and after.
+    /// Rewrites the store into a fresh file holding only live pages, then swaps it in — online: writes go on while
+    /// it copies. The copy is taken from one read transaction; the batches applied meanwhile are recorded and applied
+    /// to the copy too, in rounds, until few are left; only the last round and the swap hold writes back (and reads
+    /// wait only for the moment of the swap). Nothing is lost: the copy is synced before the rename. Returns the file
+    /// sizes before and after. A snapshot installed meanwhile ends it early, keeping the old file.
     /// </summary>
     public DefragmentResult Defragment()
     {
-        lock (_apply)
+        lock (_defragment)
         {
-            if (_open) CommitOpen(); // the copy is of what is committed
             var before = new FileInfo(_path).Length;
             var temp = _path + ".defrag";
             File.Delete(temp);
+            var redo = new RedoLog();
             try
             {
-                // No write can happen while _apply is held, so this read transaction is the latest state throughout.
-                // The copy keeps the store's page size, which may not be the one the options give a new file.
-                using (var fresh = Database.Open(temp, _options.Storage with { PageSize = _db.PageSize }))
-                using (var loader = new TreeLoader(fresh))
-                using (var from = _db.BeginRead())
+                Database source;
+                ReadTransaction from;
+                lock (_apply)
                 {
-                    foreach (var name in from.GetTreeNames())
-                    {
-                        loader.BeginTree(name);
-                        foreach (var e in from.OpenTree(name).All()) loader.Put(e.Key, e.Value);
-                    }
-                    loader.Finish();
-                    fresh.Sync();
+                    if (_open) CommitOpen();      // the copy starts from everything applied so far
+                    source = _db;
+                    from = source.BeginRead();
+                    _redo = redo;                 // every batch applied from now on is recorded for the copy
                 }
-                SwapIn(temp);
+                var fresh = Database.Open(temp, _options.Storage with { PageSize = source.PageSize, SyncOnCommit = false });
+                try
+                {
+                    using (from)
+                    using (var loader = new TreeLoader(fresh))
+                    {
+                        // The copy keeps the store's page size, which may not be the one the options give a new file.
+                        foreach (var name in from.GetTreeNames())
+                        {
+                            loader.BeginTree(name);
+                            foreach (var e in from.OpenTree(name).All()) loader.Put(e.Key, e.Value);
+                        }
+                        loader.Finish();
+                    }
+                    DefragmentCopied?.Invoke();
+                    // Catch up in rounds while writes go on; the last (small) round, and the swap, hold the apply lock.
+                    for (var round = 0; round < 10 && redo.Pending > 64; round++) redo.ApplyTo(fresh, _options);
+                    lock (_apply)
+                    {
+                        _redo = null;
+                        if (redo.Abandoned) throw new DefragmentAbandonedException();
+                        if (_open) CommitOpen();
+                        redo.ApplyTo(fresh, _options);
+                        fresh.Sync();
+                        fresh.Dispose();
+                        SwapIn(temp);
+                    }
+                }
+                finally
+                {
+                    fresh.Dispose();   // a no-op once swapped in
+                }
+            }
+            catch (DefragmentAbandonedException)
+            {
+                File.Delete(temp);
+                return new DefragmentResult(before, before);
             }
             catch
             {
+                lock (_apply) _redo = null;
                 File.Delete(temp);
                 throw;
+            }
+            finally
+            {
+                lock (_apply)
+                {
+                    if (ReferenceEquals(_redo, redo)) _redo = null;
+                }
             }
             return new DefragmentResult(before, new FileInfo(_path).Length);
         }
@@ -120,6 +161,11 @@ public sealed partial class KvStateMachine
         lock (_apply)
         {
             if (_open) CommitOpen(); // the file is about to be replaced: what is applied is committed to it first
+            if (_redo is { } redo)
+            {
+                redo.Abandoned = true; // a defragmentation's copy no longer follows this store: it ends, keeping the old file
+                _redo = null;
+            }
             // Check the file before giving up ours: it must open with our storage options and not go back in the log.
             ulong applied;
             using (var built = Database.Open(builtPath, _options.Storage with { CreateIfMissing = false }))

@@ -371,6 +371,7 @@ public sealed partial class KvStateMachine : IDisposable
                     _openedAt = Stopwatch.GetTimestamp();
                 }
                 _openEntries += pending.Count;
+                Record(entries, pending, refused); // for a defragmentation's copy, when one runs
                 if (durable || _options.BackendCommitInterval <= TimeSpan.Zero || _openEntries >= _options.BackendCommitEntries
                     || Stopwatch.GetElapsedTime(_openedAt) >= _options.BackendCommitInterval || !TryRetain(entries, pending, refused))
                 {

@@ -533,7 +533,10 @@ public sealed partial class Member
     private volatile List<MemberInfo> _memberSnapshot = [];
 
     // Lambdas live in methods of their own: a closure over Handle's parameters would be allocated on every request.
-    private void StartDefragment(Responder r, ulong id) => _ = Task.Run(() => Defragment(r, id));
+    // A thread of its own, as for a snapshot stream: the copy of a large database takes a while, and on the thread
+    // pool it would hold back the peer links' and sessions' I/O (on two cores, long enough to lose a leader).
+    private void StartDefragment(Responder r, ulong id) =>
+        new Thread(() => Defragment(r, id)) { IsBackground = true, Name = "cairn defragment" }.Start();
 
     private void StartSnapshotStream(ClientSession s, ulong id) =>
         new Thread(() => StreamSnapshot(s, id)) { IsBackground = true, Name = "cairn snapshot stream" }.Start();

@@ -206,4 +206,54 @@ public sealed class BackendTests : IDisposable
         }
         Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), seen);
     }
+
+    [Fact]
+    public async Task Defragmentation_lets_writes_go_on_while_it_copies_and_ends_with_every_one_of_them()
+    {
+        using var sm = KvStateMachine.Open(Path.Combine(_dir, "kv.db"), new KvOptions { Storage = new StorageOptions { SyncOnCommit = false } });
+        using var reference = KvStateMachine.Open(Path.Combine(_dir, "reference.db"), new KvOptions { BackendCommitInterval = TimeSpan.Zero });
+        ulong index = 0;
+        // A store with free pages to give back: many keys, then most of them deleted and compacted away.
+        var log = new List<(ulong, byte[])>();
+        for (var b = 0; b < 400; b++) log.AddRange(Batch(ref index, 50, $"old{b:D3}/"));
+        log.Add((++index, new KvCommand { Delete = new DeleteRangeRequest { Key = B("old"), RangeEnd = RangeRequest.Prefix(B("old")) } }.Encode()));
+        log.Add((++index, new KvCommand { CompactRevision = 20_001 }.Encode()));   // past the deletion (revision 20,001)
+        sm.ApplyBatch(log, durable: false);
+        reference.ApplyBatch(log, durable: false);
+
+        // A writer applies batches all along; the copy waits until it has seen it apply some (it would wait for
+        // ever if the copy held writes back, as defragmentation used to).
+        using var stop = new CancellationTokenSource();
+        var applied = 0;
+        var writes = new List<(ulong, byte[])>();
+        var writer = Task.Run(() =>
+        {
+            var next = index;
+            for (var b = 0; !stop.IsCancellationRequested; b++)
+            {
+                var batch = Batch(ref next, 5, $"new{b:D4}/");
+                sm.ApplyBatch(batch, durable: false);
+                lock (writes) writes.AddRange(batch);
+                Interlocked.Increment(ref applied);
+                Thread.Sleep(1);   // a steady trickle: the space the defragmentation gives back dwarfs what it adds
+            }
+        });
+        sm.DefragmentCopied = () =>
+        {
+            var seen = Volatile.Read(ref applied);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (Volatile.Read(ref applied) < seen + 5)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no write was applied while the defragmentation copied");
+                Thread.Sleep(1);
+            }
+        };
+        var result = sm.Defragment();
+        await stop.CancelAsync();
+        await writer;
+        Assert.True(result.BytesAfter < result.BytesBefore, $"{result.BytesBefore} -> {result.BytesAfter}");
+        lock (writes) reference.ApplyBatch(writes, durable: false);
+        Assert.Equal(reference.AppliedIndex, sm.AppliedIndex);
+        Assert.Equal(reference.Hash(), sm.Hash());
+    }
 }
