@@ -16,6 +16,7 @@ public sealed partial class KvStateMachine
     private bool _open;
     private long _openedAt;
     private int _openEntries;
+    private ulong _openApplied;                       // the applied index after the open transaction's last batch
     private volatile bool _dirty;                     // _open, readable without the lock (the read path checks it)
     private RetainedBatches? _retainedBuffer;         // the open transaction's commands, to apply again after a rollback (made at first use)
 
@@ -164,6 +165,35 @@ public sealed partial class KvStateMachine
 
     private static bool Retained(Pending p, Dictionary<ulong, KvException>? refused) =>
         p.Error is null && refused?.ContainsKey(p.Index) != true && (p.Command is not null || p.PlainPut);
+
+    /// <summary>
+    /// After a batch failed part way in the open transaction: rolls it back, applies the earlier batches again and
+    /// commits them. Returns the transaction now current (committed, or rolled back when this failed too).
+    /// </summary>
+    private WriteTransaction RestoreEarlierBatches(WriteTransaction failed)
+    {
+        failed.Dispose();
+        var attempt = _writer = _db.BeginWrite(failed);
+        try
+        {
+            var m = _writerMvcc!;
+            m.Begin(attempt);
+            if (_retainedBuffer is { Count: > 0 }) Replay(m);
+            m.Finish(_openApplied);
+            CommitOpen();
+        }
+#pragma warning disable CA1031 // called from a finally with the batch's own exception on its way: this one must not replace it
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            attempt.Dispose();
+            _open = false;
+            _dirty = false;
+            _retainedBuffer?.Clear();
+            _openEntries = 0;
+        }
+        return attempt;
+    }
 
     /// <summary>Applies the open transaction's earlier batches again, after a rollback; they succeeded before, so they do again.</summary>
     private void Replay(Mvcc m)

@@ -370,6 +370,7 @@ public sealed partial class KvStateMachine : IDisposable
                     _open = true;
                     _openedAt = Stopwatch.GetTimestamp();
                 }
+                _openApplied = pending[^1].Index;
                 _openEntries += pending.Count;
                 Record(entries, pending, refused); // for a defragmentation's copy, when one runs
                 if (durable || _options.BackendCommitInterval <= TimeSpan.Zero || _openEntries >= _options.BackendCommitEntries
@@ -394,12 +395,11 @@ public sealed partial class KvStateMachine : IDisposable
         {
             if (!completed && _open)
             {
-                // Something unexpected (the disk, a bug) stopped the batch part way: roll back to the last commit,
-                // earlier batches too — the store's applied index says where the log must be applied from again.
-                _open = false;
-                _dirty = false;
-                _retainedBuffer?.Clear();
-                _openEntries = 0;
+                // Something unexpected (a damaged page, the disk, a bug) stopped the batch part way. The rollback
+                // undoes the open transaction's earlier batches too: they are applied again and committed, so the store
+                // holds exactly what its owner saw applied. If that fails as well, the store stays at its last commit,
+                // and its applied index says where the log must be applied from again.
+                attempt = RestoreEarlierBatches(attempt);
                 keepOpen = false;
             }
             if (!keepOpen && !_open) attempt.Dispose(); // a no-op once committed

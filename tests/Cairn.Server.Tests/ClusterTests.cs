@@ -171,7 +171,9 @@ public sealed class ClusterTests
         await using var cluster = new TestCluster(3, snapshotCount: 20);
         await cluster.StartAllAsync();
         await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
-        for (var i = 0; i < 100; i++) await c.PutAsync($"k{i}", $"v{i}");     // every log compacted past the start
+        for (var i = 0; i < 100; i++) await c.PutAsync($"k{i}", $"v{i}");     // every log compacted past the start...
+        // ...once the backend's next durable commit lets it (compaction waits for it rather than forcing one).
+        await TestCluster.EventuallyAsync(() => cluster.Running.All(m => File.Exists(Path.Combine(cluster.Root, cluster.NameOf(m), "member", "snap.meta"))), "every member compacted its log");
         cluster.Reserve("m4");
         TestClient.Ok(await c.CallAsync(MessageType.MemberAdd, w => Messages.WriteMemberAdd(w, "m4", cluster.PeerUrl("m4"), learner: false)), MessageType.MemberAdd);
         var m4 = cluster.Start("m4", [.. cluster.Cluster, ("m4", cluster.PeerUrl("m4"))], state: "existing");
@@ -195,6 +197,8 @@ public sealed class ClusterTests
         await using var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1"));
         for (var i = 0; i < 100; i++) await c.PutAsync($"k{i}", $"v{i}");
         await TestCluster.EventuallyAsync(() => cluster.Running.All(m => m.AppliedIndex >= cluster.Members["m1"]!.AppliedIndex), "every member applied everything");
+        // Compaction waits for the backend's next durable commit rather than forcing one.
+        await TestCluster.EventuallyAsync(() => File.Exists(Path.Combine(cluster.Root, "m3", "member", "snap.meta")), "m3 compacted its log");
         await c.DisposeAsync();
         foreach (var name in new[] { "m1", "m2", "m3" }) await cluster.StopAsync(name);
         // The state right after installing such a snapshot (or a crash then): the log holds nothing after the

@@ -276,12 +276,16 @@ public sealed class DamageTests
         DamagedPage.Flip(DbPath(cluster, "m1"), cluster.Options("m1").MasterKey, "kv.index", TestClient.Bytes("k10"), TestClient.Bytes("k50"));
         var m1 = cluster.Start("m1");
         await MoveLeaderAsync(cluster, m1);
+        var m3Applied = cluster.Members["m3"]!.AppliedIndex;
         await cluster.StopAsync("m3");
-        // New keys land on the last leaf, far from k10's; enough of them that m1 compacts its log past m3.
+        // New keys land on the last leaf, far from k10's; enough of them that m1 compacts its log past m3 (once the
+        // backend's next durable commit lets it).
         await using (var c = await TestClient.ConnectAsync(cluster.ClientEndpoint("m1")))
         {
             for (var i = 0; i < 60; i++) await c.PutAsync($"z{i:D2}", "late");
         }
+        var snapMeta = Path.Combine(cluster.Root, "m1", "member", "snap.meta");
+        await TestCluster.EventuallyAsync(() => File.Exists(snapMeta) && Cairn.Raft.SnapshotFile.Read(snapMeta, cluster.Options("m1").MasterKey).Metadata.Index > m3Applied, "m1 compacts its log past m3");
         Assert.False(m1.Damaged);
         var m3 = cluster.Start("m3");                                     // needs a snapshot: m1's dump reads k10's page
         await TestCluster.EventuallyAsync(() => m1.Damaged && !m1.IsLeader, "m1 finds the damage and hands leadership over");
