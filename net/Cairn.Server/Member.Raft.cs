@@ -17,7 +17,7 @@ namespace Cairn.Server;
 public sealed partial class Member
 {
     private readonly AutoResetEvent _wake = new(false);
-    private readonly ConcurrentQueue<(Message Message, string? SnapshotPath)> _inbox = new();
+    private readonly ConcurrentQueue<(Message Message, string? SnapshotPath, ReceivedMessage? Holder)> _inbox = new();
     private readonly ConcurrentQueue<Proposal> _proposals = new();
     private readonly ConcurrentQueue<PendingRead> _reads = new();
     private readonly ConcurrentQueue<AdminOp> _admin = new();
@@ -43,10 +43,12 @@ public sealed partial class Member
     private long _nextLeaseCheck;
     private long _nextProgressNotify = Stopwatch.GetTimestamp();
 
-    /// <summary>A message from a peer, for the raft thread.</summary>
-    internal void Deliver(Message m, string? snapshotPath = null)
+    /// <summary>A message from a peer, for the raft thread (with the pooled memory its entries lie in, released once stepped).</summary>
+    internal void Deliver(Message m, string? snapshotPath = null) => Deliver(m, null, snapshotPath);
+
+    internal void Deliver(Message m, ReceivedMessage? holder, string? snapshotPath = null)
     {
-        _inbox.Enqueue((m, snapshotPath));
+        _inbox.Enqueue((m, snapshotPath, holder));
         _wake.Set();
     }
 
@@ -117,7 +119,17 @@ public sealed partial class Member
                     ticked = true;
                     nextTick = now - nextTick > 5 * tick ? now + tick : nextTick + tick; // after a long stall, do not burst
                 }
-                while (_inbox.TryDequeue(out var item)) Step(item.Message, item.SnapshotPath);
+                while (_inbox.TryDequeue(out var item))
+                {
+                    try
+                    {
+                        Step(item.Message, item.SnapshotPath);
+                    }
+                    finally
+                    {
+                        item.Holder?.Release();   // the core copied what it keeps into its own log
+                    }
+                }
                 ProposeQueued();
                 StartReads();
                 RunAdmin();

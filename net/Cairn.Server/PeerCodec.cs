@@ -85,8 +85,21 @@ internal static class PeerCodec
         w.EndFrame();
     }
 
-    public static Message ReadMessage(ReadOnlySpan<byte> payload)
+    public static Message ReadMessage(ReadOnlySpan<byte> payload) => ReadMessage(payload, null);
+
+    /// <summary>
+    /// Reads a Raft message. With <paramref name="holder"/>, the payload is copied into its pooled buffer and the
+    /// entries are slices of it, listed in the holder (release it once the message is stepped); without, each entry's
+    /// bytes are an array of their own.
+    /// </summary>
+    public static Message ReadMessage(ReadOnlySpan<byte> payload, ReceivedMessage? holder)
     {
+        ReadOnlyMemory<byte> held = default;
+        if (holder is not null)
+        {
+            held = holder.Hold(payload);
+            payload = held.Span;
+        }
         var r = new PayloadReader(payload);
         var type = r.U8();
         if (type > (byte)Raft.MessageType.HeartbeatResponse) throw new ProtocolException(ErrorCode.Malformed, $"unknown raft message type {type}");
@@ -98,14 +111,26 @@ internal static class PeerCodec
         var commit = r.U64();
         var reject = r.Bool();
         var context = r.U64();
-        var entries = new Entry[r.Count(21)];
-        for (var i = 0; i < entries.Length; i++)
+        var count = r.Count(21);
+        var entries = holder is null ? new Entry[count] : null;
+        holder?.Expect(count);
+        for (var i = 0; i < count; i++)
         {
             var ei = r.U64();
             var et = r.U64();
             var kind = r.U8();
             if (kind > (byte)EntryKind.Config) throw new ProtocolException(ErrorCode.Malformed, $"unknown entry kind {kind}");
-            entries[i] = new Entry(ei, et, r.BytesArray(), (EntryKind)kind);
+            if (entries is not null)
+            {
+                entries[i] = new Entry(ei, et, r.BytesArray(), (EntryKind)kind);
+            }
+            else
+            {
+                // The bytes are where they lie in the held copy of the payload: a slice, no array of their own.
+                var length = r.Bytes().Length;
+                var end = payload.Length - r.Remaining;
+                holder!.Add(new Entry(ei, et, held.Slice(end - length, length), (EntryKind)kind));
+            }
         }
         SnapshotMetadata? snap = null;
         if (r.Bool())
@@ -120,7 +145,8 @@ internal static class PeerCodec
         }
         r.End();
         var mt = (Raft.MessageType)type;
-        return new Message(mt, from, to, term, logTerm, index, entries.Length == 0 ? null : entries, commit, reject, context, snap,
+        IReadOnlyList<Entry>? list = count == 0 ? null : entries is not null ? entries : holder;
+        return new Message(mt, from, to, term, logTerm, index, list, commit, reject, context, snap,
             mt == Raft.MessageType.Snapshot ? [] : null);
     }
 

@@ -264,11 +264,27 @@ internal sealed class PeerTransport : IDisposable
             switch (h.Type)
             {
                 case MessageType.PeerRaft:
-                    var m = PeerCodec.ReadMessage(payload.Span);
-                    if (m.From != from || m.To != _member.Id) throw new ProtocolException(ErrorCode.Malformed, $"raft message from {m.From:x16} to {m.To:x16} on the link from {from:x16}");
-                    if (m.Type == Raft.MessageType.Snapshot) continue; // snapshots come with their data on a link of their own
-                    _member.Deliver(m);
+                {
+                    var holder = ReceivedMessage.Rent();
+                    Message m;
+                    try
+                    {
+                        m = PeerCodec.ReadMessage(payload.Span, holder);
+                        if (m.From != from || m.To != _member.Id) throw new ProtocolException(ErrorCode.Malformed, $"raft message from {m.From:x16} to {m.To:x16} on the link from {from:x16}");
+                    }
+                    catch
+                    {
+                        holder.Release();
+                        throw;
+                    }
+                    if (m.Type == Raft.MessageType.Snapshot)
+                    {
+                        holder.Release();
+                        continue; // snapshots come with their data on a link of their own
+                    }
+                    _member.Deliver(m, holder);
                     break;
+                }
                 case MessageType.PeerForward:
                 {
                     var fid = PeerCodec.ReadForward(payload.Span, out var inner, out var request);

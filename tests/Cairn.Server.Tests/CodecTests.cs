@@ -24,6 +24,37 @@ public sealed class CodecTests
     }
 
     [Fact]
+    public void A_received_append_holds_its_entries_in_pooled_memory_and_makes_only_the_message()
+    {
+        var entries = Enumerable.Range(1, 40).Select(i => new Cairn.Raft.Entry((ulong)i, 3, Enumerable.Repeat((byte)i, 300).ToArray())).ToList();
+        var sent = new Cairn.Raft.Message(Cairn.Raft.MessageType.Append, 1, 2, 3, LogTerm: 3, Index: 0, Entries: entries, Commit: 5);
+        using var w = new FrameWriter();
+        PeerCodec.WriteMessage(w, sent);
+        var payload = w.WrittenSpan[Frame.HeaderSize..].ToArray();
+        for (var i = 0; i < 100; i++)
+        {
+            var warm = ReceivedMessage.Rent();     // warm the pools
+            PeerCodec.ReadMessage(payload, warm);
+            warm.Release();
+        }
+        ReceivedMessage? holder = null;
+        Cairn.Raft.Message? read = null;
+        long allocated = long.MaxValue;
+        for (var round = 0; round < 5; round++)
+        {
+            holder?.Release();
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            holder = ReceivedMessage.Rent();
+            read = PeerCodec.ReadMessage(payload, holder);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        // The message itself; not an array per entry (40 × 300 bytes) nor a list of them.
+        Assert.True(allocated < 256, $"reading an append of 40 entries allocated {allocated} bytes");
+        Assert.Equal(entries.Select(e => (e.Index, e.Term, Convert.ToHexString(e.Data.Span))), read!.Entries!.Select(e => (e.Index, e.Term, Convert.ToHexString(e.Data.Span))));
+        holder!.Release();
+    }
+
+    [Fact]
     public void A_compare_count_that_cannot_fit_is_still_refused_before_allocating()
     {
         using var w = new FrameWriter();
