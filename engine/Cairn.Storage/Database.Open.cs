@@ -7,7 +7,7 @@ namespace Cairn.Storage;
 public sealed partial class Database
 {
     /// <summary>Writes a new empty database next to <paramref name="path"/> and renames it into place, so creation is atomic.</summary>
-    private static void Create(string path, int pageSize, IKeyProvider? masterKey)
+    private static void Create(string path, int pageSize, IKeyProvider? masterKey, Action<string>? failpoint)
     {
         var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{CreatingSuffix}";
         var meta = new MetaState { PageSize = pageSize, FileId = new Guid(RandomNumberGenerator.GetBytes(16)), PageCount = 2 };
@@ -31,7 +31,7 @@ public sealed partial class Database
         {
             fs.Write(page);
             fs.Flush(flushToDisk: true);
-            Failpoints.Hit(Failpoints.BeforeCreateRename);
+            failpoint?.Invoke(Failpoints.BeforeCreateRename);
             if (!Native.TryMoveNoReplace(temp, path))
             {
                 System.IO.File.Delete(temp); // someone else created it first: open theirs

@@ -120,7 +120,7 @@ public sealed partial class Database : IDisposable
         if (!info.Exists)
         {
             if (!options.CreateIfMissing) throw new FileNotFoundException($"No database at {path} and CreateIfMissing is false.", path);
-            Create(path, options.PageSizeOrDefault, options.MasterKey);
+            Create(path, options.PageSizeOrDefault, options.MasterKey, options.Failpoint);
         }
         IPageFile file = OsPageFile.Open(path);
         if (options.FileWrapper is not null) file = options.FileWrapper(file);
@@ -259,7 +259,7 @@ public sealed partial class Database : IDisposable
     internal void WriteMetaDurably(MetaState meta)
     {
         _file.Sync();
-        Failpoints.Hit(Failpoints.BeforeMetaWrite);
+        Options.Failpoint?.Invoke(Failpoints.BeforeMetaWrite);
         var slot = _durableSlot ^ 1;
         var buf = ArrayPool<byte>.Shared.Rent(MetaState.RecordSize);
         try
@@ -268,7 +268,7 @@ public sealed partial class Database : IDisposable
             try
             {
                 _file.Write(buf.AsSpan(0, MetaState.RecordSize), (long)slot * PageSize);
-                Failpoints.Hit(Failpoints.BeforeMetaSync);
+                Options.Failpoint?.Invoke(Failpoints.BeforeMetaSync);
                 _file.Sync();
             }
             catch
@@ -278,7 +278,7 @@ public sealed partial class Database : IDisposable
                 if (!TryRestoreMetaSlot(slot)) _suspectSlot = slot;
                 throw;
             }
-            Failpoints.Hit(Failpoints.AfterMetaSync);
+            Options.Failpoint?.Invoke(Failpoints.AfterMetaSync);
         }
         finally
         {

@@ -45,6 +45,12 @@ public sealed record StorageOptions
     /// </summary>
     public Cairn.Crypto.IKeyProvider? MasterKey { get; init; }
 
+    /// <summary>
+    /// Called with the name at each of the commit path's <see cref="Failpoints"/> (null, the default: nothing). For
+    /// tests that stop the process at exactly that moment to prove recovery from it.
+    /// </summary>
+    public Action<string>? Failpoint { get; init; }
+
     /// <summary>Budget of decrypted pages kept in memory for an encrypted database, in bytes.</summary>
     public long PageCacheBytes { get; init; } = 256L << 20;
 

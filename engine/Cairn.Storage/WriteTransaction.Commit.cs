@@ -50,7 +50,7 @@ public sealed partial class WriteTransaction
             Meta.FreeTree = _freeTree.Root;
             Map = Db.EnsureCapacity(Meta.PageCount, Map);
             WritePages();
-            Failpoints.Hit(Failpoints.BeforeDataSync);
+            Db.Options.Failpoint?.Invoke(Failpoints.BeforeDataSync);
             if (!durable) Db.MarkWrittenSinceDurable(_written);
             Db.Publish(Meta, durable);
         }

@@ -27,10 +27,19 @@ public static class Workload
     public const string KeyVariable = "CAIRN_CRASH_KEY";
 
     /// <summary>Options for this run: encrypted when <see cref="KeyVariable"/> is set.</summary>
-    public static StorageOptions OptionsFromEnvironment() =>
-        Environment.GetEnvironmentVariable(KeyVariable) is { Length: 64 } hex
-            ? new StorageOptions { MasterKey = new Cairn.Crypto.StaticKeyProvider(Convert.FromHexString(hex), "crash-test key") }
-            : new StorageOptions();
+    public static StorageOptions OptionsFromEnvironment() => new()
+    {
+        MasterKey = Environment.GetEnvironmentVariable(KeyVariable) is { Length: 64 } hex ? new Cairn.Crypto.StaticKeyProvider(Convert.FromHexString(hex), "crash-test key") : null,
+        Failpoint = Failpoint(),
+    };
+
+    /// <summary>CAIRN_FAILPOINT=name: the process exits with 137 (as if SIGKILLed) when the engine reaches that point.</summary>
+    private static Action<string>? Failpoint() => Environment.GetEnvironmentVariable("CAIRN_FAILPOINT") is { Length: > 0 } armed
+        ? name =>
+        {
+            if (name == armed) Environment.Exit(137);
+        }
+        : null;
 
     public const string MetaTree = "meta";
 
