@@ -9,7 +9,7 @@ public sealed record SimulationStep(int Index, int Units, MemorySample Sample, S
 
 /// <summary>
 /// Replays a trace of samples (oldest first, one per check) through a policy, applying every scale-up before the
-/// next sample, as a cluster does when the proposal commits within the interval. For <c>cairn scale simulate</c> and
+/// next sample, as a cluster does when the proposal commits within the interval. For <c>cairn-scale-sim</c> and
 /// for seeing what the policy would do to a workload before turning it on.
 /// </summary>
 public static class ScalingSimulation

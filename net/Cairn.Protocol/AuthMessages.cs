@@ -33,9 +33,6 @@ public sealed record AuthChangeRequest(AuthOp Op)
 
     /// <summary>The signing key the leader adds to an enable (members only).</summary>
     public byte[]? SigningKey { get; init; }
-
-    /// <summary>The command for the log (the password must have been hashed by then).</summary>
-    public AuthCommand ToCommand() => new(Op) { Name = Name, Role = Role, Password = Hash, Permission = Permission, SigningKey = SigningKey };
 }
 
 /// <summary>Encoders and decoders of the auth messages (layouts in docs/protocol.md).</summary>

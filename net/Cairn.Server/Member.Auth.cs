@@ -265,7 +265,7 @@ public sealed partial class Member
             return;
         }
         if (change.Op == AuthOp.Enable && _sm.Auth.SigningKey.Length == 0) change = change with { SigningKey = RandomNumberGenerator.GetBytes(32) };
-        var data = Envelope(new KvCommand { Auth = change.ToCommand() }.Encode(), out var seq);
+        var data = Envelope(new KvCommand { Auth = new AuthCommand(change.Op) { Name = change.Name, Role = change.Role, Password = change.Hash, Permission = change.Permission, SigningKey = change.SigningKey } }.Encode(), out var seq);
         if (!TryPropose(new Proposal(data, new RequestWaiter(r, h.Type, h.RequestId)) { Seq = seq }))
         {
             Refuse(r, h.Type, h.RequestId, ErrorCode.Busy, $"the leader has {_options.MaxPendingProposals} proposals queued; retry with backoff");

@@ -40,8 +40,6 @@ internal static class CairnCli
             Help(root, io.Out);
             return Ok;
         }
-        var simulate = Array.IndexOf(args, "simulate");
-        if (simulate == 1 && args[0] == "scale") return ScaleSimulate.Run(args, io.Out, io.Err);
         var result = root.Parse(args);
         if (result.Action is HelpAction) return await result.InvokeAsync(Invocation(io), interrupt).ConfigureAwait(false);
         Check(result);

@@ -126,10 +126,6 @@ internal static partial class ClientVerbs
         root.Subcommands.Add(snapshot);
         root.Subcommands.Add(Verb("move-leader", "Hand leadership to another member.", [], ["ID|NAME"]));
         var scale = Verb("scale", "The autoscaler's view: units, RAM by source, storage against quota.", ["--units"], []);
-        var simulate = new Command("simulate", "Replay a memory trace through the autoscaling policy and draw it (cairn scale simulate --help).") { TreatUnmatchedTokensAsErrors = false };
-        simulate.Arguments.Add(new Argument<string[]>("ARGS") { Arity = ArgumentArity.ZeroOrMore });
-        simulate.SetAction(_ => ScaleSimulate.Run(["scale", .. rawArgs[Array.IndexOf(rawArgs, "simulate")..]], io.Out, io.Err));
-        scale.Subcommands.Add(simulate);
         root.Subcommands.Add(scale);
         root.Subcommands.Add(Verb("user", "Users.", [], [], subs: Subs(
             Verb("add", "Add a user (NAME:PASSWORD, or asked for).", ["--no-password"], ["NAME[:PASSWORD]"]),

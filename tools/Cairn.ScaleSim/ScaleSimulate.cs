@@ -1,11 +1,12 @@
 using System.Globalization;
+using Cairn.Cli;
 using Cairn.Scaling;
 using ScottPlot;
 
-namespace Cairn.Cli;
+namespace Cairn.ScaleSim;
 
 /// <summary>
-/// `cairn scale simulate`: replays a memory/storage trace through <see cref="ScalingSimulation.Run"/> with the
+/// `cairn-scale-sim`: replays a memory/storage trace through <see cref="ScalingSimulation.Run"/> with the
 /// policy's options, prints one line per scale-up and the final units, and draws the units (provisioned RAM and the
 /// storage quota, as step lines) against RAM and storage in use as a PNG chart, so an operator can see what the
 /// policy would do to a workload before turning it on.
@@ -19,8 +20,8 @@ namespace Cairn.Cli;
 internal static class ScaleSimulate
 {
     public const string Usage = """
-        usage: cairn scale simulate --trace FILE [--out chart.png] [--unit-ram-bytes N] [--initial-units N]
-                                    [--max-units N] [--interval-seconds S] [--width PX] [--height PX]
+        usage: cairn-scale-sim --trace FILE [--out chart.png] [--unit-ram-bytes N] [--initial-units N]
+                               [--max-units N] [--interval-seconds S] [--width PX] [--height PX]
           Replays a trace (CSV header minute|time,ram_bytes,storage_bytes; sizes may carry KiB/MiB/GiB) through the
           autoscaling policy, prints each scale-up and the final units, and draws units against RAM and storage in
           use as a PNG (--out, by default the trace's name with .png; 1200x700 pixels unless --width/--height).
@@ -39,8 +40,7 @@ internal static class ScaleSimulate
     /// <summary>A trace as read: its samples (oldest first) and whether its rows gave timestamps.</summary>
     internal sealed record Trace(IReadOnlyList<MemorySample> Samples, bool Timestamps);
 
-    /// <summary>Runs the verb on the console (args[0] is "scale", args[1] "simulate").</summary>
-    public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
+    private static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
     /// <summary>Runs the verb: 0 when done, 2 on a bad flag or a bad trace (the message names the line).</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -60,13 +60,13 @@ internal static class ScaleSimulate
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
             var message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
-            stderr.WriteLine($"cairn scale simulate: {message}");
+            stderr.WriteLine($"cairn-scale-sim: {message}");
             if (e is ArgumentException) stderr.WriteLine(Usage);
             return 2;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"cairn scale simulate: cannot write the chart: {e.Message}");
+            stderr.WriteLine($"cairn-scale-sim: cannot write the chart: {e.Message}");
             return 1;
         }
     }
@@ -74,7 +74,7 @@ internal static class ScaleSimulate
     private static int Simulate(string[] args, TextWriter stdout)
     {
         var values = new Dictionary<string, string>();
-        for (var k = 2; k < args.Length; k++)
+        for (var k = 0; k < args.Length; k++)
         {
             var a = args[k];
             if (!a.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{a}'.");

@@ -2,12 +2,12 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
-using Cairn.Cli;
+using Cairn.ScaleSim;
 using Cairn.Scaling;
 
-namespace Cairn.Client.Tests;
+namespace Cairn.Scaling.Tests;
 
-/// <summary>`cairn scale simulate`: the summary agrees with <see cref="ScalingSimulation.Run"/>, the chart is a PNG of the asked size, bad traces name their line.</summary>
+/// <summary>`cairn-scale-sim`: the summary agrees with <see cref="ScalingSimulation.Run"/>, the chart is a PNG of the asked size, bad traces name their line.</summary>
 public sealed class ScaleSimulateTests : IDisposable
 {
     private const long MiB = 1L << 20;
@@ -31,7 +31,7 @@ public sealed class ScaleSimulateTests : IDisposable
     {
         var stdout = new StringWriter { NewLine = "\n" };
         var stderr = new StringWriter { NewLine = "\n" };
-        var code = ScaleSimulate.Run(["scale", "simulate", .. args], stdout, stderr);
+        var code = ScaleSimulate.Run(args, stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
 
