@@ -36,7 +36,8 @@ public readonly ref struct KvEntry
 
 /// <summary>
 /// One consistent snapshot of the key space for many reads without allocation: point lookups return spans into the
-/// store's pages. Not for use from several threads at once; dispose it when done.
+/// store's pages. Lookups keep no state in the view, so many threads may read one view at once (the member's sessions
+/// share the latest through <see cref="KvStateMachine.AcquireLatest"/>); dispose it once, after its last reader.
 /// </summary>
 public sealed class KvReadView : IDisposable
 {
@@ -44,7 +45,6 @@ public sealed class KvReadView : IDisposable
     private readonly ReadTransaction _tx;
     private readonly Tree _index;
     private readonly Tree _history;
-    private readonly byte[] _historyKey = new byte[KvEncoding.HistoryKeyBytes];
     private readonly bool _empty;
     private bool _disposed;
 
@@ -76,8 +76,9 @@ public sealed class KvReadView : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!_empty && _index.TryGet(key, out var stored) && new IndexEntry(stored) is { Deleted: false } e)
         {
-            KvEncoding.WriteHistoryKey(_historyKey, e.Mod, e.Sub);
-            if (!_history.TryGet(_historyKey, out var record)) throw new InvalidDataException($"the history record of key {Convert.ToHexString(key)} at revision {e.Mod}.{e.Sub} is missing");
+            Span<byte> historyKey = stackalloc byte[KvEncoding.HistoryKeyBytes];
+            KvEncoding.WriteHistoryKey(historyKey, e.Mod, e.Sub);
+            if (!_history.TryGet(historyKey, out var record)) throw new InvalidDataException($"the history record of key {Convert.ToHexString(key)} at revision {e.Mod}.{e.Sub} is missing");
             entry = new KvEntry(key, e, new HistoryRecord(record).Value);
             return true;
         }

@@ -13,7 +13,8 @@ public sealed partial class KvStateMachine
     private readonly Dictionary<KvReadView, int> _retired = [];  // stale views still held, with their holders
 
     /// <summary>
-    /// The shared view of the latest applied state; give it back with <see cref="ReleaseLatest"/> (do not dispose it).
+    /// The shared view of the latest applied state, read by many threads at once; give it back with
+    /// <see cref="ReleaseLatest"/> (do not dispose it).
     /// Allocation-free while no commit happened since the last call.
     /// </summary>
     public KvReadView AcquireLatest()

@@ -26,7 +26,7 @@ public readonly struct Tree
     public int Depth => State.Root.Depth;
 
     /// <summary>Finds <paramref name="key"/>; the value span is valid as described on <see cref="Tree"/>.</summary>
-    public bool TryGet(ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
+    public bool TryGet(scoped ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
     {
         _tx.ThrowIfFinished();
         var pg = State.Root.Root;

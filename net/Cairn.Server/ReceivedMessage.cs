@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Collections;
-using System.Collections.Concurrent;
 using Cairn.Raft;
 
 namespace Cairn.Server;
@@ -11,17 +10,18 @@ namespace Cairn.Server;
 /// keeps into its own log, so both go back to their pools once the message is stepped: a follower's receive path
 /// makes one object per message (the message itself) instead of an array per entry and a list per message.
 /// </summary>
-internal sealed class ReceivedMessage : IReadOnlyList<Entry>
+internal sealed class ReceivedMessage : IReadOnlyList<Entry>, IPooled
 {
-    private static readonly ConcurrentBag<ReceivedMessage> Pool = [];
-    private const int MaxPooled = 64;
+    private static readonly BoundedPool<ReceivedMessage> Pool = new(64);
 
     private byte[] _payload = [];
     private Entry[] _entries = new Entry[64];
     private int _count;
 
     /// <summary>A holder from the pool (or a new one).</summary>
-    public static ReceivedMessage Rent() => Pool.TryTake(out var h) ? h : new ReceivedMessage();
+    public static ReceivedMessage Rent() => Pool.TryRent() ?? new ReceivedMessage();
+
+    bool IPooled.InPool { get; set; }
 
     /// <summary>Copies <paramref name="payload"/> into a pooled buffer; entries are then slices of the returned memory.</summary>
     public ReadOnlyMemory<byte> Hold(ReadOnlySpan<byte> payload)
@@ -51,7 +51,7 @@ internal sealed class ReceivedMessage : IReadOnlyList<Entry>
         _payload = [];
         Array.Clear(_entries, 0, _count);   // no reference to the payload stays behind
         _count = 0;
-        if (Pool.Count < MaxPooled) Pool.Add(this);
+        Pool.Return(this);
     }
 
     public IEnumerator<Entry> GetEnumerator()

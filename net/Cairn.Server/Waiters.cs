@@ -9,7 +9,7 @@ namespace Cairn.Server;
 /// A command on its way into the log, with whoever waits for it to apply. Client writes take one from a pool
 /// (<see cref="Rent"/>) and the raft thread returns it once answered, so the write path makes no object per request.
 /// </summary>
-internal sealed class Proposal
+internal sealed class Proposal : IPooled
 {
     private const int KeptBytes = 16 << 10;   // a pooled proposal keeps a buffer up to this size; larger ones go back to the shared pool
     private byte[] _buffer;
@@ -34,9 +34,9 @@ internal sealed class Proposal
     public long Deadline { get; set; }
     public bool AddsData { get; set; }
 
-    private static readonly System.Collections.Concurrent.ConcurrentBag<Proposal> Pool = [];
-    private const int MaxPooled = 65_536;
+    private static readonly BoundedPool<Proposal> Pool = new(65_536);
     private bool _pooled;
+    bool IPooled.InPool { get; set; }
 
     /// <summary>
     /// A proposal of a client request, answered by a pooled <see cref="RequestWaiter"/>, with room for an entry of
@@ -45,7 +45,7 @@ internal sealed class Proposal
     /// </summary>
     public static Proposal Rent(int length, Responder responder, Protocol.MessageType type, ulong id, bool addsData)
     {
-        if (!Pool.TryTake(out var p)) p = new Proposal([], null) { _pooled = true };
+        var p = Pool.TryRent() ?? new Proposal([], null) { _pooled = true };
         if (p._buffer.Length < length)
         {
             p._rentedBuffer = length > KeptBytes;
@@ -71,7 +71,7 @@ internal sealed class Proposal
             _buffer = [];
             _rentedBuffer = false;
         }
-        if (Pool.Count < MaxPooled) Pool.Add(this);
+        Pool.Return(this);
     }
 }
 
@@ -84,18 +84,19 @@ internal abstract class Waiter
 }
 
 /// <summary>A client request waiting for its command to apply: writes the answer for its type.</summary>
-internal sealed class RequestWaiter(Responder responder, Protocol.MessageType type, ulong id) : Waiter
+internal sealed class RequestWaiter(Responder responder, Protocol.MessageType type, ulong id) : Waiter, IPooled
 {
     private Responder _responder = responder;
     private Protocol.MessageType _type = type;
     private ulong _id = id;
     private bool _pooled;
 
-    private static readonly System.Collections.Concurrent.ConcurrentBag<RequestWaiter> Pool = [];
+    private static readonly BoundedPool<RequestWaiter> Pool = new(65_536);
+    bool IPooled.InPool { get; set; }
 
     public static RequestWaiter Rent(Responder responder, Protocol.MessageType type, ulong id)
     {
-        if (!Pool.TryTake(out var w)) return new RequestWaiter(responder, type, id) { _pooled = true };
+        if (Pool.TryRent() is not { } w) return new RequestWaiter(responder, type, id) { _pooled = true };
         w._responder = responder;
         w._type = type;
         w._id = id;
@@ -106,7 +107,7 @@ internal sealed class RequestWaiter(Responder responder, Protocol.MessageType ty
     {
         if (!_pooled) return;
         _responder = null!;
-        if (Pool.Count < 65_536) Pool.Add(this);
+        Pool.Return(this);
     }
 
     public override void Complete(Member member, in ApplyOutcome result)

@@ -531,4 +531,45 @@ public sealed class SharedViewTests
             Directory.Delete(dir, true);
         }
     }
+
+    [Fact]
+    public void Many_threads_reading_one_view_at_once_each_see_their_keys_values()
+    {
+        var (m, dir) = Open();
+        try
+        {
+            const int keys = 500;
+            // One key per revision: a lookup that used another thread's history key would return another key's value.
+            var batch = new List<(ulong, byte[])>();
+            for (var i = 0; i < keys; i++) batch.Add(((ulong)i + 1, Put($"key/{i:D4}", $"value of {i} " + new string('v', i % 40))));
+            m.ApplyBatch(batch);
+            var view = m.AcquireLatest();
+            var wrong = 0;
+            var threads = Math.Max(4, Environment.ProcessorCount * 2);
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                for (var round = 0; round < 200_000; round++)
+                {
+                    var i = (t * 7919 + round * 31) % keys;
+                    var key = System.Text.Encoding.UTF8.GetBytes($"key/{i:D4}");
+                    try
+                    {
+                        if (!view.TryGet(key, out var e) || e.ModRevision != i + 1 || !e.Value.SequenceEqual(System.Text.Encoding.UTF8.GetBytes($"value of {i} " + new string('v', i % 40))))
+                            Interlocked.Increment(ref wrong);
+                    }
+                    catch (InvalidDataException)
+                    {
+                        Interlocked.Increment(ref wrong);   // another thread's history key: "the history record ... is missing"
+                    }
+                }
+            });
+            m.ReleaseLatest(view);
+            Assert.Equal(0, wrong);
+        }
+        finally
+        {
+            m.Dispose();
+            Directory.Delete(dir, true);
+        }
+    }
 }
