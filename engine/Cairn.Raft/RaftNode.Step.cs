@@ -99,16 +99,12 @@ public sealed partial class RaftNode
         if (taken == 0) return 0;
         foreach (var peer in Peers())
         {
-            // A follower being replicated to takes the whole batch now, in as many appends as the window allows.
+            // A follower being replicated to takes the whole batch now, in as many appends as the window allows. Each
+            // append carries entries and moves Next on, or leaves the follower in another state (a snapshot went out
+            // instead), so the loop ends.
             var pr = _progress[peer];
-            while (true)
-            {
-                var next = pr.Next;
-                SendAppend(peer);
-                // Stop when the window is full, the follower is not being replicated to, or nothing moved (a snapshot
-                // went out instead of entries: the follower's next entry was compacted away).
-                if (pr.State != Progress.Mode.Replicate || pr.Next <= next || pr.Next > LastIndex || !pr.CanSend) break;
-            }
+            do SendAppend(peer);
+            while (pr.State == Progress.Mode.Replicate && pr.Next <= LastIndex && pr.CanSendEntries);
         }
         MaybeCommit();
         return taken;
@@ -176,6 +172,27 @@ public sealed partial class RaftNode
                 if (Role != Role.Leader && Campaigns) Campaign(forced: true); // the leader handed over: no pre-vote, no waiting
                 break;
         }
+    }
+
+    /// <summary>
+    /// The transport could not deliver a message to <paramref name="peer"/> (its link dropped, or its queue was full):
+    /// appends pipelined to it are probably lost, so this leader probes it again from what it is known to hold rather
+    /// than wait on a window that will never be acknowledged. Ignored by members that do not lead.
+    /// </summary>
+    public void ReportUnreachable(ulong peer)
+    {
+        if (Role == Role.Leader && _progress.TryGetValue(peer, out var pr)) pr.Unreachable();
+    }
+
+    /// <summary>
+    /// The transport finished sending <paramref name="peer"/> the snapshot this leader asked it to send
+    /// (<paramref name="succeeded"/>), or gave up. Until this or the follower's acknowledgement, nothing else goes to
+    /// that follower, and no second snapshot. Then it is probed: from after the snapshot if it was sent, from what it
+    /// is known to hold if not (a new snapshot follows when the entries it needs are still compacted away).
+    /// </summary>
+    public void ReportSnapshot(ulong peer, bool succeeded)
+    {
+        if (Role == Role.Leader && _progress.TryGetValue(peer, out var pr)) pr.SnapshotDone(succeeded);
     }
 
     // The other members, voters first, then learners; and the other voters. Cached, as they are walked on every
@@ -321,15 +338,17 @@ public sealed partial class RaftNode
         if (!pr.CanSend) return;
         if (pr.Next <= _snapIndex)
         {
-            // The entries this follower needs are gone from the log: send the snapshot, then carry on after it.
+            // The entries this follower needs are gone from the log: send the snapshot, and nothing more until the
+            // follower acknowledges it or the transport reports how the send went (ReportSnapshot).
             Send(new Message(MessageType.Snapshot, Id, peer, Term, LogTerm: _snapTerm, Index: _snapIndex, Commit: Commit, Snapshot: _snapMeta, SnapshotData: _snapData));
-            pr.Sent(_snapIndex, _snapData?.Length ?? 0, 0);
+            pr.SnapshotSent(_snapIndex);
             return;
         }
         var prev = pr.Next - 1;
         var count = 0;
         long bytes = 0;
-        for (var i = pr.Next; i <= LastIndex && count < _options.MaxEntriesPerMessage; i++)
+        var max = pr.CanSendEntries ? _options.MaxEntriesPerMessage : 0; // a full window lets out only an empty append
+        for (var i = pr.Next; i <= LastIndex && count < max; i++)
         {
             var size = At(i).Data.Length;
             if (count > 0 && bytes + size > _options.MaxBytesPerMessage) break;
@@ -360,7 +379,8 @@ public sealed partial class RaftNode
         _recentActive.Add(m.From);
         OnReadAck(m.From, m.Context);
         pr.Heard();
-        if (pr.Match < LastIndex) SendAppend(m.From);
+        // A probe goes out even to a follower that holds everything: its answer moves it back to replicate.
+        if (pr.Match < LastIndex || pr.State == Progress.Mode.Probe) SendAppend(m.From);
     }
 
     private long UncommittedBytes()

@@ -21,6 +21,7 @@ public sealed partial class Member
     private readonly ConcurrentQueue<Proposal> _proposals = new();
     private readonly ConcurrentQueue<PendingRead> _reads = new();
     private readonly ConcurrentQueue<AdminOp> _admin = new();
+    private readonly ConcurrentQueue<(ulong Peer, ulong Term, PeerReport Report)> _peerReports = new();
     private int _pendingProposals;
     private ulong _nextSeq;
 
@@ -51,6 +52,24 @@ public sealed partial class Member
         _inbox.Enqueue((m, snapshotPath, holder));
         _wake.Set();
     }
+
+    private enum PeerReport : byte
+    {
+        Unreachable,
+        SnapshotSent,
+        SnapshotFailed,
+    }
+
+    /// <summary>
+    /// The transport could not deliver to <paramref name="peer"/> (its link dropped, or its queue was full), for the raft
+    /// thread to tell the core (<see cref="RaftNode.ReportUnreachable"/>). It does not wake the thread: nothing goes
+    /// to that peer before its next heartbeat answer anyway.
+    /// </summary>
+    internal void ReportUnreachable(ulong peer) => _peerReports.Enqueue((peer, 0, PeerReport.Unreachable));
+
+    /// <summary>A snapshot this member sent as leader of <paramref name="term"/> reached <paramref name="peer"/>, or did not (<see cref="RaftNode.ReportSnapshot"/>).</summary>
+    internal void ReportSnapshot(ulong peer, ulong term, bool succeeded) =>
+        _peerReports.Enqueue((peer, term, succeeded ? PeerReport.SnapshotSent : PeerReport.SnapshotFailed));
 
     /// <summary>Queues a command for the log; false (busy) when the queue is full.</summary>
     internal bool TryPropose(Proposal p)
@@ -129,6 +148,11 @@ public sealed partial class Member
                     {
                         item.Holder?.Release();   // the core copied what it keeps into its own log
                     }
+                }
+                while (_peerReports.TryDequeue(out var report))
+                {
+                    if (report.Report == PeerReport.Unreachable) _node.ReportUnreachable(report.Peer);
+                    else if (report.Term == _node.Term) _node.ReportSnapshot(report.Peer, report.Report == PeerReport.SnapshotSent); // not one from an earlier leadership
                 }
                 ProposeQueued();
                 StartReads();

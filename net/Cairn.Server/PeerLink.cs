@@ -8,8 +8,8 @@ namespace Cairn.Server;
 /// <summary>
 /// The outbound stream to one peer: frames encoded into a pending buffer, written by one pump loop, several frames
 /// per write. It dials, runs the handshake (<see cref="PeerHandshake"/>), and on any failure reconnects with backoff
-/// (from 10 ms, doubling, to two heartbeats); what was pending or being written on a broken link is dropped, as Raft
-/// resends what matters (and a forwarded request's client learns its outcome is unknown).
+/// (from 10 ms, doubling, to two heartbeats); what was pending or being written on a broken link is dropped and the
+/// peer reported unreachable, as Raft resends what matters (and a forwarded request's client learns its outcome is unknown).
 /// </summary>
 internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
 {
@@ -140,8 +140,10 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
                 if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             }
             // Whatever was queued for the broken link is stale by the time it reconnects — and so is what the pump was
-            // writing when it broke (a forwarded request sent again could apply twice).
+            // writing when it broke (a forwarded request sent again could apply twice). Appends pipelined on it are
+            // lost: the Raft core is told, and probes this peer again rather than wait for their answers.
             DropPending();
+            transport.Member.ReportUnreachable(id);
             if (_stop.IsCancellationRequested) return;
             try
             {

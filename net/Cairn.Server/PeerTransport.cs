@@ -18,7 +18,9 @@ namespace Cairn.Server;
 /// acknowledgements. A snapshot goes on a link of its own, in LZ4-compressed chunks, so it never holds up the Raft
 /// stream. Every link opens with a handshake naming cluster, sender and receiver and proving the cluster's peer secret
 /// (<see cref="PeerHandshake"/>); a peer of another cluster, or one without the secret, is refused.
-/// A peer that is slow or down only fills its own queue (past its bound, messages are dropped and Raft resends).
+/// A peer that is slow or down only fills its own queue (past its bound, messages are dropped and Raft resends). What
+/// did not get through is reported to the Raft core (<see cref="Member.ReportUnreachable"/>, and each snapshot send's
+/// outcome, <see cref="Member.ReportSnapshot"/>), which decides what to send again.
 /// </summary>
 internal sealed class PeerTransport : IDisposable
 {
@@ -28,7 +30,6 @@ internal sealed class PeerTransport : IDisposable
     private readonly Socket _listener;
     private readonly int _maxQueue;
     private readonly ConcurrentDictionary<ulong, PeerLink> _links = new();
-    private readonly ConcurrentDictionary<ulong, byte> _snapshotsInFlight = new();
     private readonly CancellationTokenSource _stop = new();
 
     /// <summary>Serves peers that dial <paramref name="listener"/> (bound and listening: <see cref="MemberListeners"/>).</summary>
@@ -83,14 +84,21 @@ internal sealed class PeerTransport : IDisposable
             if (!_links.TryGetValue(m.To, out var link))
             {
                 Interlocked.Increment(ref _member.Stats.PeerDropped);
+                if (m.Type == Raft.MessageType.Snapshot) _member.ReportSnapshot(m.To, m.Term, succeeded: false);
+                _member.ReportUnreachable(m.To);
                 continue;
             }
             if (m.Type == Raft.MessageType.Snapshot)
             {
-                if (_snapshotsInFlight.TryAdd(m.To, 0)) new Thread(() => SendSnapshot(link, m)) { IsBackground = true, Name = "cairn snapshot sender" }.Start();
+                // The core sends no second snapshot to a follower until this one's outcome is reported.
+                new Thread(() => SendSnapshot(link, m)) { IsBackground = true, Name = "cairn snapshot sender" }.Start();
                 continue;
             }
-            if (!link.Send(m)) Interlocked.Increment(ref _member.Stats.PeerDropped);
+            if (!link.Send(m))
+            {
+                Interlocked.Increment(ref _member.Stats.PeerDropped);
+                _member.ReportUnreachable(m.To);
+            }
         }
     }
 
@@ -142,16 +150,14 @@ internal sealed class PeerTransport : IDisposable
             _ = net.Read(new byte[1]);
             Interlocked.Increment(ref _member.Stats.SnapshotsSent);
             _member.Log($"sent a snapshot to {link.Id:x16} (raft index {m.Snapshot!.Index}, state applied to {info.AppliedIndex}, {info.Bytes} bytes before compression)");
+            _member.ReportSnapshot(link.Id, m.Term, succeeded: true);
         }
         catch (Exception e)
         {
             // Whatever went wrong (the peer went away, this member is stopping), Raft sends the snapshot again later.
             if (e is Storage.CorruptDatabaseException damage) _member.OnDamage(damage, $"a snapshot sent to {link.Id:x16}"); // and it hands leadership over
             if (!_stop.IsCancellationRequested) _member.Log($"snapshot to {link.Id:x16} failed: {e.Message}; it will be retried");
-        }
-        finally
-        {
-            _snapshotsInFlight.TryRemove(link.Id, out _);
+            _member.ReportSnapshot(link.Id, m.Term, succeeded: false);
         }
     }
 

@@ -436,31 +436,6 @@ public sealed class FlowControlTests
     }
 
     [Fact]
-    public void A_follower_whose_appends_were_lost_with_a_full_window_is_sent_to_again_after_it_answers_a_heartbeat()
-    {
-        // Found by the nemesis (docs/faults.md): a partition dropped every append in the window; no acknowledgement
-        // ever came to open it again, and the follower, hearing heartbeats, stayed behind for good.
-        var n = Leader(inflight: 3);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 1));
-        Drain(n);
-        for (var i = 0; i < 5; i++)
-        {
-            n.Propose([(byte)i]);
-            Drain(n);                              // each proposal its own append: the window fills and they are all lost
-        }
-        n.Propose([9]);
-        Assert.Empty(AppendsTo(Drain(n), 2));      // the window is full
-        while (!Drain(n).Any(m => m.Type == MessageType.Heartbeat && m.To == 2)) n.Tick();
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
-        var resumed = AppendsTo(Drain(n), 2);
-        Assert.NotEmpty(resumed);                  // it finds the gap: the follower rejects, and probing starts from its hint
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Reject: true, Index: 1));
-        var probe = Assert.Single(AppendsTo(Drain(n), 2));
-        Assert.Equal(1UL, probe.Index);
-        Assert.Equal(n.LastIndex, probe.Index + (ulong)probe.Entries!.Count);
-    }
-
-    [Fact]
     public void Proposals_are_refused_past_the_uncommitted_bound()
     {
         var n = Leader(uncommitted: 1000);

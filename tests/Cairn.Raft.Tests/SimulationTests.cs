@@ -4,7 +4,9 @@ namespace Cairn.Raft.Tests;
 
 /// <summary>
 /// A deterministic simulated cluster: an in-memory network that drops, duplicates and reorders messages, partitions
-/// and heals, crashes members and restarts them from what they persisted. Checked all along: at most one leader per
+/// and heals, crashes members and restarts them from what they persisted. Like a real transport, it tells the sender's
+/// core how each snapshot send ended, and (on two seeds in three) which peers it could not deliver to: on the third,
+/// lost appends must be found by probing alone. Checked all along: at most one leader per
 /// term, logs that share an index and term are identical up to it, no two members apply different entries at one
 /// index; after healing, a leader emerges and every acknowledged proposal is applied everywhere.
 /// </summary>
@@ -63,12 +65,16 @@ public sealed class SimulationTests
         public readonly string Where;
 
         private readonly bool _guards;
+        private readonly bool _reportsUnreachable;
+        private readonly int _window;
 
         public Cluster(int seed, int size)
         {
             Rng = new Random(seed);
             _guards = seed % 2 == 0; // half the seeds run without pre-vote and check-quorum: stale leaders linger
-            Where = $"seed {seed}, {size} members, pre-vote and check-quorum {(_guards ? "on" : "off")}";
+            _reportsUnreachable = seed % 3 != 0;
+            _window = seed % 5 == 0 ? 2 : 256; // a small window fills: lost appends must not stall it
+            Where = $"seed {seed}, {size} members, pre-vote and check-quorum {(_guards ? "on" : "off")}, unreachable peers {(_reportsUnreachable ? "" : "not ")}reported, window {_window}";
             Ids = [.. Enumerable.Range(1, size + 1).Select(i => (ulong)i)]; // the last one starts outside the cluster
             Initial = [.. Ids.Take(size)];
             foreach (var id in Ids)
@@ -82,7 +88,7 @@ public sealed class SimulationTests
         public void Start(ulong id, int seed)
         {
             var disk = Disks[id];
-            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Initial, ElectionTicks = 10, Seed = seed + Rng.Next(), PreVote = _guards, CheckQuorum = _guards }, disk.State, [.. disk.Log], disk.Snapshot);
+            Nodes[id] = new RaftNode(new RaftOptions { Id = id, Members = Initial, ElectionTicks = 10, Seed = seed + Rng.Next(), PreVote = _guards, CheckQuorum = _guards, MaxInflightMessages = _window }, disk.State, [.. disk.Log], disk.Snapshot);
             // The state machine restarts from the snapshot, then the log replays after it.
             Applied[id].Clear();
             if (disk.Snapshot is { } snap) Applied[id].AddRange(Decode(snap.Data));
@@ -94,6 +100,7 @@ public sealed class SimulationTests
         {
             var node = Nodes[id];
             if (node is null) return;
+            var lost = new List<Message>();
             while (node.GetReady() is { } ready)
             {
                 var disk = Disks[id];
@@ -118,7 +125,11 @@ public sealed class SimulationTests
                 }
                 foreach (var m in ready.Messages)
                 {
-                    if (Rng.Next(100) < 5) continue;                 // dropped
+                    if (Rng.Next(100) < 5)
+                    {
+                        lost.Add(m.Detach());                       // dropped: the sender hears of it after this Ready
+                        continue;
+                    }
                     Network.Add(m.Detach());                        // in flight longer than the Ready: a copy (see Ready)
                     if (Rng.Next(100) < 3) Network.Add(m.Detach());  // duplicated
                 }
@@ -151,6 +162,34 @@ public sealed class SimulationTests
                     if (LeaderOfTerm.TryGetValue(node.Term, out var leader)) Assert.True(leader == id, $"{Where}: members {leader} and {id} both lead term {node.Term}");
                     else LeaderOfTerm[node.Term] = id;
                 }
+                foreach (var m in lost) Undelivered(m);
+                lost.Clear();
+            }
+        }
+
+        /// <summary>What a transport tells the sender's core when a message did not get through.</summary>
+        private void Undelivered(Message m)
+        {
+            if (Nodes[m.From] is not { } sender) return;
+            if (m.Type == MessageType.Snapshot) sender.ReportSnapshot(m.To, succeeded: false);
+            if (_reportsUnreachable) sender.ReportUnreachable(m.To);
+        }
+
+        /// <summary>Hands <paramref name="m"/> to its recipient, or reports it undelivered when it cannot get there.</summary>
+        public void Deliver(Message m)
+        {
+            if (!Connected(m.From, m.To) || Nodes[m.To] is null)
+            {
+                Undelivered(m);
+                Process(m.From);
+                return;
+            }
+            Nodes[m.To]!.Step(m);
+            Process(m.To);
+            if (m.Type == MessageType.Snapshot && Nodes[m.From] is { } sender)
+            {
+                sender.ReportSnapshot(m.To, succeeded: true); // the stream is through (whatever the recipient made of it)
+                Process(m.From);
             }
         }
 
@@ -160,9 +199,7 @@ public sealed class SimulationTests
             var i = Rng.Next(Network.Count);                          // any order: reordering
             var m = Network[i];
             Network.RemoveAt(i);
-            if (!Connected(m.From, m.To) || Nodes[m.To] is null) return;
-            Nodes[m.To]!.Step(m);
-            Process(m.To);
+            Deliver(m);
         }
 
         public void CheckLogMatching()
@@ -301,8 +338,7 @@ public sealed class SimulationTests
             {
                 var m = c.Network[0];
                 c.Network.RemoveAt(0);
-                c.Nodes[m.To]!.Step(m);
-                c.Process(m.To);
+                c.Deliver(m);
             }
             if (c.CurrentLeader() is { } l && round > 50 && l.Voters.Concat(l.Learners).All(id => c.Applied[id].Count == c.Applied[l.Id].Count && c.Nodes[id]!.Commit == l.Commit && l.Commit == l.LastIndex)) break;
         }
