@@ -293,79 +293,73 @@ internal sealed class Mvcc
         if (_sub == 0) Revision++;
     }
 
+    /// <summary>A put from a request: its flags, and its arrays for the watch event to share rather than copy.</summary>
     public PutResponse Put(PutRequest p)
     {
-        ValidateKey(p.Key, allowEmpty: false);
-        if (p.Value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {p.Value.Length} bytes; the limit is {_options.MaxValueBytes} bytes.");
-        IndexEntry? last = _index.TryGet(p.Key, out var iv) ? new IndexEntry(iv) : null;
-        var prev = last is { Deleted: false } live ? Live(p.Key, live, keysOnly: false) : null;
-        if ((p.IgnoreValue || p.IgnoreLease) && prev is null)
-        {
-            throw new KeyNotFoundForUpdateException($"key {Convert.ToHexString(p.Key)} does not exist; IgnoreValue and IgnoreLease update an existing key only.");
-        }
-        RefuseIfNoSpace();
-        var lease = p.IgnoreLease ? prev!.Lease : p.Lease;
-        if (lease != 0 && !_leases.ContainsKey(LeaseKey(lease))) throw new LeaseNotFoundException(lease);
-        BeginWrite(p.Key);
-        var rev = Revision;
-        var sub = _sub++;
-        var create = prev?.CreateRevision ?? rev;
-        var version = (prev?.Version ?? 0) + 1;
-        var value = p.IgnoreValue ? prev!.Value : p.Value;
-        if (prev is not null && prev.Lease != 0 && prev.Lease != lease) _leaseKeys.Delete(LeaseKeyOf(prev.Lease, p.Key));
-        if (lease != 0) _leaseKeys.Put(LeaseKeyOf(lease, p.Key), default);
-        PutHistory(rev, sub, KvEncoding.KindPut, create, version, lease, last?.Mod ?? 0, last?.Sub ?? 0, p.Key, value);
-        PutIndex(p.Key, create, rev, version, lease, sub, deleted: false);
-        Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(p.Key, value, create, rev, version, lease), prev));
+        ArgumentNullException.ThrowIfNull(p.Key);
+        ArgumentNullException.ThrowIfNull(p.Value);
+        var flags = (p.PrevKv ? PutFlags.PrevKv : 0) | (p.IgnoreValue ? PutFlags.IgnoreValue : 0) | (p.IgnoreLease ? PutFlags.IgnoreLease : 0);
+        Put(p.Key, p.Value, p.Lease, flags, p.Key, p.Value, out var prev);
         return new PutResponse(new ResponseHeader(Revision), p.PrevKv ? prev : null);
     }
 
     /// <summary>
-    /// A put without flags (no previous key-value, no ignore-value or ignore-lease) straight from spans: the previous
-    /// record is read in place, and no object is made unless watchers want the event (<see cref="EventsWanted"/>).
-    /// Returns the put's revision. The same checks and the same records as <see cref="Put"/>.
+    /// A put without flags straight from spans (the server's common write, read in place from the log entry): no
+    /// object is made unless watchers want the event (<see cref="EventsWanted"/>). Returns the put's revision.
     /// </summary>
-    public long PutPlain(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease)
+    public long PutPlain(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease) =>
+        Put(key, value, lease, PutFlags.None, keyBytes: null, valueBytes: null, out _);
+
+    /// <summary>
+    /// The one put: every rule of a put is here, once, in the order the records are written — limits, the key's last
+    /// change, the ignore flags' existence check, quota, lease, revision, create revision and version, lease keys,
+    /// history record, index entry, watch event. <paramref name="flags"/> only choose what is kept and returned; they
+    /// never change how a change is stored.
+    /// </summary>
+    /// <param name="key">1 to <see cref="KvOptions.MaxKeyBytes"/> bytes.</param>
+    /// <param name="value">Up to <see cref="KvOptions.MaxValueBytes"/> bytes; unused under <see cref="PutFlags.IgnoreValue"/>.</param>
+    /// <param name="lease">The lease to attach (0: none); unused under <see cref="PutFlags.IgnoreLease"/>.</param>
+    /// <param name="flags">What is kept of the key and returned.</param>
+    /// <param name="keyBytes">The bytes of <paramref name="key"/> as an array the watch event may keep (null: copied if an event is made).</param>
+    /// <param name="valueBytes">The same for <paramref name="value"/>.</param>
+    /// <param name="prev">The key-value the put replaced, when live and asked for (<see cref="PutFlags.PrevKv"/>) or needed (the kept value, a watch event); otherwise null.</param>
+    /// <returns>The put's revision.</returns>
+    private long Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, PutFlags flags, byte[]? keyBytes, byte[]? valueBytes, out KeyValue? prev)
     {
         if (key.Length == 0) throw new ArgumentException("The key is empty; keys are 1 byte or more.");
         if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} bytes.");
         if (value.Length > _options.MaxValueBytes) throw new TooLargeException($"value is {value.Length} bytes; the limit is {_options.MaxValueBytes} bytes.");
-        long create = 0, version = 0, prevLease = 0, lastRev = 0;
+        long create = 0, version = 0, prevLease = 0, lastRev = 0; // version 0: the key is not live (never written, or deleted)
         var lastSub = 0;
-        KeyValue? prev = null;
+        prev = null;
         if (_index.TryGet(key, out var v))
         {
             var e = new IndexEntry(v);
-            (lastRev, lastSub) = (e.Mod, e.Sub);
+            (lastRev, lastSub) = (e.Mod, e.Sub);   // a tombstone too: the key's chain of changes runs on through its deletion
             if (!e.Deleted)
             {
                 (create, version, prevLease) = (e.Create, e.Version, e.Lease);
-                if (EventsWanted) prev = Live(key, e, keysOnly: false);
+                if (EventsWanted || (flags & (PutFlags.PrevKv | PutFlags.IgnoreValue)) != 0) prev = Live(key, e, keysOnly: false);
             }
         }
-        RefuseIfNoSpace();
-        if (lease != 0)
+        if ((flags & (PutFlags.IgnoreValue | PutFlags.IgnoreLease)) != 0 && version == 0)
         {
-            Span<byte> id = stackalloc byte[8];
-            BinaryPrimitives.WriteInt64BigEndian(id, lease);
-            if (!_leases.ContainsKey(id)) throw new LeaseNotFoundException(lease);
+            throw new KeyNotFoundForUpdateException($"key {Convert.ToHexString(key)} does not exist; IgnoreValue and IgnoreLease update an existing key only.");
         }
+        RefuseIfNoSpace();
+        if ((flags & PutFlags.IgnoreLease) != 0) lease = prevLease;
+        if (lease != 0 && !LeaseExists(lease)) throw new LeaseNotFoundException(lease);
+        if ((flags & PutFlags.IgnoreValue) != 0) value = valueBytes = prev!.Value;
         BeginWrite(key);
         var rev = Revision;
         var sub = _sub++;
-        if (version == 0) create = rev;
+        if (version == 0) create = rev;   // created now, or again after a deletion
         version++;
-        if (prevLease != 0 && prevLease != lease) _leaseKeys.Delete(LeaseKeyOf(prevLease, key));
-        if (lease != 0)
-        {
-            var buf = Scratch(8 + key.Length);
-            BinaryPrimitives.WriteInt64BigEndian(buf, lease);
-            key.CopyTo(buf.AsSpan(8));
-            _leaseKeys.Put(buf.AsSpan(0, 8 + key.Length), default);
-        }
+        if (prevLease != 0 && prevLease != lease) _leaseKeys.Delete(LeaseKeyOf(prevLease, key, Scratch(8 + key.Length)));
+        if (lease != 0) _leaseKeys.Put(LeaseKeyOf(lease, key, Scratch(8 + key.Length)), default);
         PutHistory(rev, sub, KvEncoding.KindPut, create, version, lease, lastRev, lastSub, key, value);
         PutIndex(key, create, rev, version, lease, sub, deleted: false);
-        if (EventsWanted) Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(key.ToArray(), value.ToArray(), create, rev, version, lease), prev));
+        if (EventsWanted) Events.Add(new WatchEvent(WatchEventType.Put, new KeyValue(keyBytes ?? key.ToArray(), valueBytes ?? value.ToArray(), create, rev, version, lease), prev));
         else EventsSkipped = true;
         return rev;
     }
@@ -567,6 +561,21 @@ internal sealed class Mvcc
         return b;
     }
 
+    /// <summary>The lease-keys entry of <paramref name="key"/> under lease <paramref name="id"/>, written into <paramref name="buffer"/>.</summary>
+    private static ReadOnlySpan<byte> LeaseKeyOf(long id, ReadOnlySpan<byte> key, byte[] buffer)
+    {
+        BinaryPrimitives.WriteInt64BigEndian(buffer, id);
+        key.CopyTo(buffer.AsSpan(8));
+        return buffer.AsSpan(0, 8 + key.Length);
+    }
+
+    private bool LeaseExists(long id)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64BigEndian(b, id);
+        return _leases.ContainsKey(b);
+    }
+
     public LeaseGrantResponse Grant(long id, long ttl)
     {
         if (id <= 0) throw new ArgumentException($"Lease id {id} is not positive.");
@@ -705,4 +714,20 @@ internal sealed class Mvcc
         if (key.Length == 0 && !allowEmpty) throw new ArgumentException("The key is empty; keys are 1 byte or more.");
         if (key.Length > _options.MaxKeyBytes) throw new TooLargeException($"key is {key.Length} bytes; the limit is {_options.MaxKeyBytes} bytes.");
     }
+}
+
+/// <summary>What a put keeps of the key and returns (etcd's PutRequest flags); none is the plain put.</summary>
+[Flags]
+internal enum PutFlags : byte
+{
+    None = 0,
+
+    /// <summary>Return the key-value the put replaced.</summary>
+    PrevKv = 1,
+
+    /// <summary>Keep the key's value (the key must be live).</summary>
+    IgnoreValue = 2,
+
+    /// <summary>Keep the key's lease (the key must be live).</summary>
+    IgnoreLease = 4,
 }

@@ -96,6 +96,7 @@ public sealed class ReferenceModel
     private sealed class Work(ReferenceModel model)
     {
         public ImmutableSortedDictionary<byte[], KeyValue> State = model.Current;
+        private readonly ImmutableSortedDictionary<byte[], KeyValue> _start = model.Current;   // before the command
         public bool Wrote;
         private readonly HashSet<string> _written = [];
         private long Rev => model.Revision + 1;
@@ -137,57 +138,34 @@ public sealed class ReferenceModel
             return new DeleteRangeResponse(default, victims.Count, d.PrevKv ? victims : []);
         }
 
-        public TxnResponse Txn(TxnRequest t)
+        public TxnResponse Txn(TxnRequest t, bool nested = false)
         {
-            var ok = t.Compares.All(Holds);
+            var ok = t.Compares.All(c => Holds(c, nested));
             var responses = new List<TxnOpResponse>();
             foreach (var op in ok ? t.Success : t.Failure)
             {
                 if (op.Range is not null) responses.Add(new TxnOpResponse(Range: model.Range(op.Range, State, Wrote ? Rev : model.Revision)));
                 else if (op.Put is not null) responses.Add(new TxnOpResponse(Put: Put(op.Put)));
                 else if (op.Delete is not null) responses.Add(new TxnOpResponse(Delete: Delete(op.Delete)));
-                else responses.Add(new TxnOpResponse(Txn: Txn(op.Txn!)));
+                else responses.Add(new TxnOpResponse(Txn: Txn(op.Txn!, nested: true)));
             }
             return new TxnResponse(default, ok, responses);
         }
 
-        private bool Holds(Compare c)
+        /// <summary>
+        /// By <see cref="CompareTable"/>, not by a copy of the store's code. A nested transaction's compares see the
+        /// state as Cairn evaluates them (<see cref="CompareTable.NestedComparesSeeEarlierWritesInCairn"/>).
+        /// </summary>
+        private bool Holds(Compare c, bool nested)
         {
             CheckKey(c.Key);
+            var state = nested && CompareTable.NestedComparesSeeEarlierWritesInCairn ? State : _start;
             if (c.RangeEnd.Length == 0)
             {
-                State.TryGetValue(c.Key, out var kv);
-                return Holds(c, kv);
+                state.TryGetValue(c.Key, out var kv);
+                return CompareTable.Holds(c, kv);
             }
-            return InRange(State, c.Key, c.RangeEnd).All(kv => Holds(c, kv));
-        }
-
-        private static bool Holds(Compare c, KeyValue? kv)
-        {
-            int cmp;
-            if (c.Target == CompareTarget.Value)
-            {
-                if (kv is null) return false;
-                cmp = kv.Value.AsSpan().SequenceCompareTo(c.Value);
-            }
-            else
-            {
-                long mine = c.Target switch
-                {
-                    CompareTarget.Version => kv?.Version ?? 0,
-                    CompareTarget.Create => kv?.CreateRevision ?? 0,
-                    CompareTarget.Mod => kv?.ModRevision ?? 0,
-                    _ => kv?.Lease ?? 0,
-                };
-                cmp = mine.CompareTo(c.Number);
-            }
-            return c.Result switch
-            {
-                CompareResult.Equal => cmp == 0,
-                CompareResult.NotEqual => cmp != 0,
-                CompareResult.Less => cmp < 0,
-                _ => cmp > 0,
-            };
+            return CompareTable.Holds(c, InRange(state, c.Key, c.RangeEnd).ToList(), CompareTable.EmptyRangeInCairn);
         }
     }
 }
