@@ -373,6 +373,7 @@ public sealed partial class KvStateMachine : IDisposable
                 _openApplied = pending[^1].Index;
                 _openEntries += pending.Count;
                 Record(entries, pending, refused); // for a defragmentation's copy, when one runs
+                var auth = m.AuthChanged ? AuthState.Load(m.ClusterMetadata()) : null; // read in the writer, before a commit ends it
                 if (durable || _options.BackendCommitInterval <= TimeSpan.Zero || _openEntries >= _options.BackendCommitEntries
                     || Stopwatch.GetElapsedTime(_openedAt) >= _options.BackendCommitInterval || !TryRetain(entries, pending, refused))
                 {
@@ -385,7 +386,7 @@ public sealed partial class KvStateMachine : IDisposable
                     _dirty = true;
                 }
                 completed = true;
-                if (m.AuthChanged) _auth = AuthState.Load(m.ClusterMetadata()); // read in the writer: no commit just for it
+                if (auth is not null) _auth = auth;
                 if (m.Events.Count > 0 || m.EventsSkipped) Watches.Publish(m.Events, m.Revision, eventsSkipped: m.EventsSkipped);
                 foreach (var o in outcomes) sink.Applied(o);
                 return;
