@@ -87,7 +87,7 @@ public partial class WalBenchmarks
     private string _dir = "";
     private Wal? _wal;
     private ulong _index;
-    private Entry[] _entries = [];
+    private LogEntry[] _entries = [];
     private SafeFileHandle? _raw;
     private long _rawOffset;
     private readonly byte[] _rawBuffer = new byte[128];
@@ -97,7 +97,7 @@ public partial class WalBenchmarks
     {
         _dir = Directory.CreateTempSubdirectory("cairn-bench-wal-").FullName;
         _wal = Wal.Open(_dir, new WalOptions { SegmentBytes = 256L << 20 });
-        _entries = new Entry[Batch];
+        _entries = new LogEntry[Batch];
         _raw = File.OpenHandle(Path.Combine(_dir, "raw"), FileMode.Create, FileAccess.ReadWrite, FileShare.None, FileOptions.None, 64L << 20);
     }
 
@@ -120,7 +120,7 @@ public partial class WalBenchmarks
     [Benchmark]
     public void Save()
     {
-        for (var i = 0; i < Batch; i++) _entries[i] = new Entry(++_index, 1, new byte[100]);
+        for (var i = 0; i < Batch; i++) _entries[i] = new LogEntry(++_index, 1, new byte[100]);
         _wal!.Save(new HardState(1, 1, _index), _entries);
     }
 

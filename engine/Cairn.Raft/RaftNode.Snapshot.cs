@@ -11,7 +11,7 @@ public sealed partial class RaftNode
         ResetElectionTimer();
         if (m.Snapshot is not { } meta || m.SnapshotData is null || meta.Index <= Commit)
         {
-            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: Commit));
+            Send(new Message(RaftMessageType.AppendResponse, Id, m.From, Term, Index: Commit));
             return;
         }
         if (TermAt(meta.Index) == meta.Term && meta.Index <= LastIndex)
@@ -34,7 +34,7 @@ public sealed partial class RaftNode
         _stable = Math.Max(_stable, meta.Index);
         if (_stable > LastIndex) _stable = LastIndex;
         RebuildConfig();
-        Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: meta.Index));
+        Send(new Message(RaftMessageType.AppendResponse, Id, m.From, Term, Index: meta.Index));
     }
 
     /// <summary>

@@ -120,7 +120,7 @@ public sealed partial class RaftNode
         if (Role != Role.Leader || to == Id || !_voters.Contains(to)) return false;
         _transferee = to;
         _transferElapsed = 0;
-        if (_progress[to].Match == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, to, Term));
+        if (_progress[to].Match == LastIndex) Send(new Message(RaftMessageType.TimeoutNow, Id, to, Term));
         else SendAppend(to);
         return true;
     }
@@ -134,41 +134,41 @@ public sealed partial class RaftNode
         if (m.To != Id || m.From == Id) return;
         if (m.Term > Term)
         {
-            if (m.Type is MessageType.Vote or MessageType.PreVote && m.Context != ForcedElection && InLease())
+            if (m.Type is RaftMessageType.Vote or RaftMessageType.PreVote && m.Context != ForcedElection && InLease())
             {
                 return; // heard from a leader within the election timeout: do not help unseat it (check-quorum)
             }
-            if (m.Type == MessageType.PreVote || (m.Type == MessageType.PreVoteResponse && !m.Reject))
+            if (m.Type == RaftMessageType.PreVote || (m.Type == RaftMessageType.PreVoteResponse && !m.Reject))
             {
                 // Pre-votes speak of a term no one is in yet: they change nobody's term.
             }
             else
             {
                 // A higher term always wins (§5.1): step down, and follow the sender if it is the leader.
-                BecomeFollower(m.Term, m.Type is MessageType.Append or MessageType.Heartbeat ? m.From : 0);
+                BecomeFollower(m.Term, m.Type is RaftMessageType.Append or RaftMessageType.Heartbeat ? m.From : 0);
             }
         }
         else if (m.Term < Term)
         {
             // Stale sender: tell it the current term so it steps down; ignore stale responses.
-            if (m.Type == MessageType.Vote) Send(new Message(MessageType.VoteResponse, Id, m.From, Term, Reject: true));
-            else if (m.Type == MessageType.PreVote) Send(new Message(MessageType.PreVoteResponse, Id, m.From, Term, Reject: true));
-            else if (m.Type == MessageType.Append) Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: LastIndex));
-            else if (m.Type == MessageType.Heartbeat) Send(new Message(MessageType.HeartbeatResponse, Id, m.From, Term));
+            if (m.Type == RaftMessageType.Vote) Send(new Message(RaftMessageType.VoteResponse, Id, m.From, Term, Reject: true));
+            else if (m.Type == RaftMessageType.PreVote) Send(new Message(RaftMessageType.PreVoteResponse, Id, m.From, Term, Reject: true));
+            else if (m.Type == RaftMessageType.Append) Send(new Message(RaftMessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: LastIndex));
+            else if (m.Type == RaftMessageType.Heartbeat) Send(new Message(RaftMessageType.HeartbeatResponse, Id, m.From, Term));
             return;
         }
         switch (m.Type)
         {
-            case MessageType.Vote: OnVote(m); break;
-            case MessageType.VoteResponse: OnVoteResponse(m); break;
-            case MessageType.PreVote: OnPreVote(m); break;
-            case MessageType.PreVoteResponse: OnPreVoteResponse(m); break;
-            case MessageType.Append: OnAppend(m); break;
-            case MessageType.AppendResponse: OnAppendResponse(m); break;
-            case MessageType.Heartbeat: OnHeartbeat(m); break;
-            case MessageType.Snapshot: OnSnapshot(m); break;
-            case MessageType.HeartbeatResponse: OnHeartbeatResponse(m); break;
-            case MessageType.TimeoutNow:
+            case RaftMessageType.Vote: OnVote(m); break;
+            case RaftMessageType.VoteResponse: OnVoteResponse(m); break;
+            case RaftMessageType.PreVote: OnPreVote(m); break;
+            case RaftMessageType.PreVoteResponse: OnPreVoteResponse(m); break;
+            case RaftMessageType.Append: OnAppend(m); break;
+            case RaftMessageType.AppendResponse: OnAppendResponse(m); break;
+            case RaftMessageType.Heartbeat: OnHeartbeat(m); break;
+            case RaftMessageType.Snapshot: OnSnapshot(m); break;
+            case RaftMessageType.HeartbeatResponse: OnHeartbeatResponse(m); break;
+            case RaftMessageType.TimeoutNow:
                 if (Role != Role.Leader && Campaigns) Campaign(forced: true); // the leader handed over: no pre-vote, no waiting
                 break;
         }
@@ -261,14 +261,14 @@ public sealed partial class RaftNode
             Campaign();
             return;
         }
-        foreach (var peer in VoterPeers()) Send(new Message(MessageType.PreVote, Id, peer, Term + 1, LogTerm: LastTerm, Index: LastIndex));
+        foreach (var peer in VoterPeers()) Send(new Message(RaftMessageType.PreVote, Id, peer, Term + 1, LogTerm: LastTerm, Index: LastIndex));
     }
 
     private void OnPreVote(Message m)
     {
         // Granted when the log is up to date; the grant carries the proposed term, a refusal the current one.
         var grant = m.Term > Term && UpToDate(m) && _voters.Contains(m.From);
-        Send(new Message(MessageType.PreVoteResponse, Id, m.From, grant ? m.Term : Term, Reject: !grant));
+        Send(new Message(RaftMessageType.PreVoteResponse, Id, m.From, grant ? m.Term : Term, Reject: !grant));
     }
 
     private void OnPreVoteResponse(Message m)
@@ -293,7 +293,7 @@ public sealed partial class RaftNode
             BecomeLeader();
             return;
         }
-        foreach (var peer in VoterPeers()) Send(new Message(MessageType.Vote, Id, peer, Term, LogTerm: LastTerm, Index: LastIndex, Context: forced ? ForcedElection : 0));
+        foreach (var peer in VoterPeers()) Send(new Message(RaftMessageType.Vote, Id, peer, Term, LogTerm: LastTerm, Index: LastIndex, Context: forced ? ForcedElection : 0));
     }
 
     /// <summary>§5.2 and §5.4.1: one vote per term, only for a candidate whose log is at least as up to date.</summary>
@@ -305,7 +305,7 @@ public sealed partial class RaftNode
             Vote = m.From;
             ResetElectionTimer();
         }
-        Send(new Message(MessageType.VoteResponse, Id, m.From, Term, Reject: !grant));
+        Send(new Message(RaftMessageType.VoteResponse, Id, m.From, Term, Reject: !grant));
     }
 
     private void OnVoteResponse(Message m)
@@ -340,7 +340,7 @@ public sealed partial class RaftNode
         {
             // The entries this follower needs are gone from the log: send the snapshot, and nothing more until the
             // follower acknowledges it or the transport reports how the send went (ReportSnapshot).
-            Send(new Message(MessageType.Snapshot, Id, peer, Term, LogTerm: _snapTerm, Index: _snapIndex, Commit: Commit, Snapshot: _snapMeta, SnapshotData: _snapData));
+            Send(new Message(RaftMessageType.Snapshot, Id, peer, Term, LogTerm: _snapTerm, Index: _snapIndex, Commit: Commit, Snapshot: _snapMeta, SnapshotData: _snapData));
             pr.SnapshotSent(_snapIndex);
             return;
         }
@@ -356,13 +356,13 @@ public sealed partial class RaftNode
             count++;
         }
         var entries = count > 0 ? _log.GetRange(Offset(prev + 1), count) : [];
-        Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: entries, Commit: Commit));
+        Send(new Message(RaftMessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: entries, Commit: Commit));
         pr.Sent(prev + (ulong)count, bytes, count);
     }
 
     /// <summary>A heartbeat carries only the commit index the follower is known to hold entries for, and a read round.</summary>
     private void SendHeartbeat(ulong peer, ulong round) =>
-        Send(new Message(MessageType.Heartbeat, Id, peer, Term, Commit: Math.Min(Commit, _progress[peer].Match), Context: round));
+        Send(new Message(RaftMessageType.Heartbeat, Id, peer, Term, Commit: Math.Min(Commit, _progress[peer].Match), Context: round));
 
     private void OnHeartbeat(Message m)
     {
@@ -370,7 +370,7 @@ public sealed partial class RaftNode
         Leader = m.From;
         ResetElectionTimer();
         if (m.Commit > Commit && m.Commit <= LastIndex) Commit = m.Commit;
-        Send(new Message(MessageType.HeartbeatResponse, Id, m.From, Term, Context: m.Context));
+        Send(new Message(RaftMessageType.HeartbeatResponse, Id, m.From, Term, Context: m.Context));
     }
 
     private void OnHeartbeatResponse(Message m)
@@ -399,14 +399,14 @@ public sealed partial class RaftNode
         if (m.Index < Commit)
         {
             // Everything up to the commit index matches already (and may be compacted): report that.
-            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: Commit));
+            Send(new Message(RaftMessageType.AppendResponse, Id, m.From, Term, Index: Commit));
             return;
         }
         if (m.Index > LastIndex || TermAt(m.Index) != m.LogTerm)
         {
             // No match: hint the leader to back up to what this log can check. (It still acknowledges a read round:
             // it accepts this leader for this term.)
-            Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: Math.Min(m.Index == 0 ? 0 : m.Index - 1, LastIndex), Context: m.Context));
+            Send(new Message(RaftMessageType.AppendResponse, Id, m.From, Term, Reject: true, Index: Math.Min(m.Index == 0 ? 0 : m.Index - 1, LastIndex), Context: m.Context));
             return;
         }
         var entries = m.Entries ?? [];
@@ -428,7 +428,7 @@ public sealed partial class RaftNode
         if (configChanged) RebuildConfig();
         var matched = m.Index + (ulong)entries.Count;
         if (m.Commit > Commit) Commit = Math.Min(m.Commit, matched);
-        Send(new Message(MessageType.AppendResponse, Id, m.From, Term, Index: matched, Context: m.Context));
+        Send(new Message(RaftMessageType.AppendResponse, Id, m.From, Term, Index: matched, Context: m.Context));
     }
 
     private void OnAppendResponse(Message m)
@@ -443,7 +443,7 @@ public sealed partial class RaftNode
         }
         pr.Acknowledged(m.Index);
         MaybeCommit();
-        if (m.From == _transferee && pr.Match == LastIndex) Send(new Message(MessageType.TimeoutNow, Id, m.From, Term));
+        if (m.From == _transferee && pr.Match == LastIndex) Send(new Message(RaftMessageType.TimeoutNow, Id, m.From, Term));
         else if (pr.Next <= LastIndex) SendAppend(m.From);
     }
 
@@ -479,7 +479,7 @@ public sealed partial class RaftNode
                 var pr = _progress[peer];
                 if (pr.State != Progress.Mode.Replicate || pr.Next <= LastIndex) continue; // a probe, or an append with entries follows anyway
                 var prev = pr.Next - 1;
-                Send(new Message(MessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: [], Commit: Commit));
+                Send(new Message(RaftMessageType.Append, Id, peer, Term, LogTerm: TermAt(prev), Index: prev, Entries: [], Commit: Commit));
             }
         }
         if (TermAt(Commit) == Term && _postponedReads.Count > 0)
@@ -536,5 +536,5 @@ public sealed partial class RaftNode
 
     /// <summary>Appends an entry to the log, its bytes copied into the log's arena.</summary>
     private void Append(ulong index, ulong term, ReadOnlySpan<byte> data, EntryKind kind) =>
-        _log.Add(new Entry(index, term, _arena.Copy(data, index), kind));
+        _log.Add(new LogEntry(index, term, _arena.Copy(data, index), kind));
 }

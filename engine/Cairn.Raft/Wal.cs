@@ -75,7 +75,7 @@ public sealed partial class Wal : IDisposable
 
     private readonly string _dir;
     private readonly WalOptions _options;
-    private readonly List<Entry> _entries = [];
+    private readonly List<LogEntry> _entries = [];
     private Segment? _tail;
     private ulong _nextSeq;
 
@@ -97,7 +97,7 @@ public sealed partial class Wal : IDisposable
     /// copy in memory would double the log's memory), though a save or snapshot still drops recovered entries it
     /// replaces or covers.
     /// </summary>
-    public IReadOnlyList<Entry> Entries => _entries;
+    public IReadOnlyList<LogEntry> Entries => _entries;
 
     /// <summary>Index of the last entry (the snapshot's when there are none).</summary>
     public ulong LastIndex => Math.Max(_lastIndex, Snapshot.Index);
@@ -130,7 +130,7 @@ public sealed partial class Wal : IDisposable
     /// <paramref name="sync"/> is false: a caller that saves only a new commit index need not wait for the disk (the
     /// commit index is recovered from the leader after a crash; term, vote and entries must be synced).
     /// </summary>
-    public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync = true)
+    public void Save(HardState? hardState, IReadOnlyList<LogEntry> entries, bool sync = true)
     {
         ArgumentNullException.ThrowIfNull(entries);
         if (!sync && entries.Count > 0) throw new ArgumentException("Entries must be synced; only a commit index may be saved without a sync.", nameof(sync));
@@ -193,7 +193,7 @@ public sealed partial class Wal : IDisposable
     private void NoteIndex(string segment, ulong index) =>
         _segmentMaxIndex[segment] = Math.Max(_segmentMaxIndex.GetValueOrDefault(segment), index);
 
-    private void Apply(Entry e)
+    private void Apply(LogEntry e)
     {
         Saved(e.Index);
         if (e.Index > Snapshot.Index) _entries.Add(e);
@@ -235,7 +235,7 @@ public sealed partial class Wal : IDisposable
                         // (say, a segment that lost its tail), and replaying on would skip entries.
                         if (_entries.Count > 0 && index > _entries[^1].Index + 1) return $"entry {index} follows entry {_entries[^1].Index}: the entries between are missing";
                         NoteIndex(files[i], index);
-                        Apply(new Entry(index, BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray(),
+                        Apply(new LogEntry(index, BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]), payload[16..].ToArray(),
                             type == TypeConfigEntry ? EntryKind.Config : EntryKind.Normal));
                         break;
                     }

@@ -86,7 +86,7 @@ public readonly struct Tree
 }
 
 /// <summary>One entry seen by an enumerator: key and value spans valid as described on <see cref="Tree"/>.</summary>
-public readonly ref struct Entry(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+public readonly ref struct TreeEntry(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
 {
     /// <summary>The key.</summary>
     public ReadOnlySpan<byte> Key { get; } = key;
@@ -120,7 +120,7 @@ public ref struct RangeEnumerator
     public readonly RangeEnumerator GetEnumerator() => this;
 
     /// <summary>The entry under the enumerator.</summary>
-    public readonly Entry Current => new(_cursor!.Key, _cursor.Value);
+    public readonly TreeEntry Current => new(_cursor!.Key, _cursor.Value);
 
     /// <summary>Steps to the next entry in range.</summary>
     public bool MoveNext()

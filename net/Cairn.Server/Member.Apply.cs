@@ -16,7 +16,7 @@ public sealed partial class Member
     private readonly List<(ulong Index, ReadOnlyMemory<byte> Command)> _apply = [];
     private readonly List<(ulong Index, ulong Origin, ulong Seq)> _applyOrigins = [];
 
-    private void Apply(IReadOnlyList<Entry> committed)
+    private void Apply(IReadOnlyList<LogEntry> committed)
     {
         // Apply stopped on a damaged page: the entries stay in the log (a restart replays them from the database's
         // applied index), and nothing after the damage is applied out of order.

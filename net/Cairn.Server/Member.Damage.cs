@@ -5,7 +5,6 @@ using Cairn.Kv;
 using Cairn.Protocol;
 using Cairn.Raft;
 using Cairn.Storage;
-using MessageType = Cairn.Protocol.MessageType;
 
 namespace Cairn.Server;
 

@@ -66,13 +66,13 @@ public sealed partial class Member
     /// them like any removal (the member directory forgets the others). Every key and revision is kept.
     /// </summary>
     /// <returns>The log to start the core with, and a line to log saying what was done.</returns>
-    internal static (IReadOnlyList<Entry> Log, string Note) ForceNewCluster(RaftOptions raft, Wal wal, (SnapshotMetadata Meta, byte[] Data)? snapshot, ulong applied, Func<ulong, string?> nameOf)
+    internal static (IReadOnlyList<LogEntry> Log, string Note) ForceNewCluster(RaftOptions raft, Wal wal, (SnapshotMetadata Meta, byte[] Data)? snapshot, ulong applied, Func<ulong, string?> nameOf)
     {
         var hs = wal.HardState;
         var snapIndex = snapshot?.Meta.Index ?? 0;
         // What was applied was committed, even where the commit index on disk lags (it is saved without a sync).
         var commit = Math.Max(Math.Max(hs.Commit, applied), snapIndex);
-        var kept = new List<Entry>();
+        var kept = new List<LogEntry>();
         ulong term = hs.Term;
         foreach (var e in wal.Entries)
         {
@@ -83,7 +83,7 @@ public sealed partial class Member
         var lastKept = kept.Count > 0 ? Math.Max(kept[^1].Index, snapIndex) : snapIndex;
         var probe = new RaftNode(raft, new HardState(term, hs.Vote, lastKept), kept, snapshot);
         string Name(ulong id) => nameOf(id) ?? id.ToString("x16", null);
-        var entries = new List<Entry>();
+        var entries = new List<LogEntry>();
         var next = lastKept + 1;
         if (!probe.Voters.Contains(raft.Id))
         {
@@ -91,13 +91,13 @@ public sealed partial class Member
             {
                 throw new MemberStartException($"--force-new-cluster: this member is not in its cluster's configuration at index {lastKept} (it was removed); restore the cluster from a snapshot instead (docs/operations.md)");
             }
-            entries.Add(new Entry(next++, term, new ConfigChange(ConfigChangeType.PromoteLearner, raft.Id).Encode(), EntryKind.Config));
+            entries.Add(new LogEntry(next++, term, new ConfigChange(ConfigChangeType.PromoteLearner, raft.Id).Encode(), EntryKind.Config));
         }
         var others = probe.Voters.Concat(probe.Learners).Where(id => id != raft.Id).Distinct().Order().ToList();
-        foreach (var id in others) entries.Add(new Entry(next++, term, new ConfigChange(ConfigChangeType.Remove, id).Encode(), EntryKind.Config));
+        foreach (var id in others) entries.Add(new LogEntry(next++, term, new ConfigChange(ConfigChangeType.Remove, id).Encode(), EntryKind.Config));
         var discarded = wal.LastIndex > lastKept ? wal.LastIndex - lastKept : 0;
         // An empty entry (a leader's no-op) replaces a discarded tail when there is nothing else to write.
-        if (entries.Count == 0 && discarded > 0) entries.Add(new Entry(next++, term, Array.Empty<byte>()));
+        if (entries.Count == 0 && discarded > 0) entries.Add(new LogEntry(next++, term, Array.Empty<byte>()));
         if (entries.Count > 0) wal.Save(new HardState(term, hs.Vote, entries[^1].Index), entries);
         kept.AddRange(entries);
         var note = others.Count == 0

@@ -40,7 +40,7 @@ public sealed partial class Member
     private ulong _lastKnownLeader;   // the last leader that was not "none"
     private volatile bool _published;
     private long _publishAt;
-    private readonly LeaseKeeper _leases = new();
+    private readonly LeaseClocks _leases = new();
     private long _nextLeaseCheck;
     private long _nextProgressNotify = Stopwatch.GetTimestamp();
 
@@ -181,7 +181,7 @@ public sealed partial class Member
 
     private void Step(Message m, string? snapshotPath)
     {
-        if (m.Type == Raft.MessageType.Snapshot && snapshotPath is not null)
+        if (m.Type == RaftMessageType.Snapshot && snapshotPath is not null)
         {
             _node.Step(m);
             var ready = _node.GetReady();
@@ -484,7 +484,7 @@ public sealed partial class Member
     {
         for (var i = 0; i < messages.Count; i++)
         {
-            if (messages[i].Type is not (Raft.MessageType.Append or Raft.MessageType.Heartbeat or Raft.MessageType.Snapshot or Raft.MessageType.TimeoutNow)) return false;
+            if (messages[i].Type is not (RaftMessageType.Append or RaftMessageType.Heartbeat or RaftMessageType.Snapshot or RaftMessageType.TimeoutNow)) return false;
         }
         return true;
     }

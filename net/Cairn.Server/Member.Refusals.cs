@@ -1,6 +1,5 @@
 using Cairn.Kv;
 using Cairn.Protocol;
-using MessageType = Cairn.Protocol.MessageType;
 
 namespace Cairn.Server;
 

@@ -4,7 +4,6 @@ using Cairn.Protocol;
 using Cairn.Raft;
 using Cairn.Storage;
 
-using MessageType = Cairn.Protocol.MessageType;
 
 namespace Cairn.Server;
 

@@ -3,7 +3,6 @@ using System.Text.Json;
 using Cairn.Kv;
 using Cairn.Protocol;
 using Cairn.Scaling;
-using MessageType = Cairn.Protocol.MessageType;
 
 namespace Cairn.Server;
 

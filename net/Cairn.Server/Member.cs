@@ -34,7 +34,7 @@ public sealed partial class Member : IAsyncDisposable
     private readonly Action<string> _log;
     private int _openSessions;        // client connections being served (the cap counts these)
     private int _refusing;            // connections being told TooManyConnections
-    internal readonly Counters Stats = new();
+    internal readonly MemberCounters Stats = new();
 
     private Member(MemberOptions options, Identity identity, KvStateMachine sm, Wal wal, RaftNode node, string dir, MemberTls tls, byte[] peerKey, MemberListeners listeners)
     {
@@ -206,7 +206,7 @@ public sealed partial class Member : IAsyncDisposable
                 CheckQuorum = true,
                 Seed = unchecked((int)identity.MemberId ^ Environment.TickCount),
             };
-            IReadOnlyList<Raft.Entry> log = wal.Entries;
+            IReadOnlyList<LogEntry> log = wal.Entries;
             string? forced = null;
             if (options.ForceNewCluster) (log, forced) = ForceNewCluster(raftOptions, wal, snapshot, sm.AppliedIndex, name => options.Cluster.FirstOrDefault(m => MemberOptions.MemberId(m.Name) == name).Name);
             var node = new RaftNode(raftOptions, wal.HardState, log, snapshot);
@@ -529,8 +529,8 @@ public sealed partial class Member : IAsyncDisposable
         return string.Join('\n', lines) + "\n";
     }
 
-    /// <summary>Counters (incremented with Interlocked).</summary>
-    internal sealed class Counters
+    /// <summary>The member's counters for /metrics (incremented with Interlocked).</summary>
+    internal sealed class MemberCounters
     {
         /// <summary>Bytes the raft thread has allocated since it started (its steady state is 0 B per request: a rise per request is a regression).</summary>
         public long RaftThreadAllocatedBytes;

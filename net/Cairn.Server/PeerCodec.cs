@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using Cairn.Protocol;
 using Cairn.Raft;
-using MessageType = Cairn.Protocol.MessageType;
 
 namespace Cairn.Server;
 
@@ -102,7 +101,7 @@ internal static class PeerCodec
         }
         var r = new PayloadReader(payload);
         var type = r.U8();
-        if (type > (byte)Raft.MessageType.HeartbeatResponse) throw new ProtocolException(ErrorCode.Malformed, $"unknown raft message type {type}");
+        if (type > (byte)RaftMessageType.HeartbeatResponse) throw new ProtocolException(ErrorCode.Malformed, $"unknown raft message type {type}");
         var from = r.U64();
         var to = r.U64();
         var term = r.U64();
@@ -112,7 +111,7 @@ internal static class PeerCodec
         var reject = r.Bool();
         var context = r.U64();
         var count = r.Count(21);
-        var entries = holder is null ? new Entry[count] : null;
+        var entries = holder is null ? new LogEntry[count] : null;
         holder?.Expect(count);
         for (var i = 0; i < count; i++)
         {
@@ -122,14 +121,14 @@ internal static class PeerCodec
             if (kind > (byte)EntryKind.Config) throw new ProtocolException(ErrorCode.Malformed, $"unknown entry kind {kind}");
             if (entries is not null)
             {
-                entries[i] = new Entry(ei, et, r.BytesArray(), (EntryKind)kind);
+                entries[i] = new LogEntry(ei, et, r.BytesArray(), (EntryKind)kind);
             }
             else
             {
                 // The bytes are where they lie in the held copy of the payload: a slice, no array of their own.
                 var length = r.Bytes().Length;
                 var end = payload.Length - r.Remaining;
-                holder!.Add(new Entry(ei, et, held.Slice(end - length, length), (EntryKind)kind));
+                holder!.Add(new LogEntry(ei, et, held.Slice(end - length, length), (EntryKind)kind));
             }
         }
         SnapshotMetadata? snap = null;
@@ -144,10 +143,10 @@ internal static class PeerCodec
             snap = new SnapshotMetadata(si, st, voters, learners);
         }
         r.End();
-        var mt = (Raft.MessageType)type;
-        IReadOnlyList<Entry>? list = count == 0 ? null : entries is not null ? entries : holder;
+        var mt = (RaftMessageType)type;
+        IReadOnlyList<LogEntry>? list = count == 0 ? null : entries is not null ? entries : holder;
         return new Message(mt, from, to, term, logTerm, index, list, commit, reject, context, snap,
-            mt == Raft.MessageType.Snapshot ? [] : null);
+            mt == RaftMessageType.Snapshot ? [] : null);
     }
 
     /// <summary>A forwarded client request: <c>u64 forward_id</c> (returned), then one complete client frame (header and payload).</summary>

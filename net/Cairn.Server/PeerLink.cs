@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using Cairn.Protocol;
 using Cairn.Raft;
-using MessageType = Cairn.Protocol.MessageType;
 
 namespace Cairn.Server;
 

@@ -10,12 +10,12 @@ namespace Cairn.Server;
 /// keeps into its own log, so both go back to their pools once the message is stepped: a follower's receive path
 /// makes one object per message (the message itself) instead of an array per entry and a list per message.
 /// </summary>
-internal sealed class ReceivedMessage : IReadOnlyList<Entry>, IPooled
+internal sealed class ReceivedMessage : IReadOnlyList<LogEntry>, IPooled
 {
     private static readonly BoundedPool<ReceivedMessage> Pool = new(64);
 
     private byte[] _payload = [];
-    private Entry[] _entries = new Entry[64];
+    private LogEntry[] _entries = new LogEntry[64];
     private int _count;
 
     /// <summary>A holder from the pool (or a new one).</summary>
@@ -34,15 +34,15 @@ internal sealed class ReceivedMessage : IReadOnlyList<Entry>, IPooled
     /// <summary>Sizes the entry list for <paramref name="count"/> entries and empties it.</summary>
     public void Expect(int count)
     {
-        if (_entries.Length < count) _entries = new Entry[Math.Max(count, _entries.Length * 2)];
+        if (_entries.Length < count) _entries = new LogEntry[Math.Max(count, _entries.Length * 2)];
         _count = 0;
     }
 
-    public void Add(Entry e) => _entries[_count++] = e;
+    public void Add(LogEntry e) => _entries[_count++] = e;
 
     public int Count => _count;
 
-    public Entry this[int index] => (uint)index < (uint)_count ? _entries[index] : throw new ArgumentOutOfRangeException(nameof(index));
+    public LogEntry this[int index] => (uint)index < (uint)_count ? _entries[index] : throw new ArgumentOutOfRangeException(nameof(index));
 
     /// <summary>Gives the payload back and returns the holder to the pool (after the raft thread stepped the message).</summary>
     public void Release()
@@ -54,7 +54,7 @@ internal sealed class ReceivedMessage : IReadOnlyList<Entry>, IPooled
         Pool.Return(this);
     }
 
-    public IEnumerator<Entry> GetEnumerator()
+    public IEnumerator<LogEntry> GetEnumerator()
     {
         for (var i = 0; i < _count; i++) yield return _entries[i];
     }

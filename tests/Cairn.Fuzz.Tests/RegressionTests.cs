@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.IO.Hashing;
 using Cairn.Protocol;
 using Cairn.Raft;
-using MessageType = Cairn.Protocol.MessageType;
 using Cairn.Storage;
 
 namespace Cairn.Fuzz.Tests;

@@ -2,8 +2,6 @@ using System.Net.Sockets;
 using Cairn.Protocol;
 using Cairn.Raft;
 using Cairn.Server;
-using MessageType = Cairn.Protocol.MessageType;
-using RaftMessageType = Cairn.Raft.MessageType;
 
 namespace Cairn.Fuzz;
 
@@ -194,9 +192,9 @@ public static class PeerSeeds
     {
         var entries = new[]
         {
-            new Entry(5, 2, [1, 2, 3]),
-            new Entry(6, 2, []),
-            new Entry(7, 3, new ConfigChange(ConfigChangeType.AddLearner, 0xA4).Encode("m4"u8), EntryKind.Config),
+            new LogEntry(5, 2, [1, 2, 3]),
+            new LogEntry(6, 2, []),
+            new LogEntry(7, 3, new ConfigChange(ConfigChangeType.AddLearner, 0xA4).Encode("m4"u8), EntryKind.Config),
         };
         var list = new List<Message>();
         foreach (var t in Enum.GetValues<RaftMessageType>())

@@ -49,11 +49,11 @@ public sealed class WalTarget : FuzzTarget
     public override long AllocationBound(int inputLength) => (4L << 20) + 16L * inputLength;
 
     /// <summary>The entry every seed writes at <paramref name="index"/>.</summary>
-    public static Entry Canonical(ulong index)
+    public static LogEntry Canonical(ulong index)
     {
         var data = new byte[(int)(index * 37 % 300)];
         for (var i = 0; i < data.Length; i++) data[i] = (byte)(index * 131 + (ulong)i);
-        return new Entry(index, 1 + (index - 1) / 25, data, index % 17 == 0 ? EntryKind.Config : EntryKind.Normal);
+        return new LogEntry(index, 1 + (index - 1) / 25, data, index % 17 == 0 ? EntryKind.Config : EntryKind.Normal);
     }
 
     private WalOptions Options(bool truncate, bool encrypted) => new() { SegmentBytes = 64 << 10, MaxRecordBytes = 16 << 10, MasterKey = encrypted ? _key : null, TruncateAtDamage = truncate, Sync = false };
@@ -71,7 +71,7 @@ public sealed class WalTarget : FuzzTarget
                 var batch = 1;
                 while (next <= count)
                 {
-                    var entries = new List<Entry>();
+                    var entries = new List<LogEntry>();
                     for (var i = 0; i < batch && next <= count; i++) entries.Add(Canonical(next++));
                     wal.Save(new HardState(1 + (next - 2) / 25, 0xA1, next > 3 ? next - 3 : 0), entries);
                     if (snapshotAt != 0 && next - 1 >= snapshotAt && wal.Snapshot.Index == 0) wal.SaveSnapshot(snapshotAt, Canonical(snapshotAt).Term);

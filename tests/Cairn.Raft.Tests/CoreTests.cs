@@ -6,7 +6,7 @@ namespace Cairn.Raft.Tests;
 public sealed class CoreTests
 {
     // The §5 behaviours on their own: pre-vote and check-quorum off (they have their own tests below).
-    private static RaftNode Node(ulong id = 1, int seed = 1, HardState state = default, IReadOnlyList<Entry>? log = null, bool preVote = false, bool checkQuorum = false) =>
+    private static RaftNode Node(ulong id = 1, int seed = 1, HardState state = default, IReadOnlyList<LogEntry>? log = null, bool preVote = false, bool checkQuorum = false) =>
         new(new RaftOptions { Id = id, Members = [1, 2, 3], ElectionTicks = 10, HeartbeatTicks = 1, Seed = seed, PreVote = preVote, CheckQuorum = checkQuorum }, state, log);
 
     private static void TickUntilCandidate(RaftNode n)
@@ -20,7 +20,7 @@ public sealed class CoreTests
         var n = Node();
         TickUntilCandidate(n);
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Assert.Equal(Role.Leader, n.Role);
         return n;
     }
@@ -31,7 +31,7 @@ public sealed class CoreTests
         var n = Node(state: new HardState(3, 2, 0));
         Assert.Equal(Role.Follower, n.Role);
         Assert.Equal(3UL, n.Term);
-        n.Step(new Message(MessageType.Append, 2, 1, 5));
+        n.Step(new Message(RaftMessageType.Append, 2, 1, 5));
         Assert.Equal(5UL, n.Term);
         Assert.Equal(0UL, n.Vote);            // a new term forgets the old vote
         Assert.Equal(2UL, n.Leader);
@@ -41,7 +41,7 @@ public sealed class CoreTests
     public void A_stale_term_is_rejected_with_the_current_term()
     {
         var n = Node(state: new HardState(4, 0, 0));
-        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 9, Index: 9));
+        n.Step(new Message(RaftMessageType.Vote, 2, 1, 3, LogTerm: 9, Index: 9));
         var reply = Assert.Single(Drain(n));
         Assert.True(reply.Reject);
         Assert.Equal(4UL, reply.Term);
@@ -61,7 +61,7 @@ public sealed class CoreTests
             seen.Add(ticks);
             Assert.Equal(1UL, n.Term);
             Assert.Equal(1UL, n.Vote);          // votes for itself
-            var requests = Drain(n).Where(m => m.Type == MessageType.Vote).Select(m => m.To).Order().ToList();
+            var requests = Drain(n).Where(m => m.Type == RaftMessageType.Vote).Select(m => m.To).Order().ToList();
             Assert.Equal([2UL, 3UL], requests);
         }
         Assert.True(seen.Count > 3, "timeouts should differ between members");
@@ -70,14 +70,14 @@ public sealed class CoreTests
     [Fact]
     public void One_vote_per_term_and_only_for_an_up_to_date_log()
     {
-        var n = Node(log: [new Entry(1, 1, []), new Entry(2, 2, [])], state: new HardState(2, 0, 0));
-        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 1, Index: 5));   // older last term: refused
+        var n = Node(log: [new LogEntry(1, 1, []), new LogEntry(2, 2, [])], state: new HardState(2, 0, 0));
+        n.Step(new Message(RaftMessageType.Vote, 2, 1, 3, LogTerm: 1, Index: 5));   // older last term: refused
         Assert.True(Drain(n).Single().Reject);
-        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 2, Index: 1));   // same term, shorter: refused
+        n.Step(new Message(RaftMessageType.Vote, 2, 1, 3, LogTerm: 2, Index: 1));   // same term, shorter: refused
         Assert.True(Drain(n).Single().Reject);
-        n.Step(new Message(MessageType.Vote, 2, 1, 3, LogTerm: 2, Index: 2));   // as up to date: granted
+        n.Step(new Message(RaftMessageType.Vote, 2, 1, 3, LogTerm: 2, Index: 2));   // as up to date: granted
         Assert.False(Drain(n).Single().Reject);
-        n.Step(new Message(MessageType.Vote, 3, 1, 3, LogTerm: 9, Index: 9));   // second candidate, same term: refused
+        n.Step(new Message(RaftMessageType.Vote, 3, 1, 3, LogTerm: 9, Index: 9));   // second candidate, same term: refused
         Assert.True(Drain(n).Single().Reject);
         Assert.Equal(2UL, n.Vote);
     }
@@ -88,16 +88,16 @@ public sealed class CoreTests
         var n = Node();
         TickUntilCandidate(n);
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term, Reject: true));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term, Reject: true));
         Assert.Equal(Role.Candidate, n.Role);
-        n.Step(new Message(MessageType.Append, 3, 1, n.Term));
+        n.Step(new Message(RaftMessageType.Append, 3, 1, n.Term));
         Assert.Equal(Role.Follower, n.Role);
         Assert.Equal(3UL, n.Leader);
 
         var leader = Leader();
         Assert.Equal(1UL, leader.Leader);
         // Its first entry is a no-op of its own term, sent to everyone.
-        var appends = Drain(leader).Where(m => m.Type == MessageType.Append).ToList();
+        var appends = Drain(leader).Where(m => m.Type == RaftMessageType.Append).ToList();
         Assert.Contains(appends, m => m.Entries is [{ Data.Length: 0 }] && m.Entries[0].Term == leader.Term);
     }
 
@@ -107,19 +107,19 @@ public sealed class CoreTests
         var leader = Leader();
         Drain(leader);
         leader.Tick();
-        var beats = Drain(leader).Where(m => m.Type == MessageType.Heartbeat).Select(m => m.To).Order().ToList();
+        var beats = Drain(leader).Where(m => m.Type == RaftMessageType.Heartbeat).Select(m => m.To).Order().ToList();
         Assert.Equal([2UL, 3UL], beats);
     }
 
     [Fact]
     public void A_follower_rejects_a_gap_truncates_a_conflict_and_reports_its_match()
     {
-        var n = Node(log: [new Entry(1, 1, [1]), new Entry(2, 1, [2]), new Entry(3, 1, [3])], state: new HardState(2, 0, 1));
-        n.Step(new Message(MessageType.Append, 2, 1, 2, LogTerm: 2, Index: 5, Entries: [new Entry(6, 2, [])]));
+        var n = Node(log: [new LogEntry(1, 1, [1]), new LogEntry(2, 1, [2]), new LogEntry(3, 1, [3])], state: new HardState(2, 0, 1));
+        n.Step(new Message(RaftMessageType.Append, 2, 1, 2, LogTerm: 2, Index: 5, Entries: [new LogEntry(6, 2, [])]));
         var reject = Drain(n).Single();
         Assert.True(reject.Reject);
         Assert.Equal(3UL, reject.Index);       // hint: its last index
-        n.Step(new Message(MessageType.Append, 2, 1, 2, LogTerm: 1, Index: 1, Entries: [new Entry(2, 2, [9]), new Entry(3, 2, [9])], Commit: 3));
+        n.Step(new Message(RaftMessageType.Append, 2, 1, 2, LogTerm: 1, Index: 1, Entries: [new LogEntry(2, 2, [9]), new LogEntry(3, 2, [9])], Commit: 3));
         var ok = Drain(n).Single();
         Assert.False(ok.Reject);
         Assert.Equal(3UL, ok.Index);
@@ -132,18 +132,18 @@ public sealed class CoreTests
     public void Old_term_entries_are_not_committed_by_counting()
     {
         // Member 1 holds entry 2 from term 2 (never committed), and now leads term 4.
-        var n = Node(log: [new Entry(1, 1, []), new Entry(2, 2, [7])], state: new HardState(3, 0, 1));
+        var n = Node(log: [new LogEntry(1, 1, []), new LogEntry(2, 2, [7])], state: new HardState(3, 0, 1));
         TickUntilCandidate(n);
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Assert.Equal(Role.Leader, n.Role);
         Drain(n);
         // A follower reports it holds index 2 (the old-term entry) but not the new no-op at 3.
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 2));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: 2));
         Drain(n);
         Assert.Equal(1UL, n.Commit);
         // Once the follower has the leader's own-term entry, both commit.
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 3));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: 3));
         Drain(n);
         Assert.Equal(3UL, n.Commit);
     }
@@ -153,16 +153,16 @@ public sealed class CoreTests
     {
         var leader = Leader();
         Drain(leader);
-        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex)); // both replicate
-        leader.Step(new Message(MessageType.AppendResponse, 3, 1, leader.Term, Index: leader.LastIndex));
+        leader.Step(new Message(RaftMessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex)); // both replicate
+        leader.Step(new Message(RaftMessageType.AppendResponse, 3, 1, leader.Term, Index: leader.LastIndex));
         Drain(leader);
         Assert.True(leader.Propose([7]));
-        var appends = Drain(leader).Where(m => m.Type == MessageType.Append).ToList();
+        var appends = Drain(leader).Where(m => m.Type == RaftMessageType.Append).ToList();
         Assert.All(appends, m => Assert.True(m.Commit < leader.LastIndex, "the entry is not committed when it goes out"));
         // One follower acknowledges: the entry commits; no tick, no further proposal.
-        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
+        leader.Step(new Message(RaftMessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
         Assert.Equal(leader.LastIndex, leader.Commit);
-        var after = Drain(leader).Where(m => m.Type == MessageType.Append).ToList();
+        var after = Drain(leader).Where(m => m.Type == RaftMessageType.Append).ToList();
         Assert.Equal([2UL, 3UL], after.Select(m => m.To).Order());
         Assert.All(after, m =>
         {
@@ -172,7 +172,7 @@ public sealed class CoreTests
         // A follower that holds the entry applies it on that message alone.
         var follower = Node(3);
         Assert.Equal(2UL, leader.LastIndex);     // the leader's no-op, then the proposal
-        follower.Step(new Message(MessageType.Append, 1, 3, leader.Term, LogTerm: 0, Index: 0, Entries: [new Entry(1, leader.Term, []), new Entry(2, leader.Term, [7])], Commit: 0));
+        follower.Step(new Message(RaftMessageType.Append, 1, 3, leader.Term, LogTerm: 0, Index: 0, Entries: [new LogEntry(1, leader.Term, []), new LogEntry(2, leader.Term, [7])], Commit: 0));
         Drain(follower);
         Assert.Equal(0UL, follower.Commit);
         follower.Step(after.Single(m => m.To == 3));
@@ -188,7 +188,7 @@ public sealed class CoreTests
         var ready = leader.GetReady()!;
         Assert.Empty(ready.Committed);
         leader.Advance(ready);
-        leader.Step(new Message(MessageType.AppendResponse, 3, 1, leader.Term, Index: leader.LastIndex));
+        leader.Step(new Message(RaftMessageType.AppendResponse, 3, 1, leader.Term, Index: leader.LastIndex));
         var next = leader.GetReady()!;
         Assert.Equal(leader.LastIndex, leader.Commit);
         Assert.Contains(next.Committed, e => e.Data.Span is [42]);
@@ -202,10 +202,10 @@ public sealed class CoreTests
         for (var i = 0; i < 200; i++) n.Tick();
         Assert.Equal(5UL, n.Term);                // nobody answered: it never stood
         Assert.Equal(Role.PreCandidate, n.Role);
-        var asks = Drain(n).Where(m => m.Type == MessageType.PreVote).ToList();
+        var asks = Drain(n).Where(m => m.Type == RaftMessageType.PreVote).ToList();
         Assert.All(asks, m => Assert.Equal(6UL, m.Term));
         // With a quorum of pre-votes it stands for real, in term 6.
-        n.Step(new Message(MessageType.PreVoteResponse, 2, 1, 6));
+        n.Step(new Message(RaftMessageType.PreVoteResponse, 2, 1, 6));
         Assert.Equal(Role.Candidate, n.Role);
         Assert.Equal(6UL, n.Term);
     }
@@ -214,15 +214,15 @@ public sealed class CoreTests
     public void Pre_votes_and_votes_are_refused_while_a_leader_was_heard_recently()
     {
         var n = Node(2, preVote: true, checkQuorum: true, state: new HardState(3, 0, 0));
-        n.Step(new Message(MessageType.Append, 1, 2, 3));   // the leader of term 3
+        n.Step(new Message(RaftMessageType.Append, 1, 2, 3));   // the leader of term 3
         Drain(n);
-        n.Step(new Message(MessageType.PreVote, 3, 2, 4, LogTerm: 9, Index: 9));
-        n.Step(new Message(MessageType.Vote, 3, 2, 4, LogTerm: 9, Index: 9));
-        Assert.DoesNotContain(Drain(n), m => m.Type is MessageType.VoteResponse or MessageType.PreVoteResponse && !m.Reject);
+        n.Step(new Message(RaftMessageType.PreVote, 3, 2, 4, LogTerm: 9, Index: 9));
+        n.Step(new Message(RaftMessageType.Vote, 3, 2, 4, LogTerm: 9, Index: 9));
+        Assert.DoesNotContain(Drain(n), m => m.Type is RaftMessageType.VoteResponse or RaftMessageType.PreVoteResponse && !m.Reject);
         Assert.Equal(3UL, n.Term);                           // not unseated by a disruptive member
         for (var i = 0; i < 10; i++) n.Tick();               // an election timeout without the leader
-        n.Step(new Message(MessageType.PreVote, 3, 2, 4, LogTerm: 9, Index: 9));
-        Assert.Contains(Drain(n), m => m.Type == MessageType.PreVoteResponse && !m.Reject && m.Term == 4);
+        n.Step(new Message(RaftMessageType.PreVote, 3, 2, 4, LogTerm: 9, Index: 9));
+        Assert.Contains(Drain(n), m => m.Type == RaftMessageType.PreVoteResponse && !m.Reject && m.Term == 4);
         Assert.Equal(3UL, n.Term);                           // a pre-vote changes no term
     }
 
@@ -232,10 +232,10 @@ public sealed class CoreTests
         var n = Node(checkQuorum: true);
         TickUntilCandidate(n);
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Assert.Equal(Role.Leader, n.Role);
         for (var i = 0; i < 9; i++) { n.Tick(); Drain(n); }
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));          // one follower answers: still a quorum
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));          // one follower answers: still a quorum
         for (var i = 0; i < 10; i++) { n.Tick(); Drain(n); }
         Assert.Equal(Role.Leader, n.Role);
         for (var i = 0; i < 10; i++) { n.Tick(); Drain(n); }                       // a whole timeout of silence
@@ -252,9 +252,9 @@ public sealed class ReadIndexTests
         var n = Node();
         while (n.Role != Role.Candidate) n.Tick();
         DrainWithReads(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         DrainWithReads(n);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // its no-op commits
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // its no-op commits
         DrainWithReads(n);
         Assert.Equal(n.LastIndex, n.Commit);
         return n;
@@ -269,7 +269,7 @@ public sealed class ReadIndexTests
         var (messages, reads) = DrainWithReads(n);
         Assert.Empty(reads);             // the leader alone is no quorum
         var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
-        n.Step(new Message(MessageType.HeartbeatResponse, 3, 1, n.Term, Context: round));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 3, 1, n.Term, Context: round));
         (_, reads) = DrainWithReads(n);
         Assert.Equal([1, 2], reads.Select(r => (int)r.Context[0]));
         Assert.All(reads, r => Assert.Equal(n.Commit, r.Index));
@@ -281,17 +281,17 @@ public sealed class ReadIndexTests
         var n = Node();
         while (n.Role != Role.Candidate) n.Tick();
         DrainWithReads(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         DrainWithReads(n);
         Assert.True(n.ReadIndex([7]));   // postponed: nothing of its term is committed yet
         var (messages, _) = DrainWithReads(n);
         Assert.DoesNotContain(messages, m => m.Context > 0);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
         (messages, _) = DrainWithReads(n);
         var round = messages.Where(m => m.Context > 0).Select(m => m.Context).Distinct().Single();
         // A higher term unseats it before the round is confirmed: the read is not answered.
-        n.Step(new Message(MessageType.Append, 3, 1, n.Term + 1));
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
+        n.Step(new Message(RaftMessageType.Append, 3, 1, n.Term + 1));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
         Assert.Empty(DrainWithReads(n).Reads);
         Assert.False(n.ReadIndex([8]));  // a follower does not serve reads
     }
@@ -306,7 +306,7 @@ public sealed class TransferTests
         var n = Node(1, guards: false);
         while (n.Role != Role.Candidate) n.Tick();
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Drain(n);
         return n;
     }
@@ -321,32 +321,32 @@ public sealed class TransferTests
         Assert.Equal(2UL, leader.Transferee);
         Assert.False(leader.Propose([1]));
         var first = Drain(leader);
-        Assert.DoesNotContain(first, m => m.Type == MessageType.TimeoutNow); // member 2 has not caught up yet
-        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
-        Assert.Contains(Drain(leader), m => m.Type == MessageType.TimeoutNow && m.To == 2);
+        Assert.DoesNotContain(first, m => m.Type == RaftMessageType.TimeoutNow); // member 2 has not caught up yet
+        leader.Step(new Message(RaftMessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
+        Assert.Contains(Drain(leader), m => m.Type == RaftMessageType.TimeoutNow && m.To == 2);
     }
 
     [Fact]
     public void The_target_stands_at_once_and_voters_that_just_heard_the_leader_still_answer()
     {
         var target = Node(2);
-        target.Step(new Message(MessageType.Append, 1, 2, 1));            // follows leader 1 in term 1
+        target.Step(new Message(RaftMessageType.Append, 1, 2, 1));            // follows leader 1 in term 1
         Drain(target);
-        target.Step(new Message(MessageType.TimeoutNow, 1, 2, 1));
+        target.Step(new Message(RaftMessageType.TimeoutNow, 1, 2, 1));
         Assert.Equal(Role.Candidate, target.Role);                         // no pre-vote, no waiting
-        var votes = Drain(target).Where(m => m.Type == MessageType.Vote).ToList();
+        var votes = Drain(target).Where(m => m.Type == RaftMessageType.Vote).ToList();
         Assert.Equal(2, votes.Count);
         var voter = Node(3);
-        voter.Step(new Message(MessageType.Append, 1, 3, 1));             // in the old leader's lease
+        voter.Step(new Message(RaftMessageType.Append, 1, 3, 1));             // in the old leader's lease
         Drain(voter);
         voter.Step(votes.Single(v => v.To == 3));
-        Assert.Contains(Drain(voter), m => m.Type == MessageType.VoteResponse && !m.Reject);
+        Assert.Contains(Drain(voter), m => m.Type == RaftMessageType.VoteResponse && !m.Reject);
         // An ordinary vote request in the lease is ignored.
         var other = Node(3);
-        other.Step(new Message(MessageType.Append, 1, 3, 1));
+        other.Step(new Message(RaftMessageType.Append, 1, 3, 1));
         Drain(other);
         other.Step(votes.Single(v => v.To == 3) with { Context = 0 });
-        Assert.DoesNotContain(Drain(other), m => m.Type == MessageType.VoteResponse && !m.Reject);
+        Assert.DoesNotContain(Drain(other), m => m.Type == RaftMessageType.VoteResponse && !m.Reject);
     }
 
     [Fact]
@@ -354,17 +354,17 @@ public sealed class TransferTests
     {
         var n = Node(2);                                                  // pre-vote and check-quorum on
         n.Campaigns = false;
-        n.Step(new Message(MessageType.Append, 1, 2, 1));                 // follows leader 1 in term 1
+        n.Step(new Message(RaftMessageType.Append, 1, 2, 1));                 // follows leader 1 in term 1
         Drain(n);
         for (var i = 0; i < 100; i++) n.Tick();                           // many election timeouts without a leader
         Assert.Equal(Role.Follower, n.Role);
         Assert.Equal(1UL, n.Term);
-        Assert.DoesNotContain(Drain(n), m => m.Type is MessageType.Vote or MessageType.PreVote);
-        n.Step(new Message(MessageType.TimeoutNow, 1, 2, 1));              // a hand-over to it
+        Assert.DoesNotContain(Drain(n), m => m.Type is RaftMessageType.Vote or RaftMessageType.PreVote);
+        n.Step(new Message(RaftMessageType.TimeoutNow, 1, 2, 1));              // a hand-over to it
         Assert.Equal(Role.Follower, n.Role);
         // Its timer ran out, so it is out of the old leader's lease: a candidate gets its vote (the others keep their quorum).
-        n.Step(new Message(MessageType.Vote, 3, 2, 2, LogTerm: 0, Index: 0));
-        Assert.Contains(Drain(n), m => m.Type == MessageType.VoteResponse && m.To == 3 && !m.Reject);
+        n.Step(new Message(RaftMessageType.Vote, 3, 2, 2, LogTerm: 0, Index: 0));
+        Assert.Contains(Drain(n), m => m.Type == RaftMessageType.VoteResponse && m.To == 3 && !m.Reject);
         n.Campaigns = true;
         for (var i = 0; i < 40 && n.Role == Role.Follower; i++) n.Tick();
         Assert.Equal(Role.PreCandidate, n.Role);                           // stands again once allowed
@@ -392,12 +392,12 @@ public sealed class FlowControlTests
         });
         while (n.Role != Role.Candidate) n.Tick();
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Drain(n);
         return n;
     }
 
-    private static List<Message> AppendsTo(List<Message> messages, ulong to) => [.. messages.Where(m => m.Type == MessageType.Append && m.To == to)];
+    private static List<Message> AppendsTo(List<Message> messages, ulong to) => [.. messages.Where(m => m.Type == RaftMessageType.Append && m.To == to)];
 
     [Fact]
     public void A_probing_follower_gets_one_append_at_a_time_then_a_pipeline_up_to_the_window()
@@ -408,14 +408,14 @@ public sealed class FlowControlTests
         n.Propose([2]);
         Assert.Empty(AppendsTo(Drain(n), 2));
         // Its answer moves it to replicate: the rest goes out, and later proposals stream without waiting.
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 1));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: 1));
         Assert.Single(AppendsTo(Drain(n), 2));
         n.Propose([3]);
         n.Propose([4]);
         n.Propose([5]);
         var sent = AppendsTo(Drain(n), 2);
         Assert.Equal(2, sent.Count);              // window of 3: one in flight already, two more
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: sent[^1].Index + (ulong)sent[^1].Entries!.Count));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: sent[^1].Index + (ulong)sent[^1].Entries!.Count));
         Assert.NotEmpty(AppendsTo(Drain(n), 2)); // acknowledgements open the window again
     }
 
@@ -423,13 +423,13 @@ public sealed class FlowControlTests
     public void Messages_stay_under_the_byte_bound_and_a_rejection_returns_to_probing()
     {
         var n = Leader(bytesPerMessage: 100);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 1));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: 1));
         Drain(n);
         for (var i = 0; i < 5; i++) n.Propose(new byte[60]);
         var sent = AppendsTo(Drain(n), 2);
         Assert.All(sent, m => Assert.True(m.Entries!.Sum(e => e.Data.Length) <= 100, "an append over the byte bound"));
         Assert.True(sent.Count >= 3);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Reject: true, Index: 1));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Reject: true, Index: 1));
         var retry = AppendsTo(Drain(n), 2);
         Assert.Single(retry);                     // probing again: one at a time, from after the hint
         Assert.Equal(1UL, retry[0].Index);
@@ -443,7 +443,7 @@ public sealed class FlowControlTests
         var e = Assert.Throws<ProposalRefusedException>(() => n.Propose(new byte[600]));
         Assert.Contains("uncommitted", e.Message);
         Drain(n);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));  // all committed
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));  // all committed
         Drain(n);
         Assert.True(n.Propose(new byte[600]));
     }
@@ -456,9 +456,9 @@ public sealed class MembershipTests
         var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 2 });
         while (n.Role != Role.Candidate) n.Tick();
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Drain(n);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
         Drain(n);
         return n;
     }
@@ -470,12 +470,12 @@ public sealed class MembershipTests
         Assert.True(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.AddLearner, 4)));
         Assert.Equal([4UL], n.Learners);
         Assert.False(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.PromoteLearner, 4))); // the first is uncommitted
-        Assert.Contains(Drain(n), m => m.Type == MessageType.Append && m.To == 4);
+        Assert.Contains(Drain(n), m => m.Type == RaftMessageType.Append && m.To == 4);
         // The learner's acknowledgement does not count towards a quorum: with 2 and 3 silent, nothing commits.
-        n.Step(new Message(MessageType.AppendResponse, 4, 1, n.Term, Index: n.LastIndex));
+        n.Step(new Message(RaftMessageType.AppendResponse, 4, 1, n.Term, Index: n.LastIndex));
         Drain(n);
         Assert.True(n.Commit < n.LastIndex);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
         Drain(n);
         Assert.Equal(n.LastIndex, n.Commit);
         Assert.True(n.ProposeConfigChange(new ConfigChange(ConfigChangeType.PromoteLearner, 4)));
@@ -488,11 +488,11 @@ public sealed class MembershipTests
     public void A_follower_adopts_a_change_when_it_is_in_its_log_and_drops_it_if_the_entry_is_replaced()
     {
         var f = new RaftNode(new RaftOptions { Id = 2, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false });
-        var change = new Entry(1, 1, new ConfigChange(ConfigChangeType.Remove, 3).Encode(), EntryKind.Config);
-        f.Step(new Message(MessageType.Append, 1, 2, 1, Index: 0, Entries: [change]));
+        var change = new LogEntry(1, 1, new ConfigChange(ConfigChangeType.Remove, 3).Encode(), EntryKind.Config);
+        f.Step(new Message(RaftMessageType.Append, 1, 2, 1, Index: 0, Entries: [change]));
         Assert.Equal([1UL, 2UL], f.Voters.Order());          // in effect before it commits
         // A new leader's log replaces the uncommitted change: the configuration goes back.
-        f.Step(new Message(MessageType.Append, 1, 2, 2, Index: 0, Entries: [new Entry(1, 2, [])]));
+        f.Step(new Message(RaftMessageType.Append, 1, 2, 2, Index: 0, Entries: [new LogEntry(1, 2, [])]));
         Assert.Equal([1UL, 2UL, 3UL], f.Voters.Order());
     }
 
@@ -504,10 +504,10 @@ public sealed class MembershipTests
         Assert.Equal(Role.Leader, n.Role);
         Drain(n);
         // 2 and 3 now make the quorum (the leader no longer counts).
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
         Drain(n);
         Assert.Equal(Role.Leader, n.Role);
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: n.LastIndex));
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Index: n.LastIndex));
         Drain(n);
         Assert.Equal(Role.Follower, n.Role);
         for (var i = 0; i < 50; i++) n.Tick();
@@ -524,11 +524,11 @@ public sealed class SnapshotTests
         var leader = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 8 });
         while (leader.Role != Role.Candidate) leader.Tick();
         Drain(leader);
-        leader.Step(new Message(MessageType.VoteResponse, 2, 1, leader.Term));
+        leader.Step(new Message(RaftMessageType.VoteResponse, 2, 1, leader.Term));
         Drain(leader);
         for (var i = 0; i < 5; i++) leader.Propose([(byte)i]);
         Drain(leader);
-        leader.Step(new Message(MessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
+        leader.Step(new Message(RaftMessageType.AppendResponse, 2, 1, leader.Term, Index: leader.LastIndex));
         Drain(leader);
         Assert.Equal(leader.LastIndex, leader.Commit);
         Assert.Throws<ArgumentException>(() => leader.Compact(leader.LastIndex + 1, [9]));
@@ -536,10 +536,10 @@ public sealed class SnapshotTests
         Assert.Equal(leader.Commit, leader.SnapshotIndex);
         leader.Propose([7]);
         var toThree = Drain(leader).Where(m => m.To == 3).ToList();
-        Assert.DoesNotContain(toThree, m => m.Type == MessageType.Snapshot); // still probing from its start index
+        Assert.DoesNotContain(toThree, m => m.Type == RaftMessageType.Snapshot); // still probing from its start index
         // Member 3 says it has nothing: its next entry is compacted away, so the snapshot goes out.
-        leader.Step(new Message(MessageType.AppendResponse, 3, 1, leader.Term, Reject: true, Index: 0));
-        var snapshot = Drain(leader).Single(m => m.To == 3 && m.Type == MessageType.Snapshot);
+        leader.Step(new Message(RaftMessageType.AppendResponse, 3, 1, leader.Term, Reject: true, Index: 0));
+        var snapshot = Drain(leader).Single(m => m.To == 3 && m.Type == RaftMessageType.Snapshot);
         Assert.Equal(leader.SnapshotIndex, snapshot.Index);
         Assert.Equal([1UL, 2UL, 3UL], snapshot.Snapshot!.Voters);
 
@@ -553,7 +553,7 @@ public sealed class SnapshotTests
         Assert.Equal(snapshot.Index, follower.Commit);
         // The leader continues after the snapshot.
         leader.Step(reply);
-        var next = Drain(leader).Single(m => m.To == 3 && m.Type == MessageType.Append);
+        var next = Drain(leader).Single(m => m.To == 3 && m.Type == RaftMessageType.Append);
         Assert.Equal(snapshot.Index, next.Index);
         follower.Step(next);
         Assert.Equal(leader.LastIndex, follower.LastIndex);
@@ -571,14 +571,14 @@ public sealed class LeaseReadTests
         var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = true, LeaseReads = true, Seed = 4 });
         while (n.Role != Role.Candidate) n.Tick();
         DrainWithReads(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         DrainWithReads(n);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // commits the no-op
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // commits the no-op
         DrainWithReads(n);
         // No lease yet: nobody has answered a heartbeat round, so the read takes a round.
         Assert.True(n.ReadIndex([4]));
         var round = DrainWithReads(n).Messages.First(m => m.Context > 0).Context;
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term, Context: round));
         Assert.Equal([4], DrainWithReads(n).Reads.Single().Context);
         // Now a quorum answered a round sent at this tick: for an election timeout, reads need no round.
         Assert.True(n.ReadIndex([5]));
@@ -600,7 +600,7 @@ public sealed class BatchTests
         var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 4, MaxInflightMessages = 8 });
         while (n.Role != Role.Candidate) n.Tick();
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         return n;
     }
 
@@ -612,12 +612,12 @@ public sealed class BatchTests
         Assert.Equal(0, Node().ProposeBatch([new byte[] { 1 }, new byte[] { 2 }]));
         var n = Leader();
         Drain(n);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 now replicating
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 now replicating
         Drain(n);
         var first = n.LastIndex + 1;
         var batch = Enumerable.Range(0, 600).Select(i => BitConverter.GetBytes(i)).ToList();
         Assert.Equal(600, n.ProposeBatch(batch.Select(b => (ReadOnlyMemory<byte>)b).ToList()));
-        var appends = Drain(n).Where(m => m.Type == MessageType.Append && m.To == 2).ToList();
+        var appends = Drain(n).Where(m => m.Type == RaftMessageType.Append && m.To == 2).ToList();
         Assert.Equal(3, appends.Count);                        // 256 + 256 + 88: the window holds them all
         var sent = appends.SelectMany(m => m.Entries!).ToList();
         Assert.Equal(Enumerable.Range(0, 600).Select(i => first + (ulong)i), sent.Select(e => e.Index));
@@ -646,25 +646,25 @@ public sealed class BatchTests
         var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 4, MaxInflightMessages = 2 });
         while (n.Role != Role.Candidate) n.Tick();
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Drain(n);
         var noop = n.LastIndex;
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: noop));
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: noop));   // both replicating
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: noop));
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Index: noop));   // both replicating
         Drain(n);
         for (var i = 0; i < 10; i++) Assert.True(n.Propose([(byte)i]));             // 3's window fills after two
         Drain(n);
         var firstTo3 = noop + 1;
         while (n.Commit < n.LastIndex)
         {
-            n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 catches up: commits
+            n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 catches up: commits
             Drain(n);
         }
         n.Compact(n.LastIndex, []);                                                  // 3's next entries are gone
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: firstTo3)); // frees 3's window
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Index: firstTo3)); // frees 3's window
         Drain(n);
         Assert.Equal(1, n.ProposeBatch([new byte[] { 42 }]));                                     // returns (it used to spin)
         var to3 = Drain(n).Where(m => m.To == 3).ToList();
-        Assert.True(to3.Count(m => m.Type == MessageType.Snapshot) <= 1);
+        Assert.True(to3.Count(m => m.Type == RaftMessageType.Snapshot) <= 1);
     }
 }

@@ -62,11 +62,11 @@ public sealed class LogMemoryTests
         var n = new RaftNode(new RaftOptions { Id = 1, Members = [1, 2, 3], ElectionTicks = 10, PreVote = false, CheckQuorum = false, Seed = 4 });
         while (n.Role != Role.Candidate) n.Tick();
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Drain(n);
         var noop = n.LastIndex;
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: noop));
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: noop));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: noop));
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Index: noop));
         Drain(n);
         var proposed = new Dictionary<ulong, byte[]>();
         for (var i = 0; i < 200; i++)
@@ -76,11 +76,11 @@ public sealed class LogMemoryTests
             proposed[n.LastIndex] = p;
         }
         Drain(n);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 has it all: committed
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex)); // 2 has it all: committed
         Drain(n);
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Reject: true, Index: noop)); // 3 lost everything
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Reject: true, Index: noop)); // 3 lost everything
         var ready = n.GetReady()!;
-        var resend = ready.Messages.First(m => m.To == 3 && m.Type == MessageType.Append && m.Entries!.Count > 0);
+        var resend = ready.Messages.First(m => m.To == 3 && m.Type == RaftMessageType.Append && m.Entries!.Count > 0);
         n.Compact(n.Commit, []);                                   // before the resend went out
         for (var i = 0; i < 300; i++) n.Propose(new byte[1000]);   // new entries while the old slabs wait
         foreach (var e in resend.Entries!) Assert.True(e.Data.Span.SequenceEqual(proposed[e.Index]), $"entry {e.Index} was overwritten before Advance");
@@ -117,7 +117,7 @@ public sealed class LogMemoryTests
     {
         var f = new RaftNode(new RaftOptions { Id = 2, Members = [1, 2] });
         var data = new byte[] { 1, 2, 3 };
-        f.Step(new Message(MessageType.Append, 1, 2, 1, Entries: [new Entry(1, 1, data)], Commit: 1));
+        f.Step(new Message(RaftMessageType.Append, 1, 2, 1, Entries: [new LogEntry(1, 1, data)], Commit: 1));
         data[0] = 99;                                          // the receive buffer is reused by the caller
         var ready = f.GetReady()!;
         Assert.Equal([1, 2, 3], ready.Entries[0].Data.ToArray());

@@ -18,21 +18,21 @@ public sealed class ProgressStateTests
         });
         while (n.Role != Role.Candidate) n.Tick();
         Drain(n);
-        n.Step(new Message(MessageType.VoteResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.VoteResponse, 2, 1, n.Term));
         Drain(n);
         return n;
     }
 
-    private static List<Message> To(List<Message> messages, ulong to, MessageType type) => [.. messages.Where(m => m.Type == type && m.To == to)];
+    private static List<Message> To(List<Message> messages, ulong to, RaftMessageType type) => [.. messages.Where(m => m.Type == type && m.To == to)];
 
-    private static List<Message> AppendsTo(RaftNode n, ulong to) => To(Drain(n), to, MessageType.Append);
+    private static List<Message> AppendsTo(RaftNode n, ulong to) => To(Drain(n), to, RaftMessageType.Append);
 
     private static ulong Last(Message append) => append.Index + (ulong)append.Entries!.Count;
 
     /// <summary>Member 2 acknowledges the no-op (replicate); each proposal then goes to it in an append of its own, all lost.</summary>
     private static List<Message> Replicating(RaftNode n, int lost)
     {
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 1));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: 1));
         Drain(n);
         var sent = new List<Message>();
         for (var i = 0; i < lost; i++)
@@ -56,7 +56,7 @@ public sealed class ProgressStateTests
         Assert.Equal(n.LastIndex, Last(probe));
         n.Propose([8]);
         Assert.Empty(AppendsTo(n, 2));                          // a probe waits for its answer
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: Last(probe)));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: Last(probe)));
         Assert.Single(AppendsTo(n, 2));                         // the rest
         n.Propose([9]);
         n.Propose([10]);
@@ -83,14 +83,14 @@ public sealed class ProgressStateTests
         var n = Leader(inflight: 3);
         var lost = Replicating(n, lost: 5);
         Assert.Equal(3, lost.Count);                            // the window is full
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));
         var asked = AppendsTo(n, 2);
         Assert.All(asked, m => Assert.Empty(m.Entries!));      // at most an empty append asking where the follower is
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));
         n.Propose([9]);
         Assert.DoesNotContain(AppendsTo(n, 2), m => m.Entries!.Count > 0); // no slot freed on a guess
         n.ReportUnreachable(2);
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));
         var probe = Assert.Single(AppendsTo(n, 2));
         Assert.Equal(1UL, probe.Index);
         Assert.Equal(n.LastIndex, Last(probe));
@@ -102,11 +102,11 @@ public sealed class ProgressStateTests
         // Appends lost: the follower rejects the empty append, and probing resumes from its hint.
         var n = Leader(inflight: 3);
         var lost = Replicating(n, lost: 5);
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));
         var asked = Assert.Single(AppendsTo(n, 2));
         Assert.Empty(asked.Entries!);
         Assert.Equal(Last(lost[^1]), asked.Index);              // just after what was sent
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Reject: true, Index: 1));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Reject: true, Index: 1));
         var probe = Assert.Single(AppendsTo(n, 2));
         Assert.Equal(1UL, probe.Index);
         Assert.Equal(n.LastIndex, Last(probe));
@@ -115,9 +115,9 @@ public sealed class ProgressStateTests
         // follower acknowledges the empty append with all it holds, and the window opens.
         n = Leader(inflight: 3);
         lost = Replicating(n, lost: 5);
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));
         asked = Assert.Single(AppendsTo(n, 2));
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: asked.Index));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: asked.Index));
         var rest = AppendsTo(n, 2);
         Assert.NotEmpty(rest);
         Assert.Equal(n.LastIndex, Last(rest[^1]));
@@ -127,16 +127,16 @@ public sealed class ProgressStateTests
     public void A_heartbeat_answer_sends_a_waiting_probe_again_and_probes_a_caught_up_follower_back_to_replicate()
     {
         var n = Leader();
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));
         var again = Assert.Single(AppendsTo(n, 2));             // the no-op's probe was lost: sent again
         Assert.Equal(0UL, again.Index);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: 1));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: 1));
         Drain(n);
         n.ReportUnreachable(2);                                 // caught up, yet probing now
-        n.Step(new Message(MessageType.HeartbeatResponse, 2, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 2, 1, n.Term));
         var probe = Assert.Single(AppendsTo(n, 2));
         Assert.Empty(probe.Entries!);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: probe.Index)); // the known match, again
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: probe.Index)); // the known match, again
         n.Propose([1]);
         n.Propose([2]);
         Assert.Equal(2, AppendsTo(n, 2).Count);                 // replicating
@@ -148,11 +148,11 @@ public sealed class ProgressStateTests
         var n = Leader();
         for (var i = 0; i < 5; i++) n.Propose([(byte)i]);
         Drain(n);
-        n.Step(new Message(MessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
+        n.Step(new Message(RaftMessageType.AppendResponse, 2, 1, n.Term, Index: n.LastIndex));
         Drain(n);
         n.Compact(n.Commit, [42]);
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Reject: true, Index: 0));
-        var snapshot = Assert.Single(To(Drain(n), 3, MessageType.Snapshot));
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Reject: true, Index: 0));
+        var snapshot = Assert.Single(To(Drain(n), 3, RaftMessageType.Snapshot));
         Assert.Equal(n.SnapshotIndex, snapshot.Index);
         return (n, snapshot);
     }
@@ -163,14 +163,14 @@ public sealed class ProgressStateTests
         var (n, _) = SnapshotOut();
         n.Propose([7]);
         Assert.Equal(1, n.ProposeBatch([new byte[] { 8 }]));
-        n.Step(new Message(MessageType.HeartbeatResponse, 3, 1, n.Term));
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Reject: true, Index: 0)); // an answer to an older append
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 3, 1, n.Term));
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Reject: true, Index: 0)); // an answer to an older append
         n.Tick();
         var sent = Drain(n);
         var to3 = sent.Where(m => m.To == 3).ToList();
         Assert.NotEmpty(to3);                                    // heartbeats still go
-        Assert.All(to3, m => Assert.Equal(MessageType.Heartbeat, m.Type));
-        Assert.Equal(2, To(sent, 2, MessageType.Append).Count);  // member 2 is replicated to as before
+        Assert.All(to3, m => Assert.Equal(RaftMessageType.Heartbeat, m.Type));
+        Assert.Equal(2, To(sent, 2, RaftMessageType.Append).Count);  // member 2 is replicated to as before
     }
 
     [Fact]
@@ -181,11 +181,11 @@ public sealed class ProgressStateTests
         Drain(n);
         n.ReportSnapshot(3, succeeded: true);
         Assert.Empty(AppendsTo(n, 3));                          // waits for the follower's answer or a heartbeat answer
-        n.Step(new Message(MessageType.HeartbeatResponse, 3, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 3, 1, n.Term));
         var probe = Assert.Single(AppendsTo(n, 3));
         Assert.Equal(snapshot.Index, probe.Index);               // right after the snapshot
         Assert.Equal(n.LastIndex, Last(probe));
-        n.Step(new Message(MessageType.AppendResponse, 3, 1, n.Term, Index: Last(probe))); // commits [7]: an empty append tells 3
+        n.Step(new Message(RaftMessageType.AppendResponse, 3, 1, n.Term, Index: Last(probe))); // commits [7]: an empty append tells 3
         Drain(n);
         n.Propose([8]);
         n.Propose([9]);
@@ -198,14 +198,14 @@ public sealed class ProgressStateTests
         var (n, snapshot) = SnapshotOut();
         n.ReportSnapshot(3, succeeded: false);
         Assert.DoesNotContain(Drain(n), m => m.To == 3);         // not at once: after a heartbeat answer
-        n.Step(new Message(MessageType.HeartbeatResponse, 3, 1, n.Term));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 3, 1, n.Term));
         var again = Assert.Single(Drain(n).Where(m => m.To == 3).ToList());
-        Assert.Equal(MessageType.Snapshot, again.Type);          // its entries are still compacted away
+        Assert.Equal(RaftMessageType.Snapshot, again.Type);          // its entries are still compacted away
         Assert.Equal(snapshot.Index, again.Index);
         n.ReportSnapshot(3, succeeded: false);                   // the second send fails too
         n.ReportSnapshot(3, succeeded: false);                   // a repeated report changes nothing
-        n.Step(new Message(MessageType.HeartbeatResponse, 3, 1, n.Term));
-        Assert.Single(To(Drain(n), 3, MessageType.Snapshot));
+        n.Step(new Message(RaftMessageType.HeartbeatResponse, 3, 1, n.Term));
+        Assert.Single(To(Drain(n), 3, RaftMessageType.Snapshot));
     }
 
     [Fact]

@@ -15,12 +15,12 @@ public sealed class SimulationTests
     private sealed class Disk
     {
         public HardState State;
-        public List<Entry> Log = [];
+        public List<LogEntry> Log = [];
         public (SnapshotMetadata Meta, byte[] Data)? Snapshot;
     }
 
     /// <summary>The simulated state machine is the list of applied entries; a snapshot is that list's bytes.</summary>
-    private static byte[] Encode(List<Entry> applied)
+    private static byte[] Encode(List<LogEntry> applied)
     {
         using var ms = new MemoryStream();
         using var w = new BinaryWriter(ms);
@@ -33,15 +33,15 @@ public sealed class SimulationTests
         return ms.ToArray();
     }
 
-    private static List<Entry> Decode(byte[] data)
+    private static List<LogEntry> Decode(byte[] data)
     {
         using var r = new BinaryReader(new MemoryStream(data));
         var n = r.ReadInt32();
-        var list = new List<Entry>(n);
+        var list = new List<LogEntry>(n);
         for (var i = 0; i < n; i++)
         {
             var index = r.ReadUInt64(); var term = r.ReadUInt64(); var kind = (EntryKind)r.ReadByte(); var len = r.ReadInt32();
-            list.Add(new Entry(index, term, r.ReadBytes(len), kind));
+            list.Add(new LogEntry(index, term, r.ReadBytes(len), kind));
         }
         return list;
     }
@@ -53,7 +53,7 @@ public sealed class SimulationTests
         public readonly ulong[] Initial;
         public readonly Dictionary<ulong, RaftNode?> Nodes = [];
         public readonly Dictionary<ulong, Disk> Disks = [];
-        public readonly Dictionary<ulong, List<Entry>> Applied = [];
+        public readonly Dictionary<ulong, List<LogEntry>> Applied = [];
         public readonly List<Message> Network = [];
         public readonly Dictionary<ulong, ulong> LeaderOfTerm = [];
         public readonly Dictionary<ulong, (ulong Term, string Data)> AppliedAt = [];
@@ -171,7 +171,7 @@ public sealed class SimulationTests
         private void Undelivered(Message m)
         {
             if (Nodes[m.From] is not { } sender) return;
-            if (m.Type == MessageType.Snapshot) sender.ReportSnapshot(m.To, succeeded: false);
+            if (m.Type == RaftMessageType.Snapshot) sender.ReportSnapshot(m.To, succeeded: false);
             if (_reportsUnreachable) sender.ReportUnreachable(m.To);
         }
 
@@ -186,7 +186,7 @@ public sealed class SimulationTests
             }
             Nodes[m.To]!.Step(m);
             Process(m.To);
-            if (m.Type == MessageType.Snapshot && Nodes[m.From] is { } sender)
+            if (m.Type == RaftMessageType.Snapshot && Nodes[m.From] is { } sender)
             {
                 sender.ReportSnapshot(m.To, succeeded: true); // the stream is through (whatever the recipient made of it)
                 Process(m.From);

@@ -21,9 +21,9 @@ public sealed class WalTests : IDisposable
     {
         using (var wal = Wal.Open(_dir))
         {
-            wal.Save(new HardState(1, 1, 0), [new Entry(1, 1, [1]), new Entry(2, 1, [2])]);
+            wal.Save(new HardState(1, 1, 0), [new LogEntry(1, 1, [1]), new LogEntry(2, 1, [2])]);
             wal.Save(new HardState(1, 1, 2), [], sync: false);
-            Assert.Throws<ArgumentException>(() => wal.Save(null, [new Entry(3, 1, [3])], sync: false));
+            Assert.Throws<ArgumentException>(() => wal.Save(null, [new LogEntry(3, 1, [3])], sync: false));
         }
         using var reopened = Wal.Open(_dir);
         Assert.Equal(new HardState(1, 1, 2), reopened.HardState);   // written (the process did not crash), just not awaited
@@ -33,7 +33,7 @@ public sealed class WalTests : IDisposable
     [Fact]
     public void A_stray_wal_file_whose_name_is_not_a_segment_number_is_refused_by_name()
     {
-        using (var wal = Wal.Open(_dir)) wal.Save(new HardState(1, 1, 0), [new Entry(1, 1, [1])]);
+        using (var wal = Wal.Open(_dir)) wal.Save(new HardState(1, 1, 0), [new LogEntry(1, 1, [1])]);
         File.WriteAllBytes(Path.Combine(_dir, "backup.wal"), [1, 2, 3]);
         var e = Assert.Throws<WalCorruptException>(() => Wal.Open(_dir));
         Assert.Equal("backup.wal", e.Segment);
@@ -42,9 +42,9 @@ public sealed class WalTests : IDisposable
 
     private static WalOptions Options(bool encrypted, long segment = 64 * 1024) => new() { SegmentBytes = segment, MaxRecordBytes = 16 * 1024, MasterKey = encrypted ? Key : null };
 
-    private static Entry E(ulong index, ulong term, string data = "") => new(index, term, Encoding.UTF8.GetBytes(data.Length > 0 ? data : $"entry {index}@{term}"));
+    private static LogEntry E(ulong index, ulong term, string data = "") => new(index, term, Encoding.UTF8.GetBytes(data.Length > 0 ? data : $"entry {index}@{term}"));
 
-    private static void AssertLog(Wal wal, List<Entry> expected)
+    private static void AssertLog(Wal wal, List<LogEntry> expected)
     {
         Assert.Equal(expected.Count, wal.Entries.Count);
         for (var i = 0; i < expected.Count; i++)
@@ -59,7 +59,7 @@ public sealed class WalTests : IDisposable
     [MemberData(nameof(Encryption))]
     public void Entries_and_hard_state_survive_reopen_and_a_conflicting_suffix_replaces_the_tail(bool encrypted)
     {
-        var expected = new List<Entry>();
+        var expected = new List<LogEntry>();
         using (var wal = Wal.Open(_dir, Options(encrypted)))
         {
             var batch = Enumerable.Range(1, 10).Select(i => E((ulong)i, 1)).ToList();
@@ -95,12 +95,12 @@ public sealed class WalTests : IDisposable
     [MemberData(nameof(Encryption))]
     public void Segments_rotate_and_those_behind_a_snapshot_are_released(bool encrypted)
     {
-        var expected = new List<Entry>();
+        var expected = new List<LogEntry>();
         using (var wal = Wal.Open(_dir, Options(encrypted)))
         {
             for (ulong i = 1; i <= 400; i++)
             {
-                var e = new Entry(i, 1, new byte[700]);
+                var e = new LogEntry(i, 1, new byte[700]);
                 wal.Save(new HardState(1, 1, i), [e]);
                 expected.Add(e);
             }
@@ -235,7 +235,7 @@ public sealed class WalTests : IDisposable
     [MemberData(nameof(Encryption))]
     public void Membership_change_entries_keep_their_kind(bool encrypted)
     {
-        var change = new Entry(2, 1, new ConfigChange(ConfigChangeType.AddLearner, 4).Encode(), EntryKind.Config);
+        var change = new LogEntry(2, 1, new ConfigChange(ConfigChangeType.AddLearner, 4).Encode(), EntryKind.Config);
         using (var wal = Wal.Open(_dir, Options(encrypted))) wal.Save(null, [E(1, 1), change, E(3, 1)]);
         using var again = Wal.Open(_dir, Options(encrypted));
         Assert.Equal([EntryKind.Normal, EntryKind.Config, EntryKind.Normal], again.Entries.Select(e => e.Kind));
@@ -248,7 +248,7 @@ public sealed class WalTests : IDisposable
     {
         using (var wal = Wal.Open(_dir, Options(encrypted)))
         {
-            for (ulong i = 1; i <= 200; i++) wal.Save(new HardState(1, 1, i), [new Entry(i, 1, new byte[700])]);
+            for (ulong i = 1; i <= 200; i++) wal.Save(new HardState(1, 1, i), [new LogEntry(i, 1, new byte[700])]);
         }
         var files = Directory.GetFiles(_dir, "*.wal").Order(StringComparer.Ordinal).ToList();
         Assert.True(files.Count >= 3, $"{files.Count} segments");
@@ -300,7 +300,7 @@ public sealed class WalTests : IDisposable
         {
             last = wal.LastIndex;
             Assert.True(last > 0);
-            wal.Save(null, [new Entry(last + 1, 1, [1])]);
+            wal.Save(null, [new LogEntry(last + 1, 1, [1])]);
         }
         using (var wal = Wal.Open(_dir, Options(encrypted)))
         {
@@ -320,7 +320,7 @@ public sealed class WalTests : IDisposable
         File.SetUnixFileMode(stale, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         using (var wal = Wal.Open(_dir, Options(encrypted)))
         {
-            for (var i = 1UL; i <= 40; i++) wal.Save(new HardState(1, 1, i - 1), [new Entry(i, 1, new byte[4000])]);
+            for (var i = 1UL; i <= 40; i++) wal.Save(new HardState(1, 1, i - 1), [new LogEntry(i, 1, new byte[4000])]);
             Assert.True(wal.Segments.Count >= 2, "the test wants a rotation");
         }
         SnapshotFile.Write(Path.Combine(_dir, "snap"), new SnapshotMetadata(40, 1, [1], []), [1, 2, 3], encrypted ? Key : null);
@@ -343,7 +343,7 @@ public sealed class WalTests : IDisposable
         {
             Assert.DoesNotContain("(Parameter", Assert.Throws<ArgumentException>(bad.Validate).Message, StringComparison.Ordinal);
         }
-        using (var wal = Wal.Open(_dir, Options(encrypted: true))) wal.Save(new HardState(1, 1, 0), [new Entry(1, 1, [1])]);
+        using (var wal = Wal.Open(_dir, Options(encrypted: true))) wal.Save(new HardState(1, 1, 0), [new LogEntry(1, 1, [1])]);
         var k = Assert.Throws<WalKeyException>(() => Wal.Open(_dir, Options(encrypted: false)));
         Assert.DoesNotContain("WalOptions", k.Message, StringComparison.Ordinal);
     }

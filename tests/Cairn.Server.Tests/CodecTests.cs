@@ -26,8 +26,8 @@ public sealed class CodecTests
     [Fact]
     public void A_received_append_holds_its_entries_in_pooled_memory_and_makes_only_the_message()
     {
-        var entries = Enumerable.Range(1, 40).Select(i => new Cairn.Raft.Entry((ulong)i, 3, Enumerable.Repeat((byte)i, 300).ToArray())).ToList();
-        var sent = new Cairn.Raft.Message(Cairn.Raft.MessageType.Append, 1, 2, 3, LogTerm: 3, Index: 0, Entries: entries, Commit: 5);
+        var entries = Enumerable.Range(1, 40).Select(i => new Cairn.Raft.LogEntry((ulong)i, 3, Enumerable.Repeat((byte)i, 300).ToArray())).ToList();
+        var sent = new Cairn.Raft.Message(Cairn.Raft.RaftMessageType.Append, 1, 2, 3, LogTerm: 3, Index: 0, Entries: entries, Commit: 5);
         using var w = new FrameWriter();
         PeerCodec.WriteMessage(w, sent);
         var payload = w.WrittenSpan[Frame.HeaderSize..].ToArray();

@@ -6,7 +6,6 @@ using System.Security.Cryptography.X509Certificates;
 using Cairn.Client;
 using Cairn.Protocol;
 using Cairn.Raft;
-using MessageType = Cairn.Protocol.MessageType;
 
 namespace Cairn.Server.Tests;
 
@@ -172,7 +171,7 @@ public sealed class SecurityTests : IAsyncLifetime
             var (_, challenge) = await link.HelloAsync(m.ClusterId, stranger, m.Id);
             Assert.Equal(MessageType.PeerChallenge, challenge.Header.Type);
             await link.SendProofAsync(RandomNumberGenerator.GetBytes(32));
-            await link.SendRaftAsync(new Message(Raft.MessageType.Heartbeat, stranger, m.Id, 5000));
+            await link.SendRaftAsync(new Message(RaftMessageType.Heartbeat, stranger, m.Id, 5000));
             var answer = await link.ReadAsync() ?? throw new Xunit.Sdk.XunitException("no answer to a bad proof");
             Assert.Equal(MessageType.Error, answer.Header.Type);
             Assert.Equal(ErrorCode.PeerAuthFailed, ReadError(answer.Payload).Code);
@@ -196,7 +195,7 @@ public sealed class SecurityTests : IAsyncLifetime
             var answer = await link.ReadAsync() ?? throw new Xunit.Sdk.XunitException("no answer to a true proof");
             Assert.Equal(MessageType.PeerHello, answer.Header.Type);
             // Its Raft message is delivered: a heartbeat of a later term moves the member to that term.
-            await link.SendRaftAsync(new Message(Raft.MessageType.Heartbeat, stranger, m.Id, 1000));
+            await link.SendRaftAsync(new Message(RaftMessageType.Heartbeat, stranger, m.Id, 1000));
             await TestCluster.EventuallyAsync(() => m.Current.Term >= 1000, "the authenticated heartbeat reaches the Raft core");
         }
         Assert.True(m.Current.Term < 5000, $"the unauthenticated heartbeat (term 5000) never reached the core: term {m.Current.Term}");

@@ -23,19 +23,19 @@ public enum EntryKind
 /// <param name="Term">Term of the leader that proposed it.</param>
 /// <param name="Data">The command, or an encoded <see cref="ConfigChange"/>.</param>
 /// <param name="Kind">What <paramref name="Data"/> is.</param>
-public readonly record struct Entry(ulong Index, ulong Term, ReadOnlyMemory<byte> Data, EntryKind Kind = EntryKind.Normal)
+public readonly record struct LogEntry(ulong Index, ulong Term, ReadOnlyMemory<byte> Data, EntryKind Kind = EntryKind.Normal)
 {
     /// <summary>An entry over <paramref name="data"/> (which it does not copy).</summary>
-    public Entry(ulong index, ulong term, byte[] data, EntryKind kind = EntryKind.Normal)
+    public LogEntry(ulong index, ulong term, byte[] data, EntryKind kind = EntryKind.Normal)
         : this(index, term, (ReadOnlyMemory<byte>)data, kind)
     {
     }
 
     /// <summary>The same entry with bytes of its own, independent of the log it came from.</summary>
-    public Entry Detach() => this with { Data = Data.ToArray() };
+    public LogEntry Detach() => this with { Data = Data.ToArray() };
 
     /// <inheritdoc/>
-    public bool Equals(Entry other) => Index == other.Index && Term == other.Term && Kind == other.Kind && Data.Span.SequenceEqual(other.Data.Span);
+    public bool Equals(LogEntry other) => Index == other.Index && Term == other.Term && Kind == other.Kind && Data.Span.SequenceEqual(other.Data.Span);
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(Index, Term, Kind, Data.Length);
