@@ -22,19 +22,11 @@ internal abstract class AdminOp
         public override void Complete(Member member)
         {
             if (!responder.IsOpen) return;
-            var w = responder.Begin();
-            try
+            responder.Answer(type, id, member.Header(), (change.Member, member.MemberList()), static (w, a) =>
             {
-                w.BeginFrame(type, FrameFlags.Response, id);
-                Messages.WriteHeader(w, member.Header());
-                w.U64(change.Member);
-                Messages.WriteMembers(w, member.MemberList());
-                w.EndFrame();
-            }
-            finally
-            {
-                responder.End();
-            }
+                w.U64(a.Member);
+                Messages.WriteMembers(w, a.Item2);
+            });
         }
 
         public override void Fail(ErrorCode code, string message)
@@ -50,17 +42,7 @@ internal abstract class AdminOp
         public override void Complete(Member member)
         {
             if (!responder.IsOpen) return;
-            var w = responder.Begin();
-            try
-            {
-                w.BeginFrame(Protocol.MessageType.MoveLeader, FrameFlags.Response, id);
-                Messages.WriteHeader(w, member.Header());
-                w.EndFrame();
-            }
-            finally
-            {
-                responder.End();
-            }
+            responder.Answer(Protocol.MessageType.MoveLeader, id, member.Header());
         }
 
         public override void Fail(ErrorCode code, string message)

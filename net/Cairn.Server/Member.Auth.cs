@@ -399,24 +399,6 @@ public sealed partial class Member
 
     private static string Base64Url(byte[] b) => System.Buffers.Text.Base64Url.EncodeToString(b);
 
-    private void WriteAnswer(Responder r, MessageType type, ulong id, Action<FrameWriter> body)
-    {
-        var w = r.Begin();
-        try
-        {
-            w.BeginFrame(type, FrameFlags.Response, id);
-            Messages.WriteHeader(w, Header());
-            body(w);
-            w.EndFrame();
-        }
-        catch
-        {
-            w.AbandonFrame();
-            throw;
-        }
-        finally
-        {
-            r.End();
-        }
-    }
+    private void WriteAnswer(Responder r, MessageType type, ulong id, Action<FrameWriter> body) =>
+        r.Answer(type, id, Header(), body, static (w, body) => body(w));
 }

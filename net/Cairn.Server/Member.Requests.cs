@@ -87,18 +87,7 @@ public sealed partial class Member
                 {
                     reader.End();
                     long[] ids = [.. _sm.Leases().Select(l => l.Id)]; // read before the frame begins: a damaged page must not leave half a frame
-                    var w = r.Begin();
-                    try
-                    {
-                        w.BeginFrame(h.Type, FrameFlags.Response, id);
-                        Messages.WriteHeader(w, Header());
-                        Messages.WriteIds(w, ids);
-                        w.EndFrame();
-                    }
-                    finally
-                    {
-                        r.End();
-                    }
+                    r.Answer(h.Type, id, Header(), ids, static (w, ids) => Messages.WriteIds(w, ids));
                     break;
                 }
                 case MessageType.WatchCreate:
@@ -121,18 +110,7 @@ public sealed partial class Member
                 case MessageType.MemberList:
                 {
                     reader.End();
-                    var w = r.Begin();
-                    try
-                    {
-                        w.BeginFrame(h.Type, FrameFlags.Response, id);
-                        Messages.WriteHeader(w, Header());
-                        Messages.WriteMembers(w, MemberList());
-                        w.EndFrame();
-                    }
-                    finally
-                    {
-                        r.End();
-                    }
+                    r.Answer(h.Type, id, Header(), MemberList(), static (w, members) => Messages.WriteMembers(w, members));
                     break;
                 }
                 case MessageType.MemberAdd:
@@ -176,54 +154,21 @@ public sealed partial class Member
                 case MessageType.ScaleStatus:
                 {
                     reader.End();
-                    var w = r.Begin();
-                    try
-                    {
-                        w.BeginFrame(h.Type, FrameFlags.Response, id);
-                        Messages.WriteHeader(w, Header());
-                        w.String(ScalingStatusJson());
-                        w.EndFrame();
-                    }
-                    finally
-                    {
-                        r.End();
-                    }
+                    r.Answer(h.Type, id, Header(), ScalingStatusJson(), static (w, json) => w.String(json));
                     break;
                 }
                 case MessageType.Status:
                 {
                     reader.End();
                     var status = Status();
-                    var w = r.Begin();
-                    try
-                    {
-                        w.BeginFrame(h.Type, FrameFlags.Response, id);
-                        Messages.WriteHeader(w, Header());
-                        Messages.WriteStatus(w, status);
-                        w.EndFrame();
-                    }
-                    finally
-                    {
-                        r.End();
-                    }
+                    r.Answer(h.Type, id, Header(), status, static (w, status) => Messages.WriteStatus(w, status));
                     break;
                 }
                 case MessageType.AlarmList:
                 {
                     reader.End();
                     var alarms = AlarmList();
-                    var w = r.Begin();
-                    try
-                    {
-                        w.BeginFrame(h.Type, FrameFlags.Response, id);
-                        Messages.WriteHeader(w, Header());
-                        Messages.WriteAlarms(w, alarms);
-                        w.EndFrame();
-                    }
-                    finally
-                    {
-                        r.End();
-                    }
+                    r.Answer(h.Type, id, Header(), alarms, static (w, alarms) => Messages.WriteAlarms(w, alarms));
                     break;
                 }
                 case MessageType.Defragment:
@@ -235,20 +180,12 @@ public sealed partial class Member
                     var revision = reader.I64();
                     reader.End();
                     var (hash, rev, compact) = _sm.Hash(revision);
-                    var w = r.Begin();
-                    try
+                    r.Answer(h.Type, id, Header(), (hash, rev, compact), static (w, a) =>
                     {
-                        w.BeginFrame(h.Type, FrameFlags.Response, id);
-                        Messages.WriteHeader(w, Header());
-                        w.U64(hash);
-                        w.I64(rev);
-                        w.I64(compact);
-                        w.EndFrame();
-                    }
-                    finally
-                    {
-                        r.End();
-                    }
+                        w.U64(a.hash);
+                        w.I64(a.rev);
+                        w.I64(a.compact);
+                    });
                     break;
                 }
                 case MessageType.Snapshot:
@@ -280,20 +217,7 @@ public sealed partial class Member
         r.Error(type, id, code, message);
     }
 
-    private void WriteHeaderOnly(Responder r, MessageType type, ulong id)
-    {
-        var w = r.Begin();
-        try
-        {
-            w.BeginFrame(type, FrameFlags.Response, id);
-            Messages.WriteHeader(w, Header());
-            w.EndFrame();
-        }
-        finally
-        {
-            r.End();
-        }
-    }
+    private void WriteHeaderOnly(Responder r, MessageType type, ulong id) => r.Answer(type, id, Header());
 
     /// <summary>A range served from this member's applied state. A single key at the current revision takes the in-place path: no request object, no copy of the value.</summary>
     private void ServeRangeView(Responder r, ulong id, in Messages.RangeView v)
@@ -394,12 +318,6 @@ public sealed partial class Member
         var adds = false;
         switch (type)
         {
-            case MessageType.Put:
-                var put = Messages.ReadPut(ref reader);
-                CheckPut(put.Key, put.Value.Length);
-                command = new KvCommand { Put = put };
-                adds = true;
-                break;
             case MessageType.DeleteRange:
                 var delete = Messages.ReadDelete(ref reader);
                 CheckDelete(delete);
@@ -466,26 +384,19 @@ public sealed partial class Member
         reader.End();
         var info = _sm.Lease(leaseId, withKeys: keys);
         if (info is null) throw new ProtocolException(ErrorCode.LeaseNotFound, $"lease {leaseId} not found (it expired, was revoked, or never existed); grant a new one");
-        var ttlLeft = type == MessageType.LeaseKeepAlive ? _leases.KeepAlive(leaseId, _sm) : 0; // before the frame begins
-        var w = r.Begin();
-        try
+        if (type == MessageType.LeaseKeepAlive)
         {
-            w.BeginFrame(type, FrameFlags.Response, id);
-            Messages.WriteHeader(w, Header());
-            if (type == MessageType.LeaseKeepAlive)
+            var ttlLeft = _leases.KeepAlive(leaseId, _sm); // before the frame begins
+            r.Answer(type, id, Header(), (leaseId, ttlLeft), static (w, a) =>
             {
-                w.I64(leaseId);
-                w.I64(ttlLeft);
-            }
-            else
-            {
-                Messages.WriteTimeToLive(w, new LeaseTimeToLiveResponse(leaseId, _leases.Remaining(leaseId), info.Ttl, keys ? info.Keys : []));
-            }
-            w.EndFrame();
+                w.I64(a.leaseId);
+                w.I64(a.ttlLeft);
+            });
         }
-        finally
+        else
         {
-            r.End();
+            var ttl = new LeaseTimeToLiveResponse(leaseId, _leases.Remaining(leaseId), info.Ttl, keys ? info.Keys : []);
+            r.Answer(type, id, Header(), ttl, static (w, ttl) => Messages.WriteTimeToLive(w, ttl));
         }
     }
 
@@ -545,19 +456,11 @@ public sealed partial class Member
         try
         {
             var result = _sm.Defragment();
-            var w = r.Begin();
-            try
+            r.Answer(MessageType.Defragment, id, Header(), result, static (w, result) =>
             {
-                w.BeginFrame(MessageType.Defragment, FrameFlags.Response, id);
-                Messages.WriteHeader(w, Header());
                 w.I64(result.BytesBefore);
                 w.I64(result.BytesAfter);
-                w.EndFrame();
-            }
-            finally
-            {
-                r.End();
-            }
+            });
         }
         catch (CorruptDatabaseException e)
         {

@@ -201,17 +201,6 @@ public sealed partial class Member
             r.Error(MessageType.ScaleSet, id, ErrorCode.Timeout, "the new unit count was not applied in time; check `cairn scale`");
             return;
         }
-        var w = r.Begin();
-        try
-        {
-            w.BeginFrame(MessageType.ScaleSet, FrameFlags.Response, id);
-            Messages.WriteHeader(w, Header());
-            w.U32((uint)_units);
-            w.EndFrame();
-        }
-        finally
-        {
-            r.End();
-        }
+        r.Answer(MessageType.ScaleSet, id, Header(), (uint)_units, static (w, units) => w.U32(units));
     }
 }

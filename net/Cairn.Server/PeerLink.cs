@@ -28,7 +28,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
     public ulong Id => id;
 
     /// <summary>Retries never wait longer than two heartbeats (at most a second): a peer that comes back is heard from before anyone times out.</summary>
-    private TimeSpan MaxBackoff => TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, transport.Member.Options.HeartbeatInterval.Ticks * 2));
+    private TimeSpan MaxBackoff => TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, transport.Host.Options.HeartbeatInterval.Ticks * 2));
 
     public string Url => url;
 
@@ -88,7 +88,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
     /// <summary>Dials the peer and runs the handshake (TLS when configured, then the proof of the peer secret); a refusal throws <see cref="ProtocolException"/>.</summary>
     public async Task<Stream> ConnectAsync(PeerCodec.LinkKind kind, CancellationToken cancellationToken)
     {
-        var member = transport.Member;
+        var member = transport.Host;
         try
         {
             var (stream, _) = await PeerHandshake.DialAsync(member.Tls, member.PeerKey, url, member.ClusterId, member.Id, id, kind, member.Options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
@@ -122,12 +122,12 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
             }
             catch (ProtocolException e) when (e.Code == ErrorCode.MemberRemoved)
             {
-                transport.Member.OnRemovedByPeer(e.Message);
+                transport.Host.OnRemovedByPeer(e.Message);
                 return;
             }
             catch (ProtocolException e)
             {
-                if (!loggedRefusal) transport.Member.Log($"peer {id:x16} at {url} refused the link: {e.Message}");
+                if (!loggedRefusal) transport.Host.Log($"peer {id:x16} at {url} refused the link: {e.Message}");
                 loggedRefusal = true;
             }
             catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
@@ -142,7 +142,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
             // writing when it broke (a forwarded request sent again could apply twice). Appends pipelined on it are
             // lost: the Raft core is told, and probes this peer again rather than wait for their answers.
             DropPending();
-            transport.Member.ReportUnreachable(id);
+            transport.Host.ReportUnreachable(id);
             if (_stop.IsCancellationRequested) return;
             try
             {

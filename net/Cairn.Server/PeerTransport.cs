@@ -25,16 +25,16 @@ internal sealed class PeerTransport : IDisposable
 {
     public const int MaxPeerFrame = 64 << 20;
 
-    private readonly Member _member;
+    private readonly IPeerHost _host;
     private readonly Socket _listener;
     private readonly int _maxQueue;
     private readonly ConcurrentDictionary<ulong, PeerLink> _links = new();
     private readonly CancellationTokenSource _stop = new();
 
     /// <summary>Serves peers that dial <paramref name="listener"/> (bound and listening: <see cref="MemberListeners"/>).</summary>
-    public PeerTransport(Member member, Socket listener, int maxQueue)
+    public PeerTransport(IPeerHost host, Socket listener, int maxQueue)
     {
-        _member = member;
+        _host = host;
         _maxQueue = maxQueue;
         _listener = listener;
     }
@@ -43,7 +43,7 @@ internal sealed class PeerTransport : IDisposable
 
     public CancellationToken Stopping => _stop.Token;
 
-    internal Member Member => _member;
+    internal IPeerHost Host => _host;
 
     public void Start()
     {
@@ -82,9 +82,9 @@ internal sealed class PeerTransport : IDisposable
             var m = messages[i];
             if (!_links.TryGetValue(m.To, out var link))
             {
-                Interlocked.Increment(ref _member.Stats.PeerDropped);
-                if (m.Type == RaftMessageType.Snapshot) _member.ReportSnapshot(m.To, m.Term, succeeded: false);
-                _member.ReportUnreachable(m.To);
+                Interlocked.Increment(ref _host.Stats.PeerDropped);
+                if (m.Type == RaftMessageType.Snapshot) _host.ReportSnapshot(m.To, m.Term, succeeded: false);
+                _host.ReportUnreachable(m.To);
                 continue;
             }
             if (m.Type == RaftMessageType.Snapshot)
@@ -95,8 +95,8 @@ internal sealed class PeerTransport : IDisposable
             }
             if (!link.Send(m))
             {
-                Interlocked.Increment(ref _member.Stats.PeerDropped);
-                _member.ReportUnreachable(m.To);
+                Interlocked.Increment(ref _host.Stats.PeerDropped);
+                _host.ReportUnreachable(m.To);
             }
         }
     }
@@ -142,21 +142,21 @@ internal sealed class PeerTransport : IDisposable
                 net.Write(chunk.Span);
             }, 1 << 20);
             SnapshotInfo info;
-            using (var lz4 = LZ4Stream.Encode(chunks, leaveOpen: true)) info = _member.Machine.WriteSnapshot(lz4);
+            using (var lz4 = LZ4Stream.Encode(chunks, leaveOpen: true)) info = _host.Machine.WriteSnapshot(lz4);
             chunks.Complete();
             // Wait for the receiver to close: it has the whole stream then.
             net.ReadTimeout = (int)TimeSpan.FromMinutes(5).TotalMilliseconds;
             _ = net.Read(new byte[1]);
-            Interlocked.Increment(ref _member.Stats.SnapshotsSent);
-            _member.Log($"sent a snapshot to {link.Id:x16} (raft index {m.Snapshot!.Index}, state applied to {info.AppliedIndex}, {info.Bytes} bytes before compression)");
-            _member.ReportSnapshot(link.Id, m.Term, succeeded: true);
+            Interlocked.Increment(ref _host.Stats.SnapshotsSent);
+            _host.Log($"sent a snapshot to {link.Id:x16} (raft index {m.Snapshot!.Index}, state applied to {info.AppliedIndex}, {info.Bytes} bytes before compression)");
+            _host.ReportSnapshot(link.Id, m.Term, succeeded: true);
         }
         catch (Exception e)
         {
             // Whatever went wrong (the peer went away, this member is stopping), Raft sends the snapshot again later.
-            if (e is Storage.CorruptDatabaseException damage) _member.OnDamage(damage, $"a snapshot sent to {link.Id:x16}"); // and it hands leadership over
-            if (!_stop.IsCancellationRequested) _member.Log($"snapshot to {link.Id:x16} failed: {e.Message}; it will be retried");
-            _member.ReportSnapshot(link.Id, m.Term, succeeded: false);
+            if (e is Storage.CorruptDatabaseException damage) _host.OnDamage(damage, $"a snapshot sent to {link.Id:x16}"); // and it hands leadership over
+            if (!_stop.IsCancellationRequested) _host.Log($"snapshot to {link.Id:x16} failed: {e.Message}; it will be retried");
+            _host.ReportSnapshot(link.Id, m.Term, succeeded: false);
         }
     }
 
@@ -188,46 +188,46 @@ internal sealed class PeerTransport : IDisposable
         try
         {
             using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            handshake.CancelAfter(_member.Options.HandshakeTimeout);
-            if (_member.Tls.PeerTls)
+            handshake.CancelAfter(_host.Options.HandshakeTimeout);
+            if (_host.Tls.PeerTls)
             {
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
                 stream = ssl;
                 var verdict = new MemberTls.Verdict();
                 try
                 {
-                    await ssl.AuthenticateAsServerAsync(_member.Tls.PeerServerOptions(verdict), handshake.Token).ConfigureAwait(false);
+                    await ssl.AuthenticateAsServerAsync(_host.Tls.PeerServerOptions(verdict), handshake.Token).ConfigureAwait(false);
                 }
                 catch (AuthenticationException e)
                 {
-                    Interlocked.Increment(ref _member.Stats.PeerRefused);
-                    Interlocked.Increment(ref _member.Stats.PeerTlsFailures);
-                    _member.Log($"refused a peer link from {remote}: TLS handshake failed: {verdict.Refusal ?? e.Message} (every member needs a certificate signed by --peer-cacert)");
+                    Interlocked.Increment(ref _host.Stats.PeerRefused);
+                    Interlocked.Increment(ref _host.Stats.PeerTlsFailures);
+                    _host.Log($"refused a peer link from {remote}: TLS handshake failed: {verdict.Refusal ?? e.Message} (every member needs a certificate signed by --peer-cacert)");
                     return;
                 }
             }
             reader = new FrameReader(stream, MaxPeerFrame);
-            var (cluster, from, to, kind) = await PeerHandshake.AcceptAsync(stream, reader, _member.PeerKey, handshake.Token).ConfigureAwait(false);
+            var (cluster, from, to, kind) = await PeerHandshake.AcceptAsync(stream, reader, _host.PeerKey, handshake.Token).ConfigureAwait(false);
             if (kind == PeerCodec.LinkKind.Query)
             {
-                if (!_member.KnowsMember(from)) throw new ProtocolException(ErrorCode.ClusterMismatch, $"member {from:x16} is not a member of cluster {_member.ClusterId:x16}; add it with `cairn member add` first");
+                if (!_host.KnowsMember(from)) throw new ProtocolException(ErrorCode.ClusterMismatch, $"member {from:x16} is not a member of cluster {_host.ClusterId:x16}; add it with `cairn member add` first");
             }
-            else if (cluster != _member.ClusterId)
+            else if (cluster != _host.ClusterId)
             {
-                throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} belongs to cluster {cluster:x16}, this member to {_member.ClusterId:x16}; check --initial-cluster and --initial-cluster-token");
+                throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} belongs to cluster {cluster:x16}, this member to {_host.ClusterId:x16}; check --initial-cluster and --initial-cluster-token");
             }
-            else if (_member.WasRemoved(from))
+            else if (_host.WasRemoved(from))
             {
-                throw new ProtocolException(ErrorCode.MemberRemoved, $"member {from:x16} was removed from cluster {_member.ClusterId:x16}");
+                throw new ProtocolException(ErrorCode.MemberRemoved, $"member {from:x16} was removed from cluster {_host.ClusterId:x16}");
             }
-            else if (to != _member.Id)
+            else if (to != _host.Id)
             {
-                throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} dialed member {to:x16}, but this is {_member.Id:x16}; check --initial-cluster addresses");
+                throw new ProtocolException(ErrorCode.ClusterMismatch, $"peer {from:x16} dialed member {to:x16}, but this is {_host.Id:x16}; check --initial-cluster addresses");
             }
             using (var w = new FrameWriter(64))
             {
                 w.BeginFrame(MessageType.PeerHello, FrameFlags.Response, 0);
-                w.U64(_member.ClusterId);
+                w.U64(_host.ClusterId);
                 w.EndFrame();
                 await stream.WriteAsync(w.Written, handshake.Token).ConfigureAwait(false);
             }
@@ -236,9 +236,9 @@ internal sealed class PeerTransport : IDisposable
         }
         catch (ProtocolException e)
         {
-            _member.Log($"refused a peer link from {remote}: {e.Message}");
-            Interlocked.Increment(ref _member.Stats.PeerRefused);
-            if (e.Code == ErrorCode.PeerAuthFailed) Interlocked.Increment(ref _member.Stats.PeerAuthFailures);
+            _host.Log($"refused a peer link from {remote}: {e.Message}");
+            Interlocked.Increment(ref _host.Stats.PeerRefused);
+            if (e.Code == ErrorCode.PeerAuthFailed) Interlocked.Increment(ref _host.Stats.PeerAuthFailures);
             try
             {
                 using var w = new FrameWriter(256);
@@ -265,7 +265,7 @@ internal sealed class PeerTransport : IDisposable
         {
             if (await reader.ReadAsync(_stop.Token).ConfigureAwait(false) is not var (h, payload)) return;
             // A member removed after its link was opened is told by having the link closed: it redials and is refused.
-            if (_member.WasRemoved(from)) throw new ProtocolException(ErrorCode.MemberRemoved, $"member {from:x16} was removed from cluster {_member.ClusterId:x16}");
+            if (_host.WasRemoved(from)) throw new ProtocolException(ErrorCode.MemberRemoved, $"member {from:x16} was removed from cluster {_host.ClusterId:x16}");
             switch (h.Type)
             {
                 case MessageType.PeerRaft:
@@ -275,7 +275,7 @@ internal sealed class PeerTransport : IDisposable
                     try
                     {
                         m = PeerCodec.ReadMessage(payload.Span, holder);
-                        if (m.From != from || m.To != _member.Id) throw new ProtocolException(ErrorCode.Malformed, $"raft message from {m.From:x16} to {m.To:x16} on the link from {from:x16}");
+                        if (m.From != from || m.To != _host.Id) throw new ProtocolException(ErrorCode.Malformed, $"raft message from {m.From:x16} to {m.To:x16} on the link from {from:x16}");
                     }
                     catch
                     {
@@ -287,19 +287,19 @@ internal sealed class PeerTransport : IDisposable
                         holder.Release();
                         continue; // snapshots come with their data on a link of their own
                     }
-                    _member.Deliver(m, holder);
+                    _host.Deliver(m, holder, null);
                     break;
                 }
                 case MessageType.PeerForward:
                 {
                     var fid = PeerCodec.ReadForward(payload.Span, out var inner, out var request);
-                    _member.OnForwarded(from, fid, inner, request);
+                    _host.OnForwarded(from, fid, inner, request);
                     break;
                 }
                 case MessageType.PeerForwardReply:
                 {
                     var fid = PeerCodec.ReadForwardReply(payload.Span, out var frames);
-                    _member.OnForwardReply(fid, frames);
+                    _host.OnForwardReply(fid, frames);
                     break;
                 }
                 default:
@@ -313,7 +313,7 @@ internal sealed class PeerTransport : IDisposable
         if (await reader.ReadAsync(_stop.Token).ConfigureAwait(false) is not var (h, payload) || h.Type != MessageType.PeerRaft) return;
         var m = PeerCodec.ReadMessage(payload.Span);
         if (m.Type != RaftMessageType.Snapshot || m.Snapshot is null || m.From != from) throw new ProtocolException(ErrorCode.Malformed, "a snapshot link must start with a snapshot message");
-        var stem = Path.Combine(_member.IncomingDir, $"{from:x16}-{m.Snapshot.Index}-{Environment.TickCount64}");
+        var stem = Path.Combine(_host.IncomingDir, $"{from:x16}-{m.Snapshot.Index}-{Environment.TickCount64}");
         var compressed = stem + ".lz4";
         var db = stem + ".db";
         try
@@ -332,9 +332,9 @@ internal sealed class PeerTransport : IDisposable
             {
                 using var input = File.OpenRead(compressed);
                 using var lz4 = LZ4Stream.Decode(input);
-                KvStateMachine.BuildFromSnapshot(lz4, db, _member.Machine.Options);
+                KvStateMachine.BuildFromSnapshot(lz4, db, _host.Machine.Options);
             }).ConfigureAwait(false);
-            _member.Deliver(m, db);
+            _host.Deliver(m, null, db);
         }
         catch
         {

@@ -21,6 +21,38 @@ internal abstract class Responder
     /// <summary>A read view shared by the single-key reads of one batch of requests, or null to read without one (then the general path serves them).</summary>
     public virtual Kv.KvReadView? BatchView(Kv.KvStateMachine machine) => null;
 
+    /// <summary>
+    /// Writes one whole answer to request <paramref name="id"/>: the frame, <paramref name="header"/>, then what
+    /// <paramref name="body"/> writes from <paramref name="state"/> (a static lambda: no closure per answer). Read what the
+    /// body needs before calling: a damaged page found half way must not leave half a frame.
+    /// </summary>
+    public void Answer<T>(MessageType type, ulong id, WireHeader header, T state, Action<FrameWriter, T> body)
+    {
+        var w = Begin();
+        try
+        {
+            w.BeginFrame(type, FrameFlags.Response, id);
+            Messages.WriteHeader(w, header);
+            try
+            {
+                body(w, state);
+            }
+            catch
+            {
+                w.AbandonFrame();   // no half frame on the wire: the caller answers with an error instead
+                throw;
+            }
+            w.EndFrame();
+        }
+        finally
+        {
+            End();
+        }
+    }
+
+    /// <summary>Writes an answer that is only the header.</summary>
+    public void Answer(MessageType type, ulong id, WireHeader header) => Answer(type, id, header, 0, static (_, _) => { });
+
     /// <summary>Writes an error answer to request <paramref name="id"/>.</summary>
     public void Error(MessageType type, ulong id, ErrorCode code, string message)
     {
