@@ -241,6 +241,6 @@ public sealed partial class Member
         _readBatches.Clear();
         foreach (var (_, op) in _adminWaiting) op.Fail(ErrorCode.Timeout, unknown);
         _adminWaiting.Clear();
-        foreach (var s in _sessions.Keys) s.Watches.FailAll(ErrorCode.Corrupt, $"{StaleRefusal()}; watch from another member");
+        foreach (var s in _clients.Sessions) s.Watches.FailAll(ErrorCode.Corrupt, $"{StaleRefusal()}; watch from another member");
     }
 }

@@ -25,15 +25,12 @@ public sealed partial class Member : IAsyncDisposable
     private readonly string _snapshotMetaPath;
     private readonly string _incomingDir;
     private readonly PeerTransport _peers;
-    private readonly Socket _clientListener;
+    private readonly SessionHost _clients;
     private readonly MetricsServer? _metrics;
     private readonly Thread _raftThread;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<ClientSession, byte> _sessions = new();
     private readonly Action<string> _log;
-    private int _openSessions;        // client connections being served (the cap counts these)
-    private int _refusing;            // connections being told TooManyConnections
     internal readonly MemberCounters Stats = new();
 
     private Member(MemberOptions options, Identity identity, KvStateMachine sm, Wal wal, RaftNode node, string dir, MemberTls tls, byte[] peerKey, MemberListeners listeners)
@@ -54,7 +51,7 @@ public sealed partial class Member : IAsyncDisposable
         _directory = MemberDirectory.Build(options, sm.ClusterMetadata());
         RefreshAlarms();
         _peers = new PeerTransport(this, listeners.Peer, options.MaxPeerQueue);
-        _clientListener = listeners.Client;
+        _clients = new SessionHost(this, listeners.Client, _stopping.Token);
         if (listeners.Metrics is { } metrics) _metrics = new MetricsServer(this, metrics);
         _raftThread = new Thread(RaftLoop) { Name = $"cairn raft {Name}", IsBackground = true };
         // What the core has handed out: it hands out the entries after its snapshot again (the store skips what it
@@ -83,7 +80,7 @@ public sealed partial class Member : IAsyncDisposable
     public Task Stopped => _stopped.Task;
 
     /// <summary>Where clients reach it (the bound address: useful when started on port 0).</summary>
-    public IPEndPoint ClientEndpoint => (IPEndPoint)_clientListener.LocalEndPoint!;
+    public IPEndPoint ClientEndpoint => _clients.Endpoint;
 
     /// <summary>Where peers reach it.</summary>
     public IPEndPoint PeerEndpoint => _peers.Endpoint;
@@ -97,7 +94,7 @@ public sealed partial class Member : IAsyncDisposable
     internal byte[] PeerKey { get; }
 
     /// <summary>The open client connections (for tests: a session's user, its requests in flight).</summary>
-    internal IEnumerable<ClientSession> Sessions => _sessions.Keys;
+    internal IEnumerable<ClientSession> Sessions => _clients.Sessions;
 
     internal string IncomingDir => _incomingDir;
 
@@ -236,124 +233,11 @@ public sealed partial class Member : IAsyncDisposable
         StartScaling();
         PublishView();
         _raftThread.Start();
-        _ = AcceptClientsAsync();
-        _ = SweepSessionsAsync();
+        _clients.Start();
         if (_options.ScrubInterval > TimeSpan.Zero) _scrub = ScrubAsync();
         if (_wal.RecoveryNote is { } note) Log($"write-ahead log: {note}"); // a torn last record cut at start, as docs/server.md says
         Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}{(Tls.ClientTls ? Tls.ClientCertAuth ? " (TLS, client certificates required)" : " (TLS)" : "")}, peers on {PeerEndpoint}{(Tls.PeerTls ? " (TLS)" : "")}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
         if (_options.PeerSecret is null) Log("no peer secret given: peer links prove only the --initial-cluster-token, which anyone who knows it can do; set --peer-secret-file (or MemberOptions.PeerSecret) or peer TLS");
-    }
-
-    /// <summary>
-    /// Enforces the handshake and idle timeouts: a few times per timeout it asks every session whether it is overdue
-    /// (cheaper than a timer per connection, and a receive needs no deadline of its own).
-    /// </summary>
-    private async Task SweepSessionsAsync()
-    {
-        var shortest = _options.IdleTimeout > TimeSpan.Zero && _options.IdleTimeout < _options.HandshakeTimeout ? _options.IdleTimeout : _options.HandshakeTimeout;
-        var period = TimeSpan.FromTicks(Math.Clamp(shortest.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromSeconds(1).Ticks));
-        using var timer = new PeriodicTimer(period);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
-            {
-                var now = Environment.TickCount64;
-                foreach (var s in _sessions.Keys)
-                {
-                    try
-                    {
-                        s.Sweep(now);
-                    }
-                    catch (ObjectDisposedException)
-                    {
-                        // closed meanwhile
-                    }
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
-    private async Task AcceptClientsAsync()
-    {
-        while (!_stopping.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _clientListener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                if (_stopping.IsCancellationRequested) return;
-                continue;
-            }
-            socket.NoDelay = true;
-            if (Interlocked.Increment(ref _openSessions) > _options.MaxClientConnections)
-            {
-                Interlocked.Decrement(ref _openSessions);
-                Interlocked.Increment(ref Stats.ConnectionsRefused);
-                _ = RefuseConnectionAsync(socket);
-                continue;
-            }
-            var session = new ClientSession(socket, this);
-            _sessions[session] = 0;
-            Interlocked.Increment(ref Stats.ClientConnections);
-            _ = RunSessionAsync(session);
-        }
-    }
-
-    private async Task RunSessionAsync(ClientSession session)
-    {
-        try
-        {
-            await session.RunAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            _sessions.TryRemove(session, out _);
-            Interlocked.Decrement(ref _openSessions);
-        }
-    }
-
-    /// <summary>
-    /// Tells a connection over the cap why it is closed: a TooManyConnections frame before anything is read (over TLS
-    /// after the handshake, within the handshake timeout). At most 64 refusals run at once; past that it just closes.
-    /// </summary>
-    private async Task RefuseConnectionAsync(Socket socket)
-    {
-        if (Interlocked.Increment(ref _refusing) > 64)
-        {
-            Interlocked.Decrement(ref _refusing);
-            socket.Dispose();
-            return;
-        }
-        try
-        {
-            using var w = new FrameWriter(256);
-            Responder.WriteError(w, 0, ErrorCode.TooManyConnections,
-                $"member {Name} serves {_options.MaxClientConnections} client connections, the most it accepts (--max-connections); nothing on this connection was served: try another member, or later");
-            if (!Tls.ClientTls)
-            {
-                await ClientSession.GoodbyeAsync(socket, w.Written, _options.HandshakeTimeout).ConfigureAwait(false);
-                return;
-            }
-            using var deadline = new CancellationTokenSource(_options.HandshakeTimeout);
-            await using var ssl = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
-            await ssl.AuthenticateAsServerAsync(Tls.ClientServerOptions(new MemberTls.Verdict()), deadline.Token).ConfigureAwait(false);
-            await ssl.WriteAsync(w.Written, deadline.Token).ConfigureAwait(false);
-            await ssl.ShutdownAsync().ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
-        {
-        }
-        finally
-        {
-            socket.Dispose();
-            Interlocked.Decrement(ref _refusing);
-        }
     }
 
     /// <summary>The header for an answer now.</summary>
@@ -387,8 +271,7 @@ public sealed partial class Member : IAsyncDisposable
         await _stopping.CancelAsync().ConfigureAwait(false);
         StopScaling();
         _wake.Set();
-        _clientListener.Dispose();
-        foreach (var s in _sessions.Keys) s.Close();
+        _clients.Close();
         _metrics?.Dispose();
         if (_raftThread.IsAlive) await Task.Run(() => _raftThread.Join()).ConfigureAwait(false);
         await _scrub.ConfigureAwait(false); // ends at its next pause (it was canceled with the rest)
@@ -475,7 +358,7 @@ public sealed partial class Member : IAsyncDisposable
             "# TYPE cairn_kv_revision gauge", $"cairn_kv_revision {v.Revision}",
             "# TYPE cairn_db_size_bytes gauge", $"cairn_db_size_bytes {new FileInfo(_sm.Storage.Path).Length}",
             "# TYPE cairn_db_size_in_use_bytes gauge", $"cairn_db_size_in_use_bytes {_sm.Storage.DataSize}",
-            "# TYPE cairn_client_connections gauge", $"cairn_client_connections {_sessions.Count}",
+            "# TYPE cairn_client_connections gauge", $"cairn_client_connections {_clients.Count}",
             "# TYPE cairn_proposals_pending gauge", $"cairn_proposals_pending {Volatile.Read(ref _pendingProposals)}",
             "# TYPE cairn_proposals_committed_total counter", $"cairn_proposals_committed_total {Volatile.Read(ref c.ProposalsApplied)}",
             "# TYPE cairn_proposals_refused_total counter", $"cairn_proposals_refused_total {Volatile.Read(ref c.ProposalsRefused)}",
