@@ -204,16 +204,7 @@ public sealed partial class KvStateMachine
             var (index, command, plain) = _retained[i];
             try
             {
-                if (plain)
-                {
-                    KvCommand.TryReadPlainPut(command.Span, out var key, out var value, out var lease);
-                    m.PutPlain(key, value, lease);
-                }
-                else
-                {
-                    Execute(m, KvCommand.Decode(command.Span));
-                }
-                m.EndRequest();
+                ApplyAgain(m, command.Span, plain);
             }
             catch (Exception e) when (e is KvException or ArgumentException or InvalidDataException)
             {
@@ -256,5 +247,23 @@ public sealed partial class KvStateMachine
             _entries.Clear();
             _length = 0;
         }
+    }
+
+    /// <summary>
+    /// Applies a command that was applied once already (a retained batch after a rollback, the redo log onto a
+    /// defragmented copy): a plain put through the in-place path, anything else decoded, as the first apply did.
+    /// </summary>
+    private static void ApplyAgain(Mvcc m, ReadOnlySpan<byte> command, bool plain)
+    {
+        if (plain)
+        {
+            KvCommand.TryReadPlainPut(command, out var key, out var value, out var lease);
+            m.PutPlain(key, value, lease);
+        }
+        else
+        {
+            Execute(m, KvCommand.Decode(command));
+        }
+        m.EndRequest();
     }
 }

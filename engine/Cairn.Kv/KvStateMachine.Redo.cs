@@ -63,16 +63,7 @@ public sealed partial class KvStateMachine
                 {
                     try
                     {
-                        if (plain)
-                        {
-                            KvCommand.TryReadPlainPut(command, out var key, out var value, out var lease);
-                            m.PutPlain(key, value, lease);
-                        }
-                        else
-                        {
-                            Execute(m, KvCommand.Decode(command));
-                        }
-                        m.EndRequest();
+                        ApplyAgain(m, command, plain);
                     }
                     catch (Exception e) when (e is KvException or ArgumentException or InvalidDataException)
                     {
