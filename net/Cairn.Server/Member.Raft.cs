@@ -627,16 +627,14 @@ public sealed partial class Member
         }
     }
 
-    /// <summary>
-    /// Compacts the log once --snapshot-count entries were applied past the last compaction (keeping half as many for
-    /// followers that lag). Checked on ticks (from <see cref="Housekeeping"/>), not after every round: checked after
-    /// every round, every member reaches the same index at nearly the same moment, and all of them synced their
-    /// databases at once — the quorum stalled together, and the three-member p99 at 256 clients rose from about 72 to
-    /// 97 ms in every one of eight paired runs. Ticks fall at a different phase on each member.
-    /// </summary>
     /// <summary>Entries kept after a compaction for followers a little behind (etcd's SnapshotCatchUpEntries), at most half --snapshot-count.</summary>
     private const int CatchUpEntries = 5_000;
 
+    /// <summary>
+    /// Compacts the log once --snapshot-count entries were applied past the last compaction (keeping some for followers
+    /// that lag). Checked on ticks, not after every round: ticks fall at a different phase on each member, so members
+    /// do not all sync their databases at the same moment and stall the quorum together.
+    /// </summary>
     private void MaybeCompact()
     {
         var catchUp = (ulong)Math.Clamp(_options.SnapshotCount / 2, 1, CatchUpEntries);

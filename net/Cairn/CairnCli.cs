@@ -36,7 +36,7 @@ internal static class CairnCli
         var root = Build(io, args, interrupt);
         if (args.Length == 0)
         {
-            // No verb: say what there is (it used to run the demo, writing 65 MB into the current directory).
+            // No verb: say what there is, and write nothing.
             Help(root, io.Out);
             return Ok;
         }
