@@ -87,7 +87,7 @@ public class ServerPathBenchmarks
         while (Frame.TryReadHeader(frames, out var h))
         {
             var total = Frame.HeaderSize + (int)h.PayloadLength;
-            _member.Handle(_responder, h, frames.Slice(Frame.HeaderSize, (int)h.PayloadLength));
+            _member.Router.Handle(_responder, h, frames.Slice(Frame.HeaderSize, (int)h.PayloadLength));
             frames = frames[total..];
         }
     }

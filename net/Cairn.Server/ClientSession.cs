@@ -339,7 +339,7 @@ internal sealed class ClientSession : Responder, IDisposable
                     $"this connection has {_maxInFlight} requests in flight, the most the member allows (--max-requests-in-flight); wait for answers, or spread the load over more connections. Nothing was done.");
                 continue;
             }
-            _member.Handle(this, h, payload);
+            _member.Router.Handle(this, h, payload);
         }
         return at;
     }

@@ -81,8 +81,8 @@ public sealed partial class Member : IPeerHost
     void IPeerHost.Deliver(Message m, ReceivedMessage? holder, string? snapshotPath) => Deliver(m, holder, snapshotPath);
     void IPeerHost.ReportUnreachable(ulong peer) => ReportUnreachable(peer);
     void IPeerHost.ReportSnapshot(ulong peer, ulong term, bool succeeded) => ReportSnapshot(peer, term, succeeded);
-    void IPeerHost.OnForwarded(ulong from, ulong forwardId, in FrameHeader h, ReadOnlySpan<byte> payload) => OnForwarded(from, forwardId, h, payload);
-    void IPeerHost.OnForwardReply(ulong forwardId, ReadOnlySpan<byte> frames) => OnForwardReply(forwardId, frames);
+    void IPeerHost.OnForwarded(ulong from, ulong forwardId, in FrameHeader h, ReadOnlySpan<byte> payload) => _router.OnForwarded(from, forwardId, h, payload);
+    void IPeerHost.OnForwardReply(ulong forwardId, ReadOnlySpan<byte> frames) => _router.OnForwardReply(forwardId, frames);
     void IPeerHost.OnDamage(CorruptDatabaseException e, string foundBy) => OnDamage(e, foundBy);
     void IPeerHost.OnRemovedByPeer(string message) => OnRemovedByPeer(message);
 }

@@ -27,7 +27,7 @@ public sealed partial class Member
     /// Checks a client's request against its user's permissions when auth is on. False when refused (the answer is
     /// written). Requests from peers were checked by the member the client is connected to.
     /// </summary>
-    private bool Authorize(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
+    internal bool Authorize(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
     {
         var state = _sm.Auth;
         if (!state.Enabled || r is not ClientSession session) return true;
@@ -160,7 +160,7 @@ public sealed partial class Member
 
     // ---------------- requests ----------------
 
-    private void HandleAuth(Responder r, in FrameHeader h, ref PayloadReader reader)
+    internal void HandleAuth(Responder r, in FrameHeader h, ref PayloadReader reader)
     {
         var id = h.RequestId;
         switch (h.Type)
@@ -261,7 +261,7 @@ public sealed partial class Member
         {
             using var w = new FrameWriter(256);
             AuthMessages.WriteChange(w, change);
-            Forward(r, h, w.WrittenSpan);
+            _router.Forward(r, h, w.WrittenSpan);
             return;
         }
         if (change.Op == AuthOp.Enable && _sm.Auth.SigningKey.Length == 0) change = change with { SigningKey = RandomNumberGenerator.GetBytes(32) };

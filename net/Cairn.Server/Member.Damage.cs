@@ -63,14 +63,14 @@ public sealed partial class Member
         "The member raised the CORRUPT alarm (`cairn alarm list`): replace its data, then `cairn alarm disarm`";
 
     /// <summary>Answers a request that ran into a damaged page, and notes the damage.</summary>
-    private void RefuseDamaged(Responder r, MessageType type, ulong id, CorruptDatabaseException e, string foundBy)
+    internal void RefuseDamaged(Responder r, MessageType type, ulong id, CorruptDatabaseException e, string foundBy)
     {
         OnDamage(e, foundBy);
         Refuse(r, type, id, ErrorCode.Corrupt, CorruptAnswer(e));
     }
 
     /// <summary>Why this member serves no reads from its applied state (apply stopped on damage), or null.</summary>
-    private string? StaleRefusal() => _applyHalt is { } why
+    internal string? StaleRefusal() => _applyHalt is { } why
         ? $"member {Name} stopped applying the log at index {_appliedIndex + 1} because its database is damaged ({why}): its data is out of date and it serves no reads. Read from another member"
         : null;
 
@@ -118,7 +118,7 @@ public sealed partial class Member
     }
 
     /// <summary>The alarms as `cairn alarm list` shows them: NOSPACE (member 0: the cluster), then each CORRUPT alarm (this member's own at once, before it is applied).</summary>
-    private List<Alarm> AlarmList()
+    internal List<Alarm> AlarmList()
     {
         var alarms = new List<Alarm>();
         if (_sm.NoSpaceAlarm) alarms.Add(new Alarm(0, AlarmType.NoSpace));
@@ -132,7 +132,7 @@ public sealed partial class Member
     /// is raised already, so a member that asks again and again (one whose apply stopped cannot see it applied) adds
     /// nothing to the log.
     /// </summary>
-    private void RaiseAlarmRequest(Responder r, ulong id, ref PayloadReader reader)
+    internal void RaiseAlarmRequest(Responder r, ulong id, ref PayloadReader reader)
     {
         var member = reader.U64();
         var type = (AlarmType)reader.U8();
@@ -205,7 +205,7 @@ public sealed partial class Member
         }
         else
         {
-            Forward(responder, h, w.WrittenSpan[Frame.HeaderSize..]);
+            _router.Forward(responder, h, w.WrittenSpan[Frame.HeaderSize..]);
         }
     }
 

@@ -467,7 +467,7 @@ public sealed partial class Member
             {
                 // Requests forwarded to the old leader will not be answered by it: their outcome is unknown now, not
                 // after the request timeout. (A blip — no leader, then the same one again — changes nothing.)
-                _forwards.FailAll(ErrorCode.Timeout, "leadership changed while the request was with the old leader; its outcome is unknown (it may have been applied)",
+                _router.FailForwarded(ErrorCode.Timeout, "leadership changed while the request was with the old leader; its outcome is unknown (it may have been applied)",
                     except: Protocol.MessageType.MoveLeader); // a move's answer comes once leadership has moved
             }
             if (leader != 0) _lastKnownLeader = leader;
@@ -592,7 +592,7 @@ public sealed partial class Member
             h.Done.TrySetResult(_node.Role != Role.Leader);
             _handOver = null;
         }
-        _forwards.Expire(now);
+        _router.ExpireForwarded(now);
         MaybeCompact();
         if (now >= _nextProgressNotify)
         {
@@ -688,7 +688,7 @@ public sealed partial class Member
         foreach (var reads in _readRounds.Values) foreach (var r in reads) r.Fail(code, message);
         foreach (var (_, reads) in _readBatches) foreach (var r in reads) r.Fail(code, message);
         foreach (var (_, op) in _adminWaiting) op.Fail(ErrorCode.Timeout, unknown);
-        _forwards.FailAll(ErrorCode.Timeout, unknown);
+        _router.FailForwarded(ErrorCode.Timeout, unknown);
     }
 
     private static void TryDelete(string path)

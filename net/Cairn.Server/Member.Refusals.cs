@@ -15,7 +15,7 @@ public sealed partial class Member
     /// becomes a log entry: the CORRUPT alarm, the NOSPACE alarm (puts, transactions with puts, lease grants) and the
     /// key and value limits. Throws <see cref="ProtocolException"/> with the code the client sees.
     /// </summary>
-    private void CheckWrite(MessageType type, ReadOnlySpan<byte> payload)
+    internal void CheckWrite(MessageType type, ReadOnlySpan<byte> payload)
     {
         var reader = new PayloadReader(payload);
         switch (type)

@@ -8,219 +8,22 @@ using Cairn.Storage;
 namespace Cairn.Server;
 
 /// <summary>
-/// What a member does with each request (docs/protocol.md). Serializable reads, watches, status and maintenance are
-/// served here; writes and linearizable reads are served by the leader — a follower forwards them over its peer link
-/// and relays the answer, so a client may talk to any member.
+/// The requests a member serves once the <see cref="RequestRouter"/> has routed them here: ranges from the applied
+/// state, writes turned into proposals for the raft thread, lease and admin requests, defragmentation and snapshot
+/// streams (on threads of their own), and the member's publication of its own addresses.
 /// </summary>
 public sealed partial class Member
 {
-    private readonly ForwardTable _forwards = new();
-
-    /// <summary>Handles one request frame. Runs on the connection's receive loop; never blocks on the log.</summary>
-    internal void Handle(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
-    {
-        Interlocked.Increment(ref Stats.Requests);
-        var id = h.RequestId;
-        if (_removed || _stopping.IsCancellationRequested)
-        {
-            Refuse(r, h.Type, id, ErrorCode.Stopping, _removed ? "this member was removed from the cluster; use another endpoint" : "this member is stopping; use another endpoint");
-            return;
-        }
-        if ((h.Flags & FrameFlags.Response) != 0)
-        {
-            Refuse(r, h.Type, id, ErrorCode.Malformed, "a client sent a frame flagged as a response");
-            return;
-        }
-        try
-        {
-            if (!Authorize(r, h, payload)) return;
-            var reader = new PayloadReader(payload);
-            switch (h.Type)
-            {
-                case MessageType.Range:
-                {
-                    var v = Messages.ReadRangeView(ref reader);
-                    reader.End();
-                    if ((v.Consistency == Consistency.Serializable || IsLeader) && StaleRefusal() is { } staleRead) throw new ProtocolException(ErrorCode.Corrupt, staleRead);
-                    if (v.Consistency == Consistency.Serializable) ServeRangeView(r, id, v);
-                    else if (IsLeader) QueueRead(new PendingRead(r, id, v.ToRequest()));
-                    else Forward(r, h, payload);
-                    break;
-                }
-                case MessageType.Put:
-                case MessageType.DeleteRange:
-                case MessageType.Txn:
-                case MessageType.Compact:
-                case MessageType.LeaseGrant:
-                case MessageType.LeaseRevoke:
-                case MessageType.AlarmDisarm:
-                case MessageType.MemberPublish:
-                    if (h.Type == MessageType.MemberPublish && r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members publish their own addresses; clients cannot");
-                    if (!IsLeader)
-                    {
-                        // Refused here when the state machine would refuse it: a refused write never reaches the log.
-                        CheckWrite(h.Type, payload);
-                        Forward(r, h, payload);
-                        break;
-                    }
-                    ProposeRequest(r, h.Type, id, ref reader);
-                    break;
-                case MessageType.AlarmRaise:
-                    if (r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members raise their own alarms; clients cannot");
-                    if (!IsLeader)
-                    {
-                        Forward(r, h, payload);
-                        break;
-                    }
-                    RaiseAlarmRequest(r, id, ref reader);
-                    break;
-                case MessageType.LeaseKeepAlive:
-                case MessageType.LeaseTimeToLive:
-                    if (!IsLeader)
-                    {
-                        Forward(r, h, payload);
-                        break;
-                    }
-                    LeaseRequest(r, h.Type, id, ref reader);
-                    break;
-                case MessageType.LeaseList:
-                {
-                    reader.End();
-                    long[] ids = [.. _sm.Leases().Select(l => l.Id)]; // read before the frame begins: a damaged page must not leave half a frame
-                    r.Answer(h.Type, id, Header(), ids, static (w, ids) => Messages.WriteIds(w, ids));
-                    break;
-                }
-                case MessageType.WatchCreate:
-                {
-                    var request = Messages.ReadWatchCreate(ref reader);
-                    reader.End();
-                    if (r is not ClientSession session) throw new ProtocolException(ErrorCode.InvalidArgument, "watches are served by the member a client is connected to");
-                    if (StaleRefusal() is { } staleWatch) throw new ProtocolException(ErrorCode.Corrupt, $"{staleWatch}; watch from another member");
-                    if (!session.Watches.Create(this, id, request)) throw new ProtocolException(ErrorCode.InvalidArgument, $"request id {id} already names a watch on this connection; use a fresh id");
-                    break;
-                }
-                case MessageType.WatchCancel:
-                {
-                    var watchId = reader.U64();
-                    reader.End();
-                    if (r is not ClientSession session || !session.Watches.Cancel(watchId)) throw new ProtocolException(ErrorCode.WatchNotFound, $"no watch {watchId} on this connection");
-                    WriteHeaderOnly(r, h.Type, id);
-                    break;
-                }
-                case MessageType.MemberList:
-                {
-                    reader.End();
-                    r.Answer(h.Type, id, Header(), MemberList(), static (w, members) => Messages.WriteMembers(w, members));
-                    break;
-                }
-                case MessageType.MemberAdd:
-                case MessageType.MemberRemove:
-                case MessageType.MemberPromote:
-                case MessageType.MoveLeader:
-                    if (!IsLeader)
-                    {
-                        Forward(r, h, payload);
-                        break;
-                    }
-                    AdminRequest(r, h.Type, id, ref reader);
-                    break;
-                case MessageType.ScalingReport:
-                    if (r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members report their own figures; clients cannot");
-                    if (!IsLeader)
-                    {
-                        Forward(r, h, payload);
-                        break;
-                    }
-                    OnScalingReport(r, id, ref reader);
-                    break;
-                case MessageType.ScaleSet:
-                    if (!IsLeader)
-                    {
-                        Forward(r, h, payload);
-                        break;
-                    }
-                    ScaleSet(r, id, ref reader);
-                    break;
-                case MessageType.Authenticate:
-                case MessageType.AuthToken:
-                case MessageType.AuthStatus:
-                case MessageType.AuthChange:
-                case MessageType.UserList:
-                case MessageType.UserGet:
-                case MessageType.RoleList:
-                case MessageType.RoleGet:
-                    HandleAuth(r, h, ref reader);
-                    break;
-                case MessageType.ScaleStatus:
-                {
-                    reader.End();
-                    r.Answer(h.Type, id, Header(), ScalingStatusJson(), static (w, json) => w.String(json));
-                    break;
-                }
-                case MessageType.Status:
-                {
-                    reader.End();
-                    var status = Status();
-                    r.Answer(h.Type, id, Header(), status, static (w, status) => Messages.WriteStatus(w, status));
-                    break;
-                }
-                case MessageType.AlarmList:
-                {
-                    reader.End();
-                    var alarms = AlarmList();
-                    r.Answer(h.Type, id, Header(), alarms, static (w, alarms) => Messages.WriteAlarms(w, alarms));
-                    break;
-                }
-                case MessageType.Defragment:
-                    reader.End();
-                    StartDefragment(r, id);
-                    break;
-                case MessageType.Hash:
-                {
-                    var revision = reader.I64();
-                    reader.End();
-                    var (hash, rev, compact) = _sm.Hash(revision);
-                    r.Answer(h.Type, id, Header(), (hash, rev, compact), static (w, a) =>
-                    {
-                        w.U64(a.hash);
-                        w.I64(a.rev);
-                        w.I64(a.compact);
-                    });
-                    break;
-                }
-                case MessageType.Snapshot:
-                    reader.End();
-                    if (r is not ClientSession s) throw new ProtocolException(ErrorCode.InvalidArgument, "snapshots are streamed by the member a client is connected to");
-                    if (StaleRefusal() is { } staleDump) throw new ProtocolException(ErrorCode.Corrupt, $"{staleDump}; save the snapshot from another member");
-                    StartSnapshotStream(s, id);
-                    break;
-                case MessageType.Hello:
-                    throw new ProtocolException(ErrorCode.Malformed, "hello was already exchanged on this connection");
-                default:
-                    throw new ProtocolException(ErrorCode.Malformed, $"unknown request type {(ushort)h.Type}; see docs/protocol.md for the types this member serves");
-            }
-        }
-        catch (Exception e) when (e is ProtocolException or KvException or ArgumentException or InvalidDataException)
-        {
-            Refuse(r, h.Type, id, Responder.CodeOf(e), e.Message);
-        }
-        catch (CorruptDatabaseException e)
-        {
-            // A page this request needed failed its tag or checksum: this request is answered, the member carries on.
-            RefuseDamaged(r, h.Type, id, e, $"a {h.Type} request");
-        }
-    }
-
     private void Refuse(Responder r, MessageType type, ulong id, ErrorCode code, string message)
     {
         Interlocked.Increment(ref Stats.Errors);
         r.Error(type, id, code, message);
     }
 
-    private void WriteHeaderOnly(Responder r, MessageType type, ulong id) => r.Answer(type, id, Header());
+    internal void WriteHeaderOnly(Responder r, MessageType type, ulong id) => r.Answer(type, id, Header());
 
     /// <summary>A range served from this member's applied state. A single key at the current revision takes the in-place path: no request object, no copy of the value.</summary>
-    private void ServeRangeView(Responder r, ulong id, in Messages.RangeView v)
+    internal void ServeRangeView(Responder r, ulong id, in Messages.RangeView v)
     {
         if (v.IsSimpleGet && r.BatchView(_sm) is { } view)
         {
@@ -293,7 +96,7 @@ public sealed partial class Member
         }
     }
 
-    private void ProposeRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
+    internal void ProposeRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
     {
         if (type == MessageType.Put)
         {
@@ -377,7 +180,7 @@ public sealed partial class Member
         }
     }
 
-    private void LeaseRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
+    internal void LeaseRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
     {
         var leaseId = reader.I64();
         var keys = type == MessageType.LeaseTimeToLive && reader.Bool();
@@ -400,7 +203,7 @@ public sealed partial class Member
         }
     }
 
-    private void AdminRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
+    internal void AdminRequest(Responder r, MessageType type, ulong id, ref PayloadReader reader)
     {
         switch (type)
         {
@@ -445,10 +248,10 @@ public sealed partial class Member
     // Lambdas live in methods of their own: a closure over Handle's parameters would be allocated on every request.
     // A thread of its own, as for a snapshot stream: the copy of a large database takes a while, and on the thread
     // pool it would hold back the peer links' and sessions' I/O (on two cores, long enough to lose a leader).
-    private void StartDefragment(Responder r, ulong id) =>
+    internal void StartDefragment(Responder r, ulong id) =>
         new Thread(() => Defragment(r, id)) { IsBackground = true, Name = "cairn defragment" }.Start();
 
-    private void StartSnapshotStream(ClientSession s, ulong id) =>
+    internal void StartSnapshotStream(ClientSession s, ulong id) =>
         new Thread(() => StreamSnapshot(s, id)) { IsBackground = true, Name = "cairn snapshot stream" }.Start();
 
     private void Defragment(Responder r, ulong id)
@@ -510,64 +313,6 @@ public sealed partial class Member
         }
     }
 
-    // ---- forwarding ----
-
-    /// <summary>Hands a request to the leader over the peer link; its answer comes back through <see cref="OnForwardReply"/>.</summary>
-    private void Forward(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
-    {
-        var leader = _standing.Leader;
-        if (leader == 0 || leader == Id)
-        {
-            Refuse(r, h.Type, h.RequestId, ErrorCode.NoLeader, "no leader is known right now (an election is under way or a quorum is unreachable); retry shortly");
-            return;
-        }
-        var deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-        var fid = _forwards.Add(r, h.Type, h.RequestId, deadline);
-        Interlocked.Increment(ref Stats.Forwarded);
-        if (!_peers.Forward(leader, fid, h, payload))
-        {
-            if (_forwards.Take(fid) is not null) Refuse(r, h.Type, h.RequestId, ErrorCode.NoLeader, "the leader is not reachable from this member right now; retry shortly or use another endpoint");
-        }
-    }
-
-    /// <summary>The leader serves a request a follower forwarded; the answer goes back on the link.</summary>
-    internal void OnForwarded(ulong from, ulong forwardId, in FrameHeader h, ReadOnlySpan<byte> payload)
-    {
-        var responder = new ForwardResponder(_peers, from, forwardId);
-        if (!IsLeader)
-        {
-            responder.Error(h.Type, h.RequestId, ErrorCode.NoLeader, "leadership moved while the request was forwarded; retry");
-            return;
-        }
-        Handle(responder, h, payload);
-    }
-
-    /// <summary>A forwarded request's answer: relayed to the client with its own request id.</summary>
-    internal void OnForwardReply(ulong forwardId, ReadOnlySpan<byte> frames)
-    {
-        if (_forwards.Take(forwardId) is not { } f || !f.Responder.IsOpen) return;
-        var w = f.Responder.Begin();
-        try
-        {
-            while (PeerCodec.TryReadFrame(ref frames, out var h, out var payload))
-            {
-                if (h.Type == MessageType.Error && payload.Length >= 2 && (ErrorCode)System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(payload) == ErrorCode.Stopping)
-                {
-                    // The leader is stopping, not this member: for the client that is "no leader right now, retry here".
-                    Responder.WriteError(w, f.RequestId, ErrorCode.NoLeader, "the leader is stopping (the request was not applied); retry shortly");
-                    continue;
-                }
-                w.BeginFrame(h.Type, h.Flags, f.RequestId);
-                w.Raw(payload);
-                w.EndFrame();
-            }
-        }
-        finally
-        {
-            f.Responder.End();
-        }
-    }
-
     /// <summary>Sends this member's name and addresses through the log (as a forwarded request when it does not lead).</summary>
     private void Publish()
     {
@@ -587,7 +332,7 @@ public sealed partial class Member
         }
         else
         {
-            Forward(responder, h, w.WrittenSpan[Frame.HeaderSize..]);
+            _router.Forward(responder, h, w.WrittenSpan[Frame.HeaderSize..]);
         }
     }
 

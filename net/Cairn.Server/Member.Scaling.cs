@@ -137,11 +137,11 @@ public sealed partial class Member
         w.I64(sample.StorageBytes);
         w.EndFrame();
         Frame.TryReadHeader(w.WrittenSpan, out var h);
-        Forward(new SelfResponder(this), h, w.WrittenSpan[Frame.HeaderSize..]);
+        _router.Forward(new SelfResponder(this), h, w.WrittenSpan[Frame.HeaderSize..]);
     }
 
     /// <summary>The leader takes a follower's sample.</summary>
-    private void OnScalingReport(Responder r, ulong id, ref PayloadReader reader)
+    internal void OnScalingReport(Responder r, ulong id, ref PayloadReader reader)
     {
         var name = reader.String();
         var time = DateTimeOffset.FromUnixTimeMilliseconds(reader.I64());
@@ -183,7 +183,7 @@ public sealed partial class Member
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
 
     /// <summary>`cairn scale --units N`: checked against the data and memory in use, then proposed.</summary>
-    private void ScaleSet(Responder r, ulong id, ref PayloadReader reader)
+    internal void ScaleSet(Responder r, ulong id, ref PayloadReader reader)
     {
         var units = (int)reader.U32();
         reader.End();

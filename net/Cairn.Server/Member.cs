@@ -26,6 +26,7 @@ public sealed partial class Member : IAsyncDisposable
     private readonly string _incomingDir;
     private readonly PeerTransport _peers;
     private readonly SessionHost _clients;
+    private readonly RequestRouter _router;
     private readonly MetricsServer? _metrics;
     private readonly Thread _raftThread;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -51,6 +52,7 @@ public sealed partial class Member : IAsyncDisposable
         _directory = MemberDirectory.Build(options, sm.ClusterMetadata());
         RefreshAlarms();
         _peers = new PeerTransport(this, listeners.Peer, options.MaxPeerQueue);
+        _router = new RequestRouter(this);
         _clients = new SessionHost(this, listeners.Client, _stopping.Token);
         if (listeners.Metrics is { } metrics) _metrics = new MetricsServer(this, metrics);
         _raftThread = new Thread(RaftLoop) { Name = $"cairn raft {Name}", IsBackground = true };
@@ -95,6 +97,18 @@ public sealed partial class Member : IAsyncDisposable
 
     /// <summary>The open client connections (for tests: a session's user, its requests in flight).</summary>
     internal IEnumerable<ClientSession> Sessions => _clients.Sessions;
+
+    /// <summary>Where every request frame enters (<see cref="RequestRouter"/>).</summary>
+    internal RequestRouter Router => _router;
+
+    /// <summary>The peer links (requests are forwarded to the leader on them).</summary>
+    internal PeerTransport Peers => _peers;
+
+    /// <summary>This member was removed from the cluster: it serves nothing more.</summary>
+    internal bool Removed => _removed;
+
+    /// <summary>The member is stopping: requests are refused with Stopping.</summary>
+    internal bool Stopping => _stopping.IsCancellationRequested;
 
     internal string IncomingDir => _incomingDir;
 

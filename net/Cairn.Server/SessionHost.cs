@@ -9,7 +9,7 @@ namespace Cairn.Server;
 /// Owner: its accept loop and sweep timer (thread-pool tasks); sessions register and leave from their own tasks.
 /// The client front door: accepts connections up to the cap (telling the rest why they are closed), runs a
 /// <see cref="ClientSession"/> per connection, and enforces the handshake and idle timeouts. Each session hands its
-/// requests to <see cref="Member.Handle"/>, the request router.
+/// requests to <see cref="RequestRouter.Handle"/>.
 /// </summary>
 internal sealed class SessionHost(Member member, Socket listener, CancellationToken stopping)
 {

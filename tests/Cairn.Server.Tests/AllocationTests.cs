@@ -60,7 +60,7 @@ public sealed class AllocationTests
             ReadOnlySpan<byte> f = frames;
             while (Frame.TryReadHeader(f, out var h))
             {
-                member.Handle(responder, h, f.Slice(Frame.HeaderSize, (int)h.PayloadLength));
+                member.Router.Handle(responder, h, f.Slice(Frame.HeaderSize, (int)h.PayloadLength));
                 f = f[(Frame.HeaderSize + (int)h.PayloadLength)..];
             }
             responder.EndBatch();
@@ -136,7 +136,7 @@ public sealed class AllocationTests
             ReadOnlySpan<byte> f = frames;
             while (Frame.TryReadHeader(f, out var h))
             {
-                member.Handle(responder, h, f.Slice(Frame.HeaderSize, (int)h.PayloadLength));
+                member.Router.Handle(responder, h, f.Slice(Frame.HeaderSize, (int)h.PayloadLength));
                 f = f[(Frame.HeaderSize + (int)h.PayloadLength)..];
             }
             responder.Wait();
