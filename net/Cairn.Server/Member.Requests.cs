@@ -618,7 +618,7 @@ public sealed partial class Member
             Refuse(r, h.Type, h.RequestId, ErrorCode.NoLeader, "no leader is known right now (an election is under way or a quorum is unreachable); retry shortly");
             return;
         }
-        var deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        var deadline = _options.Time.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * _options.Time.TimestampFrequency);
         var fid = _forwards.Add(r, h.Type, h.RequestId, deadline);
         Interlocked.Increment(ref Stats.Forwarded);
         if (!_peers.Forward(leader, fid, h, payload))

@@ -49,6 +49,7 @@ public sealed partial class Member : IAsyncDisposable
         _wal = wal;
         _node = node;
         _snapshotMetaPath = Path.Combine(dir, "snap.meta");
+        _leases = new LeaseClocks(options.Time);
         _incomingDir = Path.Combine(dir, "incoming");
         Directory.CreateDirectory(_incomingDir);
         _directory = MemberDirectory.Build(options, sm.ClusterMetadata());
@@ -252,12 +253,12 @@ public sealed partial class Member : IAsyncDisposable
     {
         var shortest = _options.IdleTimeout > TimeSpan.Zero && _options.IdleTimeout < _options.HandshakeTimeout ? _options.IdleTimeout : _options.HandshakeTimeout;
         var period = TimeSpan.FromTicks(Math.Clamp(shortest.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromSeconds(1).Ticks));
-        using var timer = new PeriodicTimer(period);
+        using var timer = new PeriodicTimer(period, _options.Time);
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
             {
-                var now = Environment.TickCount64;
+                var now = _options.Time.GetTimestamp();
                 foreach (var s in _sessions.Keys)
                 {
                     try
