@@ -34,8 +34,9 @@ internal sealed class ClientSession : Responder, IDisposable
     private volatile bool _open = true;
     private volatile bool _helloDone;
     private volatile bool _receiving;              // the read loop waits in a receive (so it has no bytes it has not handled)
-    private long _lastReceive = Environment.TickCount64;
-    private readonly long _accepted = Environment.TickCount64;
+    private readonly TimeProvider _time;           // the member's clock: handshake and idle timeouts
+    private long _lastReceive;                     // a timestamp of _time
+    private readonly long _accepted;               // a timestamp of _time
     private SslStream? _tls;
 
     public ClientSession(Socket socket, Member member)
@@ -44,6 +45,8 @@ internal sealed class ClientSession : Responder, IDisposable
         _member = member;
         _maxFrame = member.Options.MaxFrameBytes;
         _maxInFlight = member.Options.MaxRequestsInFlight;
+        _time = member.Options.Time;
+        _accepted = _lastReceive = _time.GetTimestamp();
         _idle = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
         Watches = new SessionWatches(this);
     }
@@ -264,7 +267,7 @@ internal sealed class ClientSession : Responder, IDisposable
                     // The sweeper found the connection idle. Nothing was received, so nothing unanswered was served:
                     // say so and close — unless a frame arrived meanwhile, or a request or watch is still open.
                     _receiving = false;
-                    if (IdleFor(Environment.TickCount64) is { } reason)
+                    if (IdleFor(_time.GetTimestamp()) is { } reason)
                     {
                         Interlocked.Increment(ref (_helloDone ? ref _member.Stats.IdleClosed : ref _member.Stats.HandshakeTimeouts));
                         Error(MessageType.Error, 0, ErrorCode.IdleTimeout, reason);
@@ -275,7 +278,7 @@ internal sealed class ClientSession : Responder, IDisposable
                     continue;
                 }
                 _receiving = false;
-                Volatile.Write(ref _lastReceive, Environment.TickCount64);
+                Volatile.Write(ref _lastReceive, _time.GetTimestamp());
                 if (n == 0) return;
                 filled += n;
                 int consumed;
@@ -407,12 +410,13 @@ internal sealed class ClientSession : Responder, IDisposable
     /// Called by the member's sweeper: cuts off a connection that has not finished its handshake in time, or (through
     /// the read loop, so nothing received is left unserved) one that has been idle too long.
     /// </summary>
+    /// <param name="now">A timestamp of the member's clock (<see cref="MemberOptions.Time"/>).</param>
     public void Sweep(long now)
     {
         if (!_open) return;
         if (!_helloDone)
         {
-            if (now - _accepted < (long)_member.Options.HandshakeTimeout.TotalMilliseconds) return;
+            if (_time.GetElapsedTime(_accepted, now) < _member.Options.HandshakeTimeout) return;
             if (_tls is null && _member.Tls.ClientTls)
             {
                 // Still in the TLS handshake: no frame can be sent; closing the socket ends it.
@@ -433,17 +437,17 @@ internal sealed class ClientSession : Responder, IDisposable
     /// <summary>Why the connection may be closed as idle now, or null when it may not.</summary>
     private string? IdleFor(long now)
     {
-        var quiet = now - Volatile.Read(ref _lastReceive);
+        var quiet = _time.GetElapsedTime(Volatile.Read(ref _lastReceive), now);
         if (!_helloDone)
         {
-            var limit = (long)_member.Options.HandshakeTimeout.TotalMilliseconds;
-            return now - _accepted >= limit && quiet >= 0
-                ? $"no hello within {limit} ms of connecting (--handshake-timeout); closing the connection"
+            var limit = _member.Options.HandshakeTimeout;
+            return _time.GetElapsedTime(_accepted, now) >= limit && quiet >= TimeSpan.Zero
+                ? $"no hello within {limit.TotalMilliseconds:0} ms of connecting (--handshake-timeout); closing the connection"
                 : null;
         }
-        var idle = (long)_member.Options.IdleTimeout.TotalMilliseconds;
-        if (idle <= 0 || quiet < idle || InFlight > 0 || Watches.Count > 0) return null;
-        return $"nothing received for {idle} ms with nothing in flight (--idle-timeout); closing the connection. Nothing sent after this frame was served: send it again on a new connection";
+        var idle = _member.Options.IdleTimeout;
+        if (idle <= TimeSpan.Zero || quiet < idle || InFlight > 0 || Watches.Count > 0) return null;
+        return $"nothing received for {idle.TotalMilliseconds:0} ms with nothing in flight (--idle-timeout); closing the connection. Nothing sent after this frame was served: send it again on a new connection";
     }
 
     /// <summary>Waits until everything written so far has gone out (used to pace long streams such as snapshots).</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Cairn.Kv;
 using Cairn.Protocol;
 using Cairn.Raft;
@@ -7,16 +6,17 @@ namespace Cairn.Server;
 
 /// <summary>
 /// The leader's lease clocks: each lease expires a TTL after its grant or last keep-alive. A new leader restarts every
-/// clock with the full TTL (as etcd does), so a change of leader never expires a lease early.
+/// clock with the full TTL (as etcd does), so a change of leader never expires a lease early. The clocks read the
+/// member's <see cref="MemberOptions.Time"/>, so a test with a fake clock expires leases by advancing it.
 /// </summary>
-internal sealed class LeaseClocks
+internal sealed class LeaseClocks(TimeProvider time)
 {
-    private readonly Dictionary<long, (long Deadline, long Ttl, long RetryAt)> _leases = [];
+    private readonly Dictionary<long, (long Deadline, long Ttl, long RetryAt)> _leases = []; // timestamps of time
     private readonly Lock _lock = new();
 
-    private static long Now => Stopwatch.GetTimestamp();
+    private long Now => time.GetTimestamp();
 
-    private static long Seconds(long s) => s * Stopwatch.Frequency;
+    private long Seconds(long s) => s * time.TimestampFrequency;
 
     public void Reset(IReadOnlyList<LeaseInfo> leases)
     {
@@ -54,7 +54,7 @@ internal sealed class LeaseClocks
         lock (_lock)
         {
             if (!_leases.TryGetValue(id, out var l)) return -1;
-            return Math.Max(0, (long)Math.Ceiling((l.Deadline - Now) / (double)Stopwatch.Frequency));
+            return Math.Max(0, (long)Math.Ceiling((l.Deadline - Now) / (double)time.TimestampFrequency));
         }
     }
 
@@ -94,7 +94,7 @@ internal sealed class LeaseClocks
     {
         lock (_lock)
         {
-            if (_leases.TryGetValue(id, out var l)) _leases[id] = l with { RetryAt = Now + Stopwatch.Frequency };
+            if (_leases.TryGetValue(id, out var l)) _leases[id] = l with { RetryAt = Now + Seconds(1) };
         }
     }
 }

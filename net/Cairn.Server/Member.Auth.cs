@@ -42,7 +42,7 @@ public sealed partial class Member
         }
         string? refusal = null;
         if (auth is null) refusal = "auth is enabled: authenticate first (cairn --user NAME, or the client's Credentials option)";
-        else if (auth.ExpiresUtcTicks < DateTime.UtcNow.Ticks) refusal = "the auth token has expired; authenticate again";
+        else if (auth.ExpiresUtcTicks < _options.Time.GetUtcNow().UtcTicks) refusal = "the auth token has expired; authenticate again";
         else if (auth.Revision != state.Revision)
         {
             auth = Refresh(session, auth, state);
@@ -284,8 +284,8 @@ public sealed partial class Member
             var key = (name, session.RemoteAddress);
             if (_loginFailures.TryGetValue(key, out var f))
             {
-                var wait = f.NotBefore - DateTime.UtcNow.Ticks;
-                if (wait > 0) await Task.Delay(TimeSpan.FromTicks(wait), session.Closed).ConfigureAwait(false);
+                var wait = f.NotBefore - _options.Time.GetUtcNow().UtcTicks;
+                if (wait > 0) await Task.Delay(TimeSpan.FromTicks(wait), _options.Time, session.Closed).ConfigureAwait(false);
             }
             var user = state.Users.GetValueOrDefault(name);
             var ok = user?.Password is { } hash ? hash.Verify(password) : DummyVerify(password);
@@ -297,7 +297,7 @@ public sealed partial class Member
             }
             _loginFailures.TryRemove(key, out _);
             var access = state.Access(name)!;
-            var expires = DateTime.UtcNow + _options.AuthTokenTtl;
+            var expires = _options.Time.GetUtcNow().UtcDateTime + _options.AuthTokenTtl;
             var auth = new SessionAuth(name, expires.Ticks, Stamp(user!), state.Revision, access);
             session.Auth = auth;
             var token = IssueToken(state, auth);
@@ -325,7 +325,7 @@ public sealed partial class Member
     private void NoteFailure((string, IPAddress?) key)
     {
         if (_loginFailures.Count > MaxTrackedFailures) _loginFailures.Clear(); // bounded memory; an attacker gains a reset at most
-        _loginFailures.AddOrUpdate(key, _ => (1, DateTime.UtcNow.Ticks + Delay(1).Ticks), (_, f) => (f.Failures + 1, DateTime.UtcNow.Ticks + Delay(f.Failures + 1).Ticks));
+        _loginFailures.AddOrUpdate(key, _ => (1, _options.Time.GetUtcNow().UtcTicks + Delay(1).Ticks), (_, f) => (f.Failures + 1, _options.Time.GetUtcNow().UtcTicks + Delay(f.Failures + 1).Ticks));
     }
 
     /// <summary>No wait after the first failure, then 100 ms doubling up to 5 s.</summary>
@@ -381,7 +381,7 @@ public sealed partial class Member
             return null;
         }
         var expires = BinaryPrimitives.ReadInt64LittleEndian(payload.AsSpan(8));
-        if (expires < DateTime.UtcNow.Ticks)
+        if (expires < _options.Time.GetUtcNow().UtcTicks)
         {
             why = "the token has expired; authenticate again";
             return null;

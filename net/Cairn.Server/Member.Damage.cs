@@ -180,7 +180,7 @@ public sealed partial class Member
         _node.Campaigns = !others;
         if (_node.Role == Role.Leader && others && _node.Transferee == 0 && _handOver is null && now >= _nextHandOver)
         {
-            _nextHandOver = now + (long)(_options.ElectionTimeout.TotalSeconds * 2 * Stopwatch.Frequency);
+            _nextHandOver = now + (long)(_options.ElectionTimeout.TotalSeconds * 2 * _options.Time.TimestampFrequency);
             var healthy = _node.Voters.Where(v => v != Id && !Array.Exists(_corruptAlarms, a => a.Member == v)).Order().ToList();
             if (healthy.Count > 0)
             {
@@ -189,7 +189,7 @@ public sealed partial class Member
             }
         }
         if (Array.Exists(_corruptAlarms, a => a.Member == Id) || now < _nextAlarmRaise || _node.Leader == 0) return;
-        _nextAlarmRaise = now + Stopwatch.Frequency * 2;
+        _nextAlarmRaise = now + _options.Time.TimestampFrequency * 2;
         using var w = new FrameWriter(256);
         w.BeginFrame(MessageType.AlarmRaise, FrameFlags.None, 0);
         w.U64(Id);

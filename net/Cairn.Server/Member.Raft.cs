@@ -40,9 +40,9 @@ public sealed partial class Member
     private ulong _lastKnownLeader;   // the last leader that was not "none"
     private volatile bool _published;
     private long _publishAt;
-    private readonly LeaseClocks _leases = new();
+    private readonly LeaseClocks _leases;          // on the member's clock (made in the constructor)
     private long _nextLeaseCheck;
-    private long _nextProgressNotify = Stopwatch.GetTimestamp();
+    private long _nextProgressNotify;             // a timestamp of the member's clock; 0: at the first housekeeping
 
     /// <summary>A message from a peer, for the raft thread (with the pooled memory its entries lie in, released once stepped).</summary>
     internal void Deliver(Message m, string? snapshotPath = null) => Deliver(m, null, snapshotPath);
@@ -80,7 +80,7 @@ public sealed partial class Member
             Interlocked.Increment(ref Stats.ProposalsRefused);
             return false;
         }
-        p.Deadline = Stopwatch.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * Stopwatch.Frequency);
+        p.Deadline = _options.Time.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * _options.Time.TimestampFrequency);
         _proposals.Enqueue(p);
         _wake.Set();
         return true;
@@ -88,7 +88,7 @@ public sealed partial class Member
 
     internal void QueueRead(PendingRead r)
     {
-        r.Deadline = Stopwatch.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * Stopwatch.Frequency);
+        r.Deadline = _options.Time.GetTimestamp() + (long)(_options.RequestTimeout.TotalSeconds * _options.Time.TimestampFrequency);
         _reads.Enqueue(r);
         _wake.Set();
     }
@@ -161,8 +161,8 @@ public sealed partial class Member
                 ServeReads();
                 if (ticked)
                 {
-                    Housekeeping(now);
-                    TendDamage(now);
+                    Housekeeping(_options.Time.GetTimestamp()); // paced by real ticks, deadlines on the member's clock
+                    TendDamage(_options.Time.GetTimestamp());
                 }
                 if (_sm.CommitFailure is not null) _sm.ThrowIfCommitFailed(); // a background backend commit failed: stop, as for a failed write here
                 PublishView();
@@ -396,7 +396,7 @@ public sealed partial class Member
                         break;
                     }
                     _adminWaiting.Add((0, t));
-                    t.Deadline = Stopwatch.GetTimestamp() + (long)(_options.ElectionTimeout.TotalSeconds * 2 * Stopwatch.Frequency);
+                    t.Deadline = _options.Time.GetTimestamp() + (long)(_options.ElectionTimeout.TotalSeconds * 2 * _options.Time.TimestampFrequency);
                     break;
                 case AdminOp.HandOver h:
                     var target = _node.Voters.Where(v => v != Id).OrderBy(v => v).FirstOrDefault();
@@ -407,7 +407,7 @@ public sealed partial class Member
                     }
                     h.Target = target;
                     _handOver = h;
-                    _handOverDeadline = Stopwatch.GetTimestamp() + (long)(_options.ElectionTimeout.TotalSeconds * 2 * Stopwatch.Frequency);
+                    _handOverDeadline = _options.Time.GetTimestamp() + (long)(_options.ElectionTimeout.TotalSeconds * 2 * _options.Time.TimestampFrequency);
                     break;
             }
         }
@@ -597,12 +597,12 @@ public sealed partial class Member
         if (now >= _nextProgressNotify)
         {
             // Watchers that asked for progress notifications learn the revision they are synced to, as etcd does.
-            _nextProgressNotify = now + (long)(_sm.Options.WatchProgressInterval.TotalSeconds * Stopwatch.Frequency);
+            _nextProgressNotify = now + (long)(_sm.Options.WatchProgressInterval.TotalSeconds * _options.Time.TimestampFrequency);
             _sm.Watches.NotifyProgress();
         }
         if (_node.Role == Role.Leader && now >= _nextLeaseCheck)
         {
-            _nextLeaseCheck = now + Stopwatch.Frequency / 2;
+            _nextLeaseCheck = now + _options.Time.TimestampFrequency / 2;
             foreach (var id in _leases.Expired(_sm))
             {
                 var p = new Proposal(Envelope(new KvCommand { LeaseRevoke = id }.Encode(), out var seq), null) { Seq = seq };
@@ -614,7 +614,7 @@ public sealed partial class Member
         // Each member publishes its names and client address through the log once it knows a leader.
         if (!_published && _node.Leader != 0 && now >= _publishAt && !_removed)
         {
-            _publishAt = now + Stopwatch.Frequency * 2;
+            _publishAt = now + _options.Time.TimestampFrequency * 2;
             var mine = _directory.Get(Id);
             if (mine is { } m && m.ClientUrl == _options.ClientUrl && m.PeerUrl == _options.PeerUrl && _sm.ClusterMetadata().Any(r => r.Key.AsSpan().SequenceEqual(MemberDirectory.Key(Id))))
             {

@@ -57,7 +57,7 @@ public sealed partial class Member
         accountant.Add("database", SourceKind.Storage, () => _sm.Storage.DataSize);
         _accountant = accountant;
         ApplyUnits(UnitsFromState(), log: false);
-        var time = _options.Time ?? TimeProvider.System;
+        var time = _options.Time;
         _autoscaler = new Autoscaler(accountant, new ScalingPolicy(scaling), time, () => _units, ScaleUpAsync, Name);
         _autoscaler.Start();
         _reportTimer = time.CreateTimer(_ => ReportToLeader(), null, scaling.Interval, scaling.Interval);
@@ -93,7 +93,7 @@ public sealed partial class Member
         var line = $"units {before} → {units}: RAM {ByteSize.Format(targets.RamBytes)}, storage quota {ByteSize.Format(targets.StorageQuotaBytes)}, page cache {ByteSize.Format(targets.PageCacheBytes)}; {gc.Description}";
         lock (_scalingLog)
         {
-            _scalingLog.Add($"{DateTimeOffset.UtcNow:O} {line}");
+            _scalingLog.Add($"{_options.Time.GetUtcNow():O} {line}");
             if (_scalingLog.Count > 100) _scalingLog.RemoveAt(0);
         }
         Interlocked.Increment(ref Stats.ScaleEvents);

@@ -34,7 +34,7 @@ public sealed partial class Member
         {
             while (true)
             {
-                var passStart = Stopwatch.GetTimestamp();
+                var passStart = _options.Time.GetTimestamp();
                 var pages = Math.Max(1, _sm.Storage.DataSize / _sm.Storage.PageSize);
                 var rate = Math.Max(ScrubFloorPagesPerSecond, pages / interval.TotalSeconds);
                 Volatile.Write(ref _scrubRate, rate);
@@ -43,9 +43,9 @@ public sealed partial class Member
                 var last = passStart;
                 while (true)
                 {
-                    await Task.Delay(pause, token).ConfigureAwait(false);
-                    var now = Stopwatch.GetTimestamp();
-                    credit = Math.Min(credit + rate * (now - last) / Stopwatch.Frequency, MaxScrubStep);
+                    await Task.Delay(pause, _options.Time, token).ConfigureAwait(false);
+                    var now = _options.Time.GetTimestamp();
+                    credit = Math.Min(credit + rate * (now - last) / _options.Time.TimestampFrequency, MaxScrubStep);
                     last = now;
                     if (credit < 1) continue;
                     var step = _sm.Scrub(scrubber, (int)credit);
@@ -59,9 +59,9 @@ public sealed partial class Member
                     if (step.PassCompleted) break;
                 }
                 Interlocked.Increment(ref Stats.ScrubPasses);
-                Volatile.Write(ref Stats.ScrubLastPass, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
-                var rest = interval - Stopwatch.GetElapsedTime(passStart);
-                if (rest > TimeSpan.Zero) await Task.Delay(rest, token).ConfigureAwait(false);
+                Volatile.Write(ref Stats.ScrubLastPass, _options.Time.GetUtcNow().ToUnixTimeSeconds());
+                var rest = interval - _options.Time.GetElapsedTime(passStart);
+                if (rest > TimeSpan.Zero) await Task.Delay(rest, _options.Time, token).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException && token.IsCancellationRequested)

@@ -47,6 +47,7 @@ public sealed partial class Member : IAsyncDisposable
         _wal = wal;
         _node = node;
         _snapshotMetaPath = Path.Combine(dir, "snap.meta");
+        _leases = new LeaseClocks(options.Time);
         _incomingDir = Path.Combine(dir, "incoming");
         Directory.CreateDirectory(_incomingDir);
         _directory = MemberDirectory.Build(options, sm.ClusterMetadata());

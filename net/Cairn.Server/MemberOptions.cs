@@ -107,8 +107,12 @@ public sealed record MemberOptions
     /// <summary>More memory sources to count (an embedding host's own allocators).</summary>
     public IReadOnlyList<Scaling.IMemorySource> MemorySources { get; init; } = [];
 
-    /// <summary>The clock of the autoscaler's checks and reports (tests pass a fake one); default: the system's.</summary>
-    public TimeProvider? Time { get; init; }
+    /// <summary>
+    /// The member's clock: auth token expiry and login back-off, lease TTLs, request and hand-over deadlines, watch
+    /// progress, client handshake and idle timeouts, the scrub's pace, the autoscaler. Tests pass a fake one and advance
+    /// it. Raft's heartbeat and election ticks and socket timeouts stay on real time (docs/server.md, "Time").
+    /// </summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>Certificate (PEM) the client listener presents; with <see cref="ClientKeyFile"/> it turns TLS on for clients (--cert).</summary>
     public string? ClientCertFile { get; init; }

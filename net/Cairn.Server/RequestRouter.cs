@@ -227,7 +227,7 @@ internal sealed class RequestRouter(Member member)
             Refuse(r, h.Type, h.RequestId, ErrorCode.NoLeader, "no leader is known right now (an election is under way or a quorum is unreachable); retry shortly");
             return;
         }
-        var deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(_member.Options.RequestTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        var deadline = _member.Options.Time.GetTimestamp() + (long)(_member.Options.RequestTimeout.TotalSeconds * _member.Options.Time.TimestampFrequency);
         var fid = _forwards.Add(r, h.Type, h.RequestId, deadline);
         Interlocked.Increment(ref _member.Stats.Forwarded);
         if (!_member.Peers.Forward(leader, fid, h, payload))

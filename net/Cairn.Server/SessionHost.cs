@@ -51,12 +51,12 @@ internal sealed class SessionHost(Member member, Socket listener, CancellationTo
     {
         var shortest = _member.Options.IdleTimeout > TimeSpan.Zero && _member.Options.IdleTimeout < _member.Options.HandshakeTimeout ? _member.Options.IdleTimeout : _member.Options.HandshakeTimeout;
         var period = TimeSpan.FromTicks(Math.Clamp(shortest.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromSeconds(1).Ticks));
-        using var timer = new PeriodicTimer(period);
+        using var timer = new PeriodicTimer(period, _member.Options.Time);
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping).ConfigureAwait(false))
             {
-                var now = Environment.TickCount64;
+                var now = _member.Options.Time.GetTimestamp();
                 foreach (var s in _sessions.Keys)
                 {
                     try
