@@ -27,12 +27,9 @@ public sealed partial class Member
 
     // Owned by the raft thread.
     private readonly Dictionary<ulong, Proposal> _waiting = [];                      // seq → proposal of this member, proposed
-    private readonly List<(ulong Index, List<PendingRead> Reads)> _readBatches = [];  // confirmed read index → reads waiting for apply
-    private readonly Dictionary<ulong, List<PendingRead>> _readRounds = [];          // read-index context → reads in that round
     private readonly List<(ulong Index, AdminOp Op)> _adminWaiting = [];             // config changes awaiting apply
     private AdminOp.HandOver? _handOver;
     private long _handOverDeadline;
-    private ulong _readContext;
     private readonly List<ReadOnlyMemory<byte>> _batch = [];
     private readonly List<Proposal> _batchProposals = [];
     private MemberDirectory _directory;
@@ -300,62 +297,6 @@ public sealed partial class Member
     }
 
     private bool _alarmProposed;
-
-    private void StartReads()
-    {
-        if (_reads.IsEmpty) return;
-        List<PendingRead>? round = null;
-        while (_reads.TryDequeue(out var r))
-        {
-            if (StaleRefusal() is { } stale)
-            {
-                r.Fail(ErrorCode.Corrupt, stale);
-                continue;
-            }
-            if (_node.Role != Role.Leader)
-            {
-                r.Fail(ErrorCode.NoLeader, "this member stopped leading before the read was confirmed; retry");
-                continue;
-            }
-            (round ??= []).Add(r);
-        }
-        if (round is null) return;
-        var context = ++_readContext;
-        var ctx = new byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(ctx, context);
-        if (!_node.ReadIndex(ctx))
-        {
-            foreach (var r in round) r.Fail(ErrorCode.NoLeader, "this member is not the leader; retry");
-            return;
-        }
-        _readRounds[context] = round;
-        Interlocked.Increment(ref Stats.ReadRounds);
-    }
-
-    private void ServeReads()
-    {
-        if (_readBatches.Count == 0) return;
-        if (StaleRefusal() is { } stale)
-        {
-            // Apply stopped on a damaged page: these reads would wait for ever.
-            foreach (var (_, batch) in _readBatches) foreach (var r in batch) r.Fail(ErrorCode.Corrupt, stale);
-            _readBatches.Clear();
-            return;
-        }
-        var applied = _appliedIndex;
-        for (var i = 0; i < _readBatches.Count;)
-        {
-            var (index, reads) = _readBatches[i];
-            if (index > applied)
-            {
-                i++;
-                continue;
-            }
-            foreach (var r in reads) r.Serve(this);
-            _readBatches.RemoveAt(i);
-        }
-    }
-
     private ulong _appliedIndex;
 
     private void RunAdmin()
@@ -489,176 +430,6 @@ public sealed partial class Member
         return true;
     }
 
-    /// <param name="fromSnapshot">
-    /// The configuration is a snapshot's: a member added after the snapshot's index is not in it, yet is no less a
-    /// member (the entry adding it follows). Removal is learned from a removal entry applied, or from the peers.
-    /// </param>
-    private void RefreshDirectory(bool fromSnapshot = false)
-    {
-        ApplyUnits(UnitsFromState());     // the unit count is a cluster record too
-        _directory = MemberDirectory.Build(_options, _sm.ClusterMetadata());
-        RefreshAlarms();    // alarms are cluster records too
-        var peers = _directory.PeerUrls(Id);
-        foreach (var id in peers.Keys.ToList())
-        {
-            if (!_node.Voters.Contains(id) && !_node.Learners.Contains(id)) peers.Remove(id);
-        }
-        _peers.SetPeers(peers);
-        RefreshMembers();
-        if (!fromSnapshot && !_node.Voters.Contains(Id) && !_node.Learners.Contains(Id) && !_removed)
-        {
-            _removed = true;
-            Log("removed from the cluster; stopping");
-            _ = Task.Run(() => StopAsync(handOver: false));
-        }
-    }
-
-    private volatile bool _removed;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, byte> _removedIds = new(); // members whose removal this member applied
-
-    /// <summary>Whether this member applied the removal of <paramref name="id"/> (its links are then refused, which tells it).</summary>
-    internal bool WasRemoved(ulong id) => _removedIds.ContainsKey(id);
-
-    /// <summary>
-    /// A peer refused this member's link because it applied this member's removal. The removal entry never reaches a
-    /// removed member (the leader stops replicating to it), so this is how it learns; it stops.
-    /// </summary>
-    internal void OnRemovedByPeer(string message)
-    {
-        if (_removed) return;
-        _removed = true;
-        Log($"removed from the cluster ({message}); stopping");
-        _ = Task.Run(() => StopAsync(handOver: false));
-    }
-
-    private long _diskFree = long.MaxValue;
-
-    /// <summary>Free bytes on the data directory's file system (statvfs through DriveInfo); unknown: as if plenty.</summary>
-    private DriveInfo? _dataDrive;
-
-    private long MeasureDiskFree()
-    {
-        try
-        {
-            return (_dataDrive ??= new DriveInfo(_options.DataDir)).AvailableFreeSpace; // asked of the OS at each call
-        }
-        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
-        {
-            return long.MaxValue;
-        }
-    }
-
-    private void Housekeeping(long now)
-    {
-        if (_options.DiskReserveBytes > 0 && _node.Role == Role.Leader) _diskFree = MeasureDiskFree();
-        // Requests that waited too long: their outcome is unknown to the client (a write may still apply).
-        List<ulong>? expired = null;
-        foreach (var (seq, p) in _waiting) if (p.Deadline < now) (expired ??= []).Add(seq);
-        if (expired is not null)
-        {
-            foreach (var seq in expired)
-            {
-                _waiting.Remove(seq, out var p);
-                p!.Waiter!.Fail(ErrorCode.Timeout, "the request was proposed but not applied in time; its outcome is unknown (it may still be applied)");
-                p.Return();
-            }
-        }
-        for (var i = 0; i < _readBatches.Count; i++)
-        {
-            // Reads are retried by clients freely; nothing to expire but rounds that never confirmed (handled on leader change).
-        }
-        for (var i = 0; i < _adminWaiting.Count;)
-        {
-            var (_, op) = _adminWaiting[i];
-            if (op is AdminOp.Transfer t)
-            {
-                if (_node.Leader == t.To)
-                {
-                    t.Complete(this);
-                    _adminWaiting.RemoveAt(i);
-                    continue;
-                }
-                if (t.Deadline < now)
-                {
-                    t.Fail(ErrorCode.Timeout, $"leadership did not move to {t.To:x16} within two election timeouts; check that member is up and caught up");
-                    _adminWaiting.RemoveAt(i);
-                    continue;
-                }
-            }
-            i++;
-        }
-        if (_handOver is { } h && (_node.Role != Role.Leader || _handOverDeadline < now))
-        {
-            h.Done.TrySetResult(_node.Role != Role.Leader);
-            _handOver = null;
-        }
-        _router.ExpireForwarded(now);
-        MaybeCompact();
-        if (now >= _nextProgressNotify)
-        {
-            // Watchers that asked for progress notifications learn the revision they are synced to, as etcd does.
-            _nextProgressNotify = now + (long)(_sm.Options.WatchProgressInterval.TotalSeconds * _options.Time.TimestampFrequency);
-            _sm.Watches.NotifyProgress();
-        }
-        if (_node.Role == Role.Leader && now >= _nextLeaseCheck)
-        {
-            _nextLeaseCheck = now + _options.Time.TimestampFrequency / 2;
-            foreach (var id in _leases.Expired(_sm))
-            {
-                var p = new Proposal(Envelope(new KvCommand { LeaseRevoke = id }.Encode(), out var seq), null) { Seq = seq };
-                _batch.Clear();
-                _batch.Add(p.Data);
-                if (_node.ProposeBatch(_batch) == 1) _leases.Revoking(id);
-            }
-        }
-        // Each member publishes its names and client address through the log once it knows a leader.
-        if (!_published && _node.Leader != 0 && now >= _publishAt && !_removed)
-        {
-            _publishAt = now + _options.Time.TimestampFrequency * 2;
-            var mine = _directory.Get(Id);
-            if (mine is { } m && m.ClientUrl == _options.ClientUrl && m.PeerUrl == _options.PeerUrl && _sm.ClusterMetadata().Any(r => r.Key.AsSpan().SequenceEqual(MemberDirectory.Key(Id))))
-            {
-                _published = true;
-            }
-            else
-            {
-                Publish();
-            }
-        }
-    }
-
-    /// <summary>Entries kept after a compaction for followers a little behind (etcd's SnapshotCatchUpEntries), at most half --snapshot-count.</summary>
-    private const int CatchUpEntries = 5_000;
-
-    /// <summary>
-    /// Compacts the log once --snapshot-count entries were applied past the last compaction (keeping some for followers
-    /// that lag). Checked on ticks, not after every round: ticks fall at a different phase on each member, so members
-    /// do not all sync their databases at the same moment and stall the quorum together.
-    /// </summary>
-    private void MaybeCompact()
-    {
-        var catchUp = (ulong)Math.Clamp(_options.SnapshotCount / 2, 1, CatchUpEntries);
-        if (_appliedIndex <= _node.SnapshotIndex + (ulong)_options.SnapshotCount + catchUp) return;
-        // The log may drop only what the database holds durably. Rather than force a commit and a sync of its own
-        // (at high rates that was as many extra commits as the backend's own, each writing every index leaf again),
-        // it asks for the backend's next commit to be durable, and compacts once that has passed its target.
-        var target = _appliedIndex - catchUp;
-        var durable = _sm.DurableAppliedIndex;
-        if (durable < target) _sm.RequestDurableCommit();
-        var to = Math.Min(target, durable);
-        if (to > _node.SnapshotIndex + (ulong)_options.SnapshotCount) Compact(to);
-    }
-
-    /// <summary>Compacts the log up to <paramref name="index"/>, which the database holds durably: the snapshot record is written and old log segments go.</summary>
-    private void Compact(ulong index)
-    {
-        _node.Compact(index, []);
-        var meta = _node.SnapshotMetadata!;
-        SnapshotFile.Write(_snapshotMetaPath, meta, [], _options.MasterKey);
-        _wal.SaveSnapshot(meta.Index, meta.Term);
-        _wal.ReleaseSegments();
-    }
-
     /// <summary>Publishes the figures other threads read: the counters in place, and a new standing record only when an election or a membership change moved it (an idle loop, and a batch, allocate nothing).</summary>
     private void PublishView()
     {
@@ -691,14 +462,4 @@ public sealed partial class Member
         _router.FailForwarded(ErrorCode.Timeout, unknown);
     }
 
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException)
-        {
-        }
-    }
 }
