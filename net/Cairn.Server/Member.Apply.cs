@@ -8,6 +8,7 @@ using CorruptDatabaseException = Cairn.Storage.CorruptDatabaseException;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: the raft thread.
 /// Applying committed entries, on the raft thread: one storage transaction per batch, and each outcome handed to
 /// whoever waits on it through a sink that makes no object per entry.
 /// </summary>

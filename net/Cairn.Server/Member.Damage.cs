@@ -9,6 +9,7 @@ using Cairn.Storage;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: whichever thread found the damage reports it; the raft thread acts on it (alarm, hand-over, halt).
 /// A damaged database while serving (docs/server.md, "A damaged database"). A page that fails its tag or checksum
 /// answers the request that needed it with Corrupt; the member logs the page once, raises the CORRUPT alarm through
 /// the log (so every member lists it and refuses client writes, as etcd does), stops standing for election and hands

@@ -3,6 +3,7 @@ using Cairn.Raft;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: the raft thread, on the leader.
 /// The strict reconfiguration check (etcd's --strict-reconfig-check, always on): a membership change that would
 /// leave the cluster without a quorum of started, reachable voters is refused before it is proposed, with what to do
 /// instead. Runs on the raft thread, on the leader.

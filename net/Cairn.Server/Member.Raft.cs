@@ -9,6 +9,7 @@ using Cairn.Storage;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: the raft thread; other threads only enqueue (Deliver, TryPropose, QueueRead, QueueAdmin) and wake it.
 /// The raft thread: the only thread that touches the consensus core and the log. Each round it ticks when due, steps
 /// the messages that arrived, drains every queued proposal into one append, starts one ReadIndex round for every read
 /// waiting, then carries out the core's <see cref="Ready"/> — persist (one fsync for the batch), send, apply the

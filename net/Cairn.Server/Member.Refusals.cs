@@ -4,6 +4,7 @@ using Cairn.Protocol;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: the router's caller (checks) and the raft thread (the leader's checks before proposing).
 /// Writes refused before the log (docs/server.md, "Refused before the log"): what the state machine would refuse for
 /// certain — sizes, the NOSPACE alarm, the CORRUPT alarm — is refused by the member that receives the write and again
 /// by the leader before it proposes, so a refused request never becomes a log entry.

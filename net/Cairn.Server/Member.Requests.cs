@@ -8,6 +8,7 @@ using Cairn.Storage;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: the router's caller; defragmentation and snapshot streams run on threads of their own.
 /// The requests a member serves once the <see cref="RequestRouter"/> has routed them here: ranges from the applied
 /// state, writes turned into proposals for the raft thread, lease and admin requests, defragmentation and snapshot
 /// streams (on threads of their own), and the member's publication of its own addresses.

@@ -7,6 +7,7 @@ using Cairn.Scaling;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: the autoscaler's timer (measuring, deciding); the raft thread applies the count.
 /// The autoscaler in a member (docs/scaling.md). Every member measures what its allocators hold; followers report
 /// their samples to the leader once per interval; the leader decides on the worst member and proposes the new unit
 /// count through the log, so every member applies the same count at the same index. Applying a count sets the

@@ -4,6 +4,7 @@ using Cairn.Storage;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: the scrub task.
 /// The background scrub (docs/server.md, "Scrub"): every page in use is read back from the file and checked once per
 /// --scrub-interval, a few pages at a time, as a RAID scrub reads every block — so damage is found (and the CORRUPT
 /// alarm raised) before a client reads it, or before the page is needed to rebuild another member. Each step is one

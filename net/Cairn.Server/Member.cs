@@ -11,6 +11,7 @@ using Cairn.Storage;
 namespace Cairn.Server;
 
 /// <summary>
+/// Owner: whoever calls Start and StopAsync; each part below names its own thread.
 /// A running member: its key space (<see cref="KvStateMachine"/>), its log (<see cref="Wal"/>) and consensus core
 /// (<see cref="RaftNode"/>) driven by one raft thread, peer links to the other members, a client listener and an
 /// HTTP listener for metrics and health. <see cref="Start(MemberOptions)"/> opens everything; <see cref="StopAsync"/> hands
