@@ -88,7 +88,7 @@ start_cairn() { # n
     local c=$((13379 + 1000 * i))
     "${cairn[@]}" serve --name "c$i" --data-dir "$work/cairn$n/c$i" --key-file "$work/master.key" \
       --listen-client "127.0.0.1:$c" --listen-peer "127.0.0.1:$((c + 1))" --listen-metrics "127.0.0.1:$((c + 2))" \
-      --initial-cluster "$cluster" --initial-cluster-token "compare-$n" >"$work/cairn$n-c$i.log" 2>&1 &
+      --listen-grpc "127.0.0.1:$((c + 3))" --initial-cluster "$cluster" --initial-cluster-token "compare-$n" >"$work/cairn$n-c$i.log" 2>&1 &
     pids+=($!)
     cairn_endpoints+="${cairn_endpoints:+,}127.0.0.1:$c"
     cairn_metrics+="${cairn_metrics:+ }127.0.0.1:$((c + 2))"

@@ -23,7 +23,7 @@ trap cleanup EXIT
 start_member() { # name client peer cluster [more flags]
   local name=$1 client=$2 peer=$3 cl=$4; shift 4
   $cairn serve --name "$name" --data-dir "$work/$name" --listen-client "127.0.0.1:$client" --listen-peer "127.0.0.1:$peer" \
-    --listen-metrics "" --initial-cluster "$cl" --key-file "$work/master.key" --peer-secret-file "$work/peer.secret" "$@" >"$work/$name.log" 2>&1 &
+    --listen-metrics "" --listen-grpc "" --initial-cluster "$cl" --key-file "$work/master.key" --peer-secret-file "$work/peer.secret" "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
 }
 wait_leader() { # endpoint [tls flags]

@@ -14,10 +14,11 @@ for i in 0 1 2; do
   name="m$((i + 1))"
   dotnet net/Cairn/bin/Release/net10.0/cairn.dll serve --name "$name" --data-dir "$dir/$name" \
     --listen-client "127.0.0.1:$((9379 + 100 * i))" --listen-peer "127.0.0.1:$((9380 + 100 * i))" \
-    --listen-metrics "127.0.0.1:$((9381 + 100 * i))" --initial-cluster "$cluster" \
+    --listen-metrics "127.0.0.1:$((9381 + 100 * i))" --listen-grpc "127.0.0.1:$((i == 0 ? 2379 : 2379 + 10000 * (i + 1)))" \
+    --initial-cluster "$cluster" \
     --initial-cluster-token cairn-dev-cluster >"$dir/$name.log" 2>&1 &
   pids+=($!)
-  echo "$name: pid $!, clients on 127.0.0.1:$((9379 + 100 * i)), log $dir/$name.log"
+  echo "$name: pid $!, clients on 127.0.0.1:$((9379 + 100 * i)), etcd API on 127.0.0.1:$((i == 0 ? 2379 : 2379 + 10000 * (i + 1))), log $dir/$name.log"
 done
 trap 'kill -TERM "${pids[@]}" 2>/dev/null || true; wait' INT TERM
 echo "try: dotnet net/Cairn/bin/Release/net10.0/cairn.dll --endpoints 127.0.0.1:9379,127.0.0.1:9479,127.0.0.1:9579 status -w table"

@@ -125,17 +125,22 @@ public static class Messages
     private enum RangeFlags : byte { CountOnly = 1, KeysOnly = 2, Serializable = 4 }
 
     /// <summary>A range request.</summary>
-    public static void WriteRange(FrameWriter w, RangeRequest q, Consistency consistency)
+    public static void WriteRange(FrameWriter w, RangeRequest q, Consistency consistency) =>
+        WriteRange(w, q.Key, q.RangeEnd, q.Limit, q.Revision, q.CountOnly, q.KeysOnly, consistency, q.MinModRevision, q.MaxModRevision, q.MinCreateRevision, q.MaxCreateRevision);
+
+    /// <summary>A range request from its parts (no request object: etcd's gRPC front door writes from its own messages).</summary>
+    public static void WriteRange(FrameWriter w, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, long limit, long revision, bool countOnly, bool keysOnly,
+        Consistency consistency, long minMod, long maxMod, long minCreate, long maxCreate)
     {
-        w.Bytes(q.Key);
-        w.Bytes(q.RangeEnd);
-        w.I64(q.Limit);
-        w.I64(q.Revision);
-        w.U8((byte)((q.CountOnly ? RangeFlags.CountOnly : 0) | (q.KeysOnly ? RangeFlags.KeysOnly : 0) | (consistency == Consistency.Serializable ? RangeFlags.Serializable : 0)));
-        w.I64(q.MinModRevision);
-        w.I64(q.MaxModRevision);
-        w.I64(q.MinCreateRevision);
-        w.I64(q.MaxCreateRevision);
+        w.Bytes(key);
+        w.Bytes(rangeEnd);
+        w.I64(limit);
+        w.I64(revision);
+        w.U8((byte)((countOnly ? RangeFlags.CountOnly : 0) | (keysOnly ? RangeFlags.KeysOnly : 0) | (consistency == Consistency.Serializable ? RangeFlags.Serializable : 0)));
+        w.I64(minMod);
+        w.I64(maxMod);
+        w.I64(minCreate);
+        w.I64(maxCreate);
     }
 
     /// <summary>A range request read in place: the member's fast path serves single-key reads from these spans without allocating.</summary>
@@ -219,12 +224,15 @@ public static class Messages
     private enum PutFlags : byte { PrevKv = 1, IgnoreValue = 2, IgnoreLease = 4 }
 
     /// <summary>A put request.</summary>
-    public static void WritePut(FrameWriter w, PutRequest q)
+    public static void WritePut(FrameWriter w, PutRequest q) => WritePut(w, q.Key, q.Value, q.Lease, q.PrevKv, q.IgnoreValue, q.IgnoreLease);
+
+    /// <summary>A put request from its parts.</summary>
+    public static void WritePut(FrameWriter w, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long lease, bool prevKv, bool ignoreValue, bool ignoreLease)
     {
-        w.Bytes(q.Key);
-        w.Bytes(q.Value);
-        w.I64(q.Lease);
-        w.U8((byte)((q.PrevKv ? PutFlags.PrevKv : 0) | (q.IgnoreValue ? PutFlags.IgnoreValue : 0) | (q.IgnoreLease ? PutFlags.IgnoreLease : 0)));
+        w.Bytes(key);
+        w.Bytes(value);
+        w.I64(lease);
+        w.U8((byte)((prevKv ? PutFlags.PrevKv : 0) | (ignoreValue ? PutFlags.IgnoreValue : 0) | (ignoreLease ? PutFlags.IgnoreLease : 0)));
     }
 
     /// <summary>Reads a put request.</summary>
@@ -246,11 +254,14 @@ public static class Messages
     // ---- delete ----
 
     /// <summary>A delete request.</summary>
-    public static void WriteDelete(FrameWriter w, DeleteRangeRequest q)
+    public static void WriteDelete(FrameWriter w, DeleteRangeRequest q) => WriteDelete(w, q.Key, q.RangeEnd, q.PrevKv);
+
+    /// <summary>A delete request from its parts.</summary>
+    public static void WriteDelete(FrameWriter w, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, bool prevKv)
     {
-        w.Bytes(q.Key);
-        w.Bytes(q.RangeEnd);
-        w.Bool(q.PrevKv);
+        w.Bytes(key);
+        w.Bytes(rangeEnd);
+        w.Bool(prevKv);
     }
 
     /// <summary>Reads a delete request.</summary>
@@ -276,17 +287,33 @@ public static class Messages
     public static void WriteTxn(FrameWriter w, TxnRequest q)
     {
         w.Count(q.Compares.Count);
-        foreach (var c in q.Compares)
-        {
-            w.Bytes(c.Key);
-            w.Bytes(c.RangeEnd);
-            w.U8((byte)c.Target);
-            w.U8((byte)c.Result);
-            w.Bytes(c.Value);
-            w.I64(c.Number);
-        }
+        foreach (var c in q.Compares) WriteCompare(w, c.Key, c.RangeEnd, c.Target, c.Result, c.Value, c.Number);
         WriteOps(w, q.Success);
         WriteOps(w, q.Failure);
+    }
+
+    /// <summary>One compare of a transaction request.</summary>
+    public static void WriteCompare(FrameWriter w, ReadOnlySpan<byte> key, ReadOnlySpan<byte> rangeEnd, CompareTarget target, CompareResult result, ReadOnlySpan<byte> value, long number)
+    {
+        w.Bytes(key);
+        w.Bytes(rangeEnd);
+        w.U8((byte)target);
+        w.U8((byte)result);
+        w.Bytes(value);
+        w.I64(number);
+    }
+
+    /// <summary>The tag before each operation of a transaction (request and response).</summary>
+    public enum TxnOpType : byte
+    {
+        /// <summary>A range.</summary>
+        Range = 1,
+        /// <summary>A put.</summary>
+        Put = 2,
+        /// <summary>A delete.</summary>
+        Delete = 3,
+        /// <summary>A nested transaction.</summary>
+        Txn = 4,
     }
 
     private static void WriteOps(FrameWriter w, IReadOnlyList<TxnOp> ops)

@@ -16,7 +16,7 @@ namespace Cairn.Server;
 /// Limits (docs/server.md, "Limits"): requests in flight per connection (one more is answered TooManyRequests), and
 /// the handshake and idle timeouts, which <see cref="Member"/>'s sweeper enforces through <see cref="Sweep"/>.
 /// </summary>
-internal sealed class ClientSession : Responder, IDisposable
+internal sealed class ClientSession : ClientResponder, IDisposable
 {
     private readonly Socket _socket;
     private readonly Member _member;
@@ -48,15 +48,7 @@ internal sealed class ClientSession : Responder, IDisposable
         _time = member.Options.Time;
         _accepted = _lastReceive = _time.GetTimestamp();
         _idle = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
-        Watches = new SessionWatches(this);
     }
-
-    /// <summary>
-    /// The user named by the client's certificate (its subject's common name) when the member requires client
-    /// certificates (--client-cert-auth), as etcd does; null otherwise. Set once the TLS handshake has succeeded, before
-    /// the first request is handled; authorization reads it (docs/server.md, "TLS").
-    /// </summary>
-    public string? CertificateUser { get; private set; }
 
     /// <summary>Whether this connection runs over TLS.</summary>
     public bool IsTls => _tls is not null;
@@ -78,17 +70,11 @@ internal sealed class ClientSession : Responder, IDisposable
 
     private Kv.KvStateMachine? _batchMachine;
 
-    /// <summary>Who this connection acts as once it authenticated (null: nobody yet); replaced whole, read without a lock.</summary>
-    public volatile SessionAuth? Auth;
-
     /// <summary>The client's address (failed logins are slowed down per user and address).</summary>
-    public System.Net.IPAddress? RemoteAddress => (_socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
-
-    /// <summary>This connection's watches.</summary>
-    public SessionWatches Watches { get; }
+    public override System.Net.IPAddress? RemoteAddress => (_socket.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
 
     /// <summary>Canceled when the connection closes.</summary>
-    public CancellationToken Closed => _closed.Token;
+    public override CancellationToken Closed => _closed.Token;
 
     public override bool IsOpen => _open;
 
@@ -451,7 +437,7 @@ internal sealed class ClientSession : Responder, IDisposable
     }
 
     /// <summary>Waits until everything written so far has gone out (used to pace long streams such as snapshots).</summary>
-    public async Task DrainAsync(CancellationToken cancellationToken)
+    public override async Task DrainAsync(CancellationToken cancellationToken)
     {
         while (_open)
         {

@@ -30,7 +30,7 @@ public sealed partial class Member
     internal bool Authorize(Responder r, in FrameHeader h, ReadOnlySpan<byte> payload)
     {
         var state = _sm.Auth;
-        if (!state.Enabled || r is not ClientSession session) return true;
+        if (!state.Enabled || r is not ClientResponder session) return true;
         if (h.Type is MessageType.Authenticate or MessageType.AuthToken or MessageType.AuthStatus) return true;
         var auth = session.Auth;
         if (auth is null && session.CertificateUser is { } cn && state.Access(cn) is { } byCertificate)
@@ -142,7 +142,7 @@ public sealed partial class Member
     }
 
     /// <summary>The session's access under a newer auth state, or null when its user is gone or its password changed.</summary>
-    private static SessionAuth? Refresh(ClientSession session, SessionAuth auth, AuthState state)
+    private static SessionAuth? Refresh(ClientResponder session, SessionAuth auth, AuthState state)
     {
         var access = state.Access(auth.User);
         if (access is null || (!auth.FromCertificate && Stamp(access.User) != auth.Stamp))
@@ -170,7 +170,7 @@ public sealed partial class Member
                 var name = reader.String();
                 var password = reader.String();
                 reader.End();
-                if (r is not ClientSession session) throw new ProtocolException(ErrorCode.InvalidArgument, "authenticate on a client connection");
+                if (r is not ClientResponder session) throw new ProtocolException(ErrorCode.InvalidArgument, "authenticate on a client connection");
                 _ = LoginAsync(session, id, name, password); // PBKDF2 is slow on purpose: not on the receive loop
                 break;
             }
@@ -178,7 +178,7 @@ public sealed partial class Member
             {
                 var token = reader.String();
                 reader.End();
-                if (r is not ClientSession session) throw new ProtocolException(ErrorCode.InvalidArgument, "tokens are given on a client connection");
+                if (r is not ClientResponder session) throw new ProtocolException(ErrorCode.InvalidArgument, "tokens are given on a client connection");
                 var auth = VerifyToken(token, out var why) ?? throw new ProtocolException(ErrorCode.InvalidAuthToken, why!);
                 session.Auth = auth;
                 WriteAnswer(r, h.Type, id, w => w.String(auth.User));
@@ -224,7 +224,7 @@ public sealed partial class Member
             case MessageType.AuthChange:
             {
                 var change = AuthMessages.ReadChange(ref reader);
-                if (r is ClientSession && (change.Hash is not null || change.SigningKey is not null))
+                if (r is ClientResponder && (change.Hash is not null || change.SigningKey is not null))
                 {
                     throw new ProtocolException(ErrorCode.InvalidArgument, "clients send passwords, not hashes or keys; members hash them");
                 }
@@ -272,7 +272,7 @@ public sealed partial class Member
         }
     }
 
-    private async Task LoginAsync(ClientSession session, ulong id, string name, string password)
+    private async Task LoginAsync(ClientResponder session, ulong id, string name, string password)
     {
         await Task.Yield();
         try
@@ -348,7 +348,10 @@ public sealed partial class Member
         return "cairn1." + Base64Url(payload) + "." + Base64Url(mac);
     }
 
-    private SessionAuth? VerifyToken(string token, out string? why)
+    /// <summary>Whether auth is on (the replicated auth state says so).</summary>
+    internal bool AuthEnabled => _sm.Auth.Enabled;
+
+    internal SessionAuth? VerifyToken(string token, out string? why)
     {
         var state = _sm.Auth;
         why = null;

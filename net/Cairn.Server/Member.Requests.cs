@@ -252,7 +252,7 @@ public sealed partial class Member
     internal void StartDefragment(Responder r, ulong id) =>
         new Thread(() => Defragment(r, id)) { IsBackground = true, Name = "cairn defragment" }.Start();
 
-    internal void StartSnapshotStream(ClientSession s, ulong id) =>
+    internal void StartSnapshotStream(ClientResponder s, ulong id) =>
         new Thread(() => StreamSnapshot(s, id)) { IsBackground = true, Name = "cairn snapshot stream" }.Start();
 
     private void Defragment(Responder r, ulong id)
@@ -277,7 +277,7 @@ public sealed partial class Member
     }
 
     /// <summary>Streams this member's state to a client as LZ4-compressed chunks, paced by the connection; on a thread of its own (it blocks).</summary>
-    private void StreamSnapshot(ClientSession s, ulong id)
+    private void StreamSnapshot(ClientResponder s, ulong id)
     {
         try
         {

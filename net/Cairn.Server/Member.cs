@@ -29,6 +29,7 @@ public sealed partial class Member : IAsyncDisposable
     private readonly SessionHost _clients;
     private readonly RequestRouter _router;
     private readonly MetricsServer? _metrics;
+    private readonly Etcd.EtcdFrontDoor? _etcd;
     private readonly Thread _raftThread;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stopping = new();
@@ -57,6 +58,11 @@ public sealed partial class Member : IAsyncDisposable
         _router = new RequestRouter(this);
         _clients = new SessionHost(this, listeners.Client, _stopping.Token);
         if (listeners.Metrics is { } metrics) _metrics = new MetricsServer(this, metrics);
+        if (listeners.Grpc is { } grpc)
+        {
+            GrpcEndpoint = (IPEndPoint)grpc.LocalEndPoint!;
+            _etcd = new Etcd.EtcdFrontDoor(this, grpc, new Etcd.EtcdGateway(this));
+        }
         _raftThread = new Thread(RaftLoop) { Name = $"cairn raft {Name}", IsBackground = true };
         // What the core has handed out: it hands out the entries after its snapshot again (the store skips what it
         // holds). The store may be further on (a snapshot's state runs ahead of its index); compacting from the
@@ -64,6 +70,9 @@ public sealed partial class Member : IAsyncDisposable
         _appliedIndex = node.SnapshotIndex;
         RefreshMembers();
     }
+
+    /// <summary>Where etcd's gRPC API listens (null: turned off).</summary>
+    public IPEndPoint? GrpcEndpoint { get; }
 
     /// <summary>This member's id (derived from its name).</summary>
     public ulong Id { get; }
@@ -250,9 +259,10 @@ public sealed partial class Member : IAsyncDisposable
         PublishView();
         _raftThread.Start();
         _clients.Start();
+        _etcd?.StartAsync().GetAwaiter().GetResult();
         if (_options.ScrubInterval > TimeSpan.Zero) _scrub = ScrubAsync();
         if (_wal.RecoveryNote is { } note) Log($"write-ahead log: {note}"); // a torn last record cut at start, as docs/server.md says
-        Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}{(Tls.ClientTls ? Tls.ClientCertAuth ? " (TLS, client certificates required)" : " (TLS)" : "")}, peers on {PeerEndpoint}{(Tls.PeerTls ? " (TLS)" : "")}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
+        Log($"started: member {Id:x16} of cluster {ClusterId:x16}, clients on {ClientEndpoint}{(Tls.ClientTls ? Tls.ClientCertAuth ? " (TLS, client certificates required)" : " (TLS)" : "")}, peers on {PeerEndpoint}{(Tls.PeerTls ? " (TLS)" : "")}{(GrpcEndpoint is { } g ? $", etcd API on {g}" : "")}, applied index {_sm.AppliedIndex}, revision {_sm.Revision}{(_options.MasterKey is null ? ", NOT encrypted" : ", encrypted")}");
         if (_options.PeerSecret is null) Log("no peer secret given: peer links prove only the --initial-cluster-token, which anyone who knows it can do; set --peer-secret-file (or MemberOptions.PeerSecret) or peer TLS");
     }
 
@@ -288,6 +298,7 @@ public sealed partial class Member : IAsyncDisposable
         StopScaling();
         _wake.Set();
         _clients.Close();
+        if (_etcd is not null) await _etcd.DisposeAsync().ConfigureAwait(false);
         _metrics?.Dispose();
         if (_raftThread.IsAlive) await Task.Run(() => _raftThread.Join()).ConfigureAwait(false);
         await _scrub.ConfigureAwait(false); // ends at its next pause (it was canceled with the rest)

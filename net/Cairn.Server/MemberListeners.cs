@@ -4,7 +4,7 @@ using System.Net.Sockets;
 namespace Cairn.Server;
 
 /// <summary>
-/// The member's three listening sockets (clients, peers, metrics), bound before anything touches the data directory,
+/// The member's listening sockets (clients, peers, metrics, etcd's gRPC API), bound before anything touches the data directory,
 /// so a busy port or an address the host lacks refuses start with nothing written. `cairn serve` binds them before
 /// it creates a key file; <see cref="Member.Start(MemberOptions, MemberListeners?)"/> takes them over.
 /// </summary>
@@ -19,12 +19,16 @@ public sealed class MemberListeners : IDisposable
     private const int SolSocket = 1;   // SOL_SOCKET on Linux
     private const int SoReuseAddr = 2; // SO_REUSEADDR on Linux
 
-    private MemberListeners(Socket client, Socket peer, Socket? metrics)
+    private MemberListeners(Socket client, Socket peer, Socket? metrics, Socket? grpc)
     {
         Client = client;
         Peer = peer;
         Metrics = metrics;
+        Grpc = grpc;
     }
+
+    /// <summary>Listening for etcd's gRPC API (null when turned off).</summary>
+    internal Socket? Grpc { get; }
 
     /// <summary>Listening for clients.</summary>
     internal Socket Client { get; }
@@ -38,19 +42,21 @@ public sealed class MemberListeners : IDisposable
     /// <summary>Binds and listens on every address of <paramref name="options"/>, or throws <see cref="MemberStartException"/> naming the one that failed.</summary>
     public static MemberListeners Bind(MemberOptions options)
     {
-        Socket? client = null, peer = null, metrics = null;
+        Socket? client = null, peer = null, metrics = null, grpc = null;
         try
         {
             client = Listen(options.ListenClient, "--listen-client", "client port", 512);
             peer = Listen(options.ListenPeer, "--listen-peer", "peer port", 64);
             if (!string.IsNullOrEmpty(options.ListenMetrics)) metrics = Listen(options.ListenMetrics, "--listen-metrics", "metrics port", 16);
-            return new MemberListeners(client, peer, metrics);
+            if (!string.IsNullOrEmpty(options.ListenGrpc)) grpc = Listen(options.ListenGrpc, "--listen-grpc", "etcd gRPC port", 512);
+            return new MemberListeners(client, peer, metrics, grpc);
         }
         catch
         {
             client?.Dispose();
             peer?.Dispose();
             metrics?.Dispose();
+            grpc?.Dispose();
             throw;
         }
     }
@@ -96,5 +102,6 @@ public sealed class MemberListeners : IDisposable
         Client.Dispose();
         Peer.Dispose();
         Metrics?.Dispose();
+        Grpc?.Dispose();
     }
 }

@@ -24,6 +24,9 @@ public sealed record MemberOptions
     /// <summary>Peer listener (--listen-peer).</summary>
     public string ListenPeer { get; init; } = "127.0.0.1:9380";
 
+    /// <summary>etcd's v3 gRPC API (--listen-grpc; empty: none). `cairn serve` listens on etcd's 127.0.0.1:2379 unless told otherwise.</summary>
+    public string? ListenGrpc { get; init; }
+
     /// <summary>HTTP listener for /metrics and /health (--listen-metrics; empty: none).</summary>
     public string ListenMetrics { get; init; } = "127.0.0.1:9381";
 
@@ -202,6 +205,7 @@ public sealed record MemberOptions
         ParseEndpoint(ListenClient, "--listen-client");
         ParseEndpoint(ListenPeer, "--listen-peer");
         if (!string.IsNullOrEmpty(ListenMetrics)) ParseEndpoint(ListenMetrics, "--listen-metrics");
+        if (!string.IsNullOrEmpty(ListenGrpc)) ParseEndpoint(ListenGrpc, "--listen-grpc");
         var names = new HashSet<string>();
         foreach (var (name, url) in Cluster)
         {

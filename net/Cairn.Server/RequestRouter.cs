@@ -56,7 +56,7 @@ internal sealed class RequestRouter(Member member)
                 case MessageType.LeaseRevoke:
                 case MessageType.AlarmDisarm:
                 case MessageType.MemberPublish:
-                    if (h.Type == MessageType.MemberPublish && r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members publish their own addresses; clients cannot");
+                    if (h.Type == MessageType.MemberPublish && r is ClientResponder) throw new ProtocolException(ErrorCode.InvalidArgument, "members publish their own addresses; clients cannot");
                     if (!_member.IsLeader)
                     {
                         // Refused here when the state machine would refuse it: a refused write never reaches the log.
@@ -67,7 +67,7 @@ internal sealed class RequestRouter(Member member)
                     _member.ProposeRequest(r, h.Type, id, ref reader);
                     break;
                 case MessageType.AlarmRaise:
-                    if (r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members raise their own alarms; clients cannot");
+                    if (r is ClientResponder) throw new ProtocolException(ErrorCode.InvalidArgument, "members raise their own alarms; clients cannot");
                     if (!_member.IsLeader)
                     {
                         Forward(r, h, payload);
@@ -95,7 +95,7 @@ internal sealed class RequestRouter(Member member)
                 {
                     var request = Messages.ReadWatchCreate(ref reader);
                     reader.End();
-                    if (r is not ClientSession session) throw new ProtocolException(ErrorCode.InvalidArgument, "watches are served by the member a client is connected to");
+                    if (r is not ClientResponder session) throw new ProtocolException(ErrorCode.InvalidArgument, "watches are served by the member a client is connected to");
                     if (_member.StaleRefusal() is { } staleWatch) throw new ProtocolException(ErrorCode.Corrupt, $"{staleWatch}; watch from another member");
                     if (!session.Watches.Create(_member, id, request)) throw new ProtocolException(ErrorCode.InvalidArgument, $"request id {id} already names a watch on this connection; use a fresh id");
                     break;
@@ -104,7 +104,7 @@ internal sealed class RequestRouter(Member member)
                 {
                     var watchId = reader.U64();
                     reader.End();
-                    if (r is not ClientSession session || !session.Watches.Cancel(watchId)) throw new ProtocolException(ErrorCode.WatchNotFound, $"no watch {watchId} on this connection");
+                    if (r is not ClientResponder session || !session.Watches.Cancel(watchId)) throw new ProtocolException(ErrorCode.WatchNotFound, $"no watch {watchId} on this connection");
                     _member.WriteHeaderOnly(r, h.Type, id);
                     break;
                 }
@@ -126,7 +126,7 @@ internal sealed class RequestRouter(Member member)
                     _member.AdminRequest(r, h.Type, id, ref reader);
                     break;
                 case MessageType.ScalingReport:
-                    if (r is ClientSession) throw new ProtocolException(ErrorCode.InvalidArgument, "members report their own figures; clients cannot");
+                    if (r is ClientResponder) throw new ProtocolException(ErrorCode.InvalidArgument, "members report their own figures; clients cannot");
                     if (!_member.IsLeader)
                     {
                         Forward(r, h, payload);
@@ -191,7 +191,7 @@ internal sealed class RequestRouter(Member member)
                 }
                 case MessageType.Snapshot:
                     reader.End();
-                    if (r is not ClientSession s) throw new ProtocolException(ErrorCode.InvalidArgument, "snapshots are streamed by the member a client is connected to");
+                    if (r is not ClientResponder s) throw new ProtocolException(ErrorCode.InvalidArgument, "snapshots are streamed by the member a client is connected to");
                     if (_member.StaleRefusal() is { } staleDump) throw new ProtocolException(ErrorCode.Corrupt, $"{staleDump}; save the snapshot from another member");
                     _member.StartSnapshotStream(s, id);
                     break;

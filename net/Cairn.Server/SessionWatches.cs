@@ -7,12 +7,18 @@ namespace Cairn.Server;
 /// The watches of one client connection, each identified by the id of the request that created it. Events are pushed
 /// as <see cref="MessageType.WatchEvents"/> frames with that id; a canceled watch ends with a frame flagged Last.
 /// </summary>
-internal sealed class SessionWatches(ClientSession session)
+internal sealed class SessionWatches(ClientResponder session)
 {
     private readonly Dictionary<ulong, (Watcher Watcher, CancellationTokenSource Stop)> _watches = [];
     private readonly Lock _lock = new();
 
     public int Count { get { lock (_lock) return _watches.Count; } }
+
+    /// <summary>Whether <paramref name="id"/> names an open watch.</summary>
+    public bool Has(ulong id)
+    {
+        lock (_lock) return _watches.ContainsKey(id);
+    }
 
     /// <summary>Starts a watch and answers its create request; false when the id is in use.</summary>
     public bool Create(Member member, ulong id, WatchRequest request)

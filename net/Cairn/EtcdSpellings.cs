@@ -24,7 +24,7 @@ internal static class EtcdSpellings
     /// <summary>etcd spelling → what to give Cairn instead.</summary>
     private static readonly Dictionary<string, string> Refused = new()
     {
-        ["--listen-client-urls"] = "--listen-client HOST:PORT (one address, no scheme)",
+        ["--listen-client-urls"] = "--listen-grpc HOST:PORT for etcd's API, or --listen-client HOST:PORT for Cairn's protocol (one address, no scheme)",
         ["--advertise-client-urls"] = "--advertise-client HOST:PORT (one address, no scheme)",
         ["--listen-peer-urls"] = "--listen-peer HOST:PORT (one address, no scheme)",
         ["--initial-advertise-peer-urls"] = "--initial-cluster NAME=HOST:PORT,... (this member's entry is the peer address others dial)",

@@ -16,6 +16,7 @@ internal static class Serve
         ("--listen-client", "Client address (default 127.0.0.1:9379).", "HOST:PORT"),
         ("--listen-peer", "Peer address (default 127.0.0.1:9380).", "HOST:PORT"),
         ("--listen-metrics", "Metrics and health over HTTP (default 127.0.0.1:9381; empty: off).", "HOST:PORT"),
+        ("--listen-grpc", "etcd's v3 gRPC API, for etcdctl and etcd client libraries (default 127.0.0.1:2379, etcd's port; empty: off).", "HOST:PORT"),
         ("--advertise-client", "The client address published to others (default --listen-client).", "HOST:PORT"),
         ("--initial-cluster", "Every member at bootstrap (default: this member alone).", "NAME=HOST:PORT,..."),
         ("--initial-cluster-state", "'new' to bootstrap, 'existing' to join after `cairn member add`.", "new|existing"),
@@ -141,6 +142,7 @@ internal static class Serve
                     ListenClient = $"127.0.0.1:{9379 + 100 * i}",
                     ListenPeer = $"127.0.0.1:{9380 + 100 * i}",
                     ListenMetrics = $"127.0.0.1:{9381 + 100 * i}",
+                    ListenGrpc = $"127.0.0.1:{(i == 0 ? 2379 : 2379 + 10000 * (i + 1))}", // etcd's local cluster ports: 2379, 22379, 32379
                     InitialCluster = cluster,
                     ClusterToken = "cairn-dev-cluster",
                     MasterKey = key,
@@ -227,6 +229,9 @@ internal static class Serve
         };
     }
 
+    /// <summary>etcd's client port: etcd's clients and etcdctl find Cairn where they look for etcd.</summary>
+    internal const string DefaultGrpc = "127.0.0.1:2379";
+
     private static MemberOptions Options(Flags f)
     {
         var d = new MemberOptions();
@@ -239,6 +244,7 @@ internal static class Serve
             ListenClient = f.Get("--listen-client") ?? d.ListenClient,
             ListenPeer = listenPeer,
             ListenMetrics = f.Get("--listen-metrics") ?? d.ListenMetrics,
+            ListenGrpc = f.Get("--listen-grpc") ?? DefaultGrpc,
             AdvertiseClient = f.Get("--advertise-client"),
             InitialCluster = f.Get("--initial-cluster") is { } c ? MemberOptions.ParseCluster(c) : null,
             InitialClusterState = f.Get("--initial-cluster-state") ?? d.InitialClusterState,

@@ -75,7 +75,7 @@ internal sealed class Node
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in new[]
         {
-            Path.Combine(AppContext.BaseDirectory, "cairn.dll"), "serve", "--name", Name, "--data-dir", DataDir,
+            Path.Combine(AppContext.BaseDirectory, "cairn.dll"), "serve", "--listen-grpc", "", "--name", Name, "--data-dir", DataDir,
             "--listen-client", ClientUrl, "--listen-peer", $"127.0.0.1:{PeerPort}", "--listen-metrics", "",
             "--initial-cluster", initialCluster, "--initial-cluster-state", existing ? "existing" : "new",
             "--key-file", settings.KeyFile,

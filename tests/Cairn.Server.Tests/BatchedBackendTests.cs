@@ -17,7 +17,7 @@ public sealed class BatchedBackendTests : IDisposable
     {
         var p = Process.Start(CairnProcess.StartInfo(_root, _root,
         [
-            "serve", "--name", "m1", "--data-dir", Path.Combine(_root, "m1"), "--plain",
+            "serve", "--listen-grpc", "", "--name", "m1", "--data-dir", Path.Combine(_root, "m1"), "--plain",
             "--listen-client", $"127.0.0.1:{client}", "--listen-peer", $"127.0.0.1:{peer}", "--listen-metrics", "",
             "--initial-cluster", $"m1=127.0.0.1:{peer}", "--heartbeat-interval", "50", "--election-timeout", "500",
             // Nothing reaches the database file but through a read or the entry limit: only the log holds the writes.

@@ -37,7 +37,7 @@ public sealed class DamageProcessTests(Xunit.Abstractions.ITestOutputHelper log)
     {
         var psi = CairnProcess.StartInfo(_dir, Home,
         [
-            "serve", "--name", "m1", "--data-dir", Path.Combine(_dir, "m1"), "--key-file", KeyFile,
+            "serve", "--listen-grpc", "", "--name", "m1", "--data-dir", Path.Combine(_dir, "m1"), "--key-file", KeyFile,
             "--listen-client", $"127.0.0.1:{client}", "--listen-peer", $"127.0.0.1:{peer}", "--listen-metrics", $"127.0.0.1:{metrics}",
             "--heartbeat-interval", "50", "--election-timeout", "500", "--scrub-interval", "24h",
         ]);
@@ -125,7 +125,7 @@ public sealed class DamageProcessTests(Xunit.Abstractions.ITestOutputHelper log)
     [InlineData("-1s")]
     public async Task A_scrub_interval_under_a_second_is_refused_naming_the_flag(string value)
     {
-        var r = await CairnProcess.RunAsync(_dir, Home, ["serve", "--scrub-interval", value, "--listen-metrics", ""]);
+        var r = await CairnProcess.RunAsync(_dir, Home, ["serve", "--scrub-interval", value, "--listen-metrics", "", "--listen-grpc", ""]);
         Assert.Equal(2, r.Code);
         Assert.Single(r.ErrLines);
         Assert.Contains("--scrub-interval", r.Err, StringComparison.Ordinal);

@@ -107,7 +107,7 @@ public sealed class DiskFullTests : IAsyncLifetime
         var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in new[]
         {
-            Path.Combine(AppContext.BaseDirectory, "cairn.dll"), "serve", "--name", "m1", "--data-dir", Path.Combine(_mount, "m1"),
+            Path.Combine(AppContext.BaseDirectory, "cairn.dll"), "serve", "--listen-grpc", "", "--name", "m1", "--data-dir", Path.Combine(_mount, "m1"),
             "--listen-client", $"127.0.0.1:{client}", "--listen-peer", $"127.0.0.1:{peer}", "--listen-metrics", "", "--plain",
             "--initial-cluster", $"m1=127.0.0.1:{peer}", "--heartbeat-interval", "20", "--election-timeout", "200",
             "--disk-reserve-bytes", "0", "--peer-secret-file", Path.Combine(_secret, "peer.secret"),

@@ -34,7 +34,7 @@ public sealed class OperationsRunbookTests(Xunit.Abstractions.ITestOutputHelper 
     {
         string[] args =
         [
-            "serve", "--name", name, "--data-dir", DataDir(name),
+            "serve", "--listen-grpc", "", "--name", name, "--data-dir", DataDir(name),
             "--listen-client", Endpoint(name), "--listen-peer", PeerUrl(name), "--listen-metrics", "",
             "--heartbeat-interval", "50", "--election-timeout", "500", .. more,
         ];

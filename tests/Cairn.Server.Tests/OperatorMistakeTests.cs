@@ -30,7 +30,7 @@ public sealed class OperatorMistakeTests : IDisposable
     private Task<CairnProcess.Result> Cairn(params string[] args) => CairnProcess.RunAsync(Cwd, Home, args);
 
     private static string[] ServeOn(int client, int peer, int metrics, params string[] more) =>
-        ["serve", "--listen-client", $"127.0.0.1:{client}", "--listen-peer", $"127.0.0.1:{peer}", "--listen-metrics", $"127.0.0.1:{metrics}", .. more];
+        ["serve", "--listen-grpc", "", "--listen-client", $"127.0.0.1:{client}", "--listen-peer", $"127.0.0.1:{peer}", "--listen-metrics", $"127.0.0.1:{metrics}", .. more];
 
     [Fact]
     public async Task A_second_member_on_a_port_in_use_is_refused_in_one_line_before_anything_is_written()
@@ -69,7 +69,7 @@ public sealed class OperatorMistakeTests : IDisposable
     [Fact]
     public async Task An_address_the_host_lacks_is_refused_in_one_line()
     {
-        var r = await Cairn("serve", "--listen-peer", "192.0.2.1:9480", "--listen-client", $"127.0.0.1:{TestCluster.FreePort()}", "--listen-metrics", "");
+        var r = await Cairn("serve", "--listen-grpc", "", "--listen-peer", "192.0.2.1:9480", "--listen-client", $"127.0.0.1:{TestCluster.FreePort()}", "--listen-metrics", "");
         Assert.Equal(1, r.Code);
         Assert.Equal(["cairn: cannot listen on 192.0.2.1:9480 (peer port): this host has no such address; give --listen-peer an address of this host (e.g. 127.0.0.1 or 0.0.0.0)"], r.ErrLines);
         AssertNothingWritten();
@@ -78,7 +78,7 @@ public sealed class OperatorMistakeTests : IDisposable
     [Theory]
     [InlineData("--data-dirr", "mydata", "did you mean --data-dir?")]
     [InlineData("--heartbeat", "50", "did you mean --heartbeat-interval?")]
-    [InlineData("--listen-client-urls", "http://127.0.0.1:2379", "Cairn's is --listen-client HOST:PORT")]
+    [InlineData("--listen-client-urls", "http://127.0.0.1:2379", "Cairn's is --listen-grpc HOST:PORT")]
     [InlineData("--initial-advertise-peer-urls", "http://127.0.0.1:2380", "Cairn's is --initial-cluster")]
     public async Task A_mistyped_or_foreign_serve_flag_is_refused_with_the_name_to_use_and_nothing_runs(string flag, string value, string hint)
     {

@@ -30,7 +30,7 @@ public sealed class ProcessTests(Xunit.Abstractions.ITestOutputHelper log) : IAs
         };
         foreach (var a in new[]
         {
-            dll, "serve", "--name", name, "--data-dir", Path.Combine(_root, name),
+            dll, "serve", "--listen-grpc", "", "--name", name, "--data-dir", Path.Combine(_root, name),
             "--listen-client", $"127.0.0.1:{client}", "--listen-peer", $"127.0.0.1:{peer}", "--listen-metrics", $"127.0.0.1:{metrics}",
             "--initial-cluster", Cluster, "--key-file", Path.Combine(_root, "master.key"),
             "--heartbeat-interval", "50", "--election-timeout", "500", "--snapshot-count", "50",
