@@ -9,8 +9,9 @@ namespace Cairn.Client;
 
 /// <summary>
 /// One multiplexed connection to a member (docs/protocol.md): many requests in flight, each with its own id, answered
-/// in any order. Requests are encoded straight into a pooled front buffer under a short lock; a writer loop swaps it
-/// with the back buffer and sends everything gathered in one write, so requests queued during a send leave together.
+/// in any order. Requests are encoded straight into a pooled front buffer under a short lock; a writer loop (a
+/// <see cref="WritePump"/>) swaps it with the back buffer and sends everything gathered in one write, so requests queued
+/// during a send leave together.
 /// A reader loop parses frames in place from a pooled receive buffer and hands each to the request with its id. When
 /// either loop fails, every request still waiting learns whether its bytes may have reached the member.
 /// </summary>
@@ -18,27 +19,24 @@ internal sealed class Connection : IAsyncDisposable
 {
     private readonly Socket _socket;
     private readonly int _maxFrame;
-    private readonly Lock _lock = new();
-    private FrameWriter _front = new(16 << 10);          // requests not yet sent; guarded by _lock
-    private FrameWriter _back = new(16 << 10);           // owned by the writer loop
-    private List<PendingOp> _frontOps = [];              // the requests in _front; guarded by _lock
-    private List<PendingOp> _backOps = [];               // owned by the writer loop
-    private readonly Dictionary<ulong, PendingOp> _pending = [];  // id → request waiting for frames; guarded by _lock
-    private string? _failure;                            // why the connection died; guarded by _lock, set once
-    private readonly AsyncSignal _wake = new();
+    private readonly WritePump _out;                     // the requests, and the writer loop that sends them; its Lock guards what follows
+    private readonly List<PendingOp> _unsent = [];       // the requests in the pump's front buffer; guarded by _out.Lock
+    private readonly Dictionary<ulong, PendingOp> _pending = [];  // id → request waiting for frames; guarded by _out.Lock
+    private string? _failure;                            // why the connection died; guarded by _out.Lock, set once
     private readonly CancellationTokenSource _closing = new();
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(64 << 10);  // owned by the reader loop once started
     private int _filled;
     private Task _reader = Task.CompletedTask;
     private Task _writer = Task.CompletedTask;
     private SslStream? _tls;                             // set by the TLS handshake; then all bytes go through it
-    private string? _goodbye;                            // the member's last word (id 0 error): it served nothing unanswered; guarded by _lock
+    private string? _goodbye;                            // the member's last word (id 0 error): it served nothing unanswered; guarded by _out.Lock
 
     private Connection(string endpoint, Socket socket, int maxFrame)
     {
         Endpoint = endpoint;
         _socket = socket;
         _maxFrame = maxFrame;
+        _out = new WritePump(16 << 10, onTake: OnTake);
     }
 
     /// <summary>Whether the connection runs over TLS.</summary>
@@ -83,7 +81,7 @@ internal sealed class Connection : IAsyncDisposable
     /// <summary>False once the connection has failed or been closed.</summary>
     public bool IsOpen
     {
-        get { lock (_lock) return _failure is null; }
+        get { lock (_out.Lock) return _failure is null; }
     }
 
     /// <summary>Set by the client once it has asked this member for the member list.</summary>
@@ -145,8 +143,7 @@ internal sealed class Connection : IAsyncDisposable
         socket.Dispose();
         if (c is null) return;
         c.ReleaseBuffers();
-        c._front.Dispose();
-        c._back.Dispose();
+        c._out.Dispose();
         c._closing.Dispose();
     }
 
@@ -209,38 +206,42 @@ internal sealed class Connection : IAsyncDisposable
     /// </summary>
     public bool TryStart(PendingOp op, Action<FrameWriter>? body)
     {
-        lock (_lock)
+        var w = _out.Begin();
+        try
         {
             if (_failure is not null) return false;
-            _front.BeginFrame(op.Type, FrameFlags.None, op.Id);
+            w.BeginFrame(op.Type, FrameFlags.None, op.Id);
             try
             {
-                body?.Invoke(_front);
+                body?.Invoke(w);
             }
             catch
             {
-                _front.AbandonFrame();
+                w.AbandonFrame();
                 throw;
             }
-            var size = _front.OpenPayloadLength;
+            var size = w.OpenPayloadLength;
             if (size > Hello.MaxFrameBytes)
             {
-                _front.AbandonFrame();
+                w.AbandonFrame();
                 throw new CairnException(ErrorCode.FrameTooLarge,
                     $"the {op.Type} request is {size} bytes, over {Endpoint}'s frame limit of {Hello.MaxFrameBytes}; split it or store large values in pieces", Endpoint);
             }
-            _front.EndFrame();
+            w.EndFrame();
             _pending[op.Id] = op;
-            _frontOps.Add(op);
+            _unsent.Add(op);
         }
-        _wake.Set();
+        finally
+        {
+            _out.End();
+        }
         return true;
     }
 
     /// <summary>Stops waiting for <paramref name="op"/> (canceled or timed out): later frames for it are dropped.</summary>
     public void Forget(PendingOp op)
     {
-        lock (_lock)
+        lock (_out.Lock)
         {
             if (_pending.TryGetValue(op.Id, out var p) && ReferenceEquals(p, op)) _pending.Remove(op.Id);
         }
@@ -255,35 +256,26 @@ internal sealed class Connection : IAsyncDisposable
     /// <summary>Requests waiting for answers (for tests and diagnostics).</summary>
     public int PendingCount
     {
-        get { lock (_lock) return _pending.Count; }
+        get { lock (_out.Lock) return _pending.Count; }
     }
 
+    /// <summary>Under the pump's lock, as its loop takes the requests written so far to send them.</summary>
+    private void OnTake()
+    {
+        // From here the bytes may reach the member: a lost connection leaves these requests' outcome unknown.
+        foreach (var op in _unsent) op.Written = true;
+        Interlocked.Increment(ref _socketWrites);
+        Interlocked.Add(ref _framesWritten, _unsent.Count);
+        _unsent.Clear();
+    }
+
+    /// <summary>Sends the requests until the connection fails or closes (<see cref="Fail"/> aborts the pump).</summary>
     private async Task WriteLoopAsync()
     {
         try
         {
-            while (true)
-            {
-                await _wake.WaitAsync().ConfigureAwait(false);
-                while (true)
-                {
-                    lock (_lock)
-                    {
-                        if (_failure is not null) return;
-                        (_front, _back) = (_back, _front);
-                        (_frontOps, _backOps) = (_backOps, _frontOps);
-                        // From here the bytes may reach the member: a lost connection leaves these requests' outcome unknown.
-                        foreach (var op in _backOps) op.Written = true;
-                    }
-                    var frames = _backOps.Count;
-                    _backOps.Clear();
-                    if (_back.Length == 0) break;
-                    Interlocked.Increment(ref _socketWrites);
-                    Interlocked.Add(ref _framesWritten, frames);
-                    await SendAsync(_back.Written, _closing.Token).ConfigureAwait(false);
-                    _back.Reset();
-                }
-            }
+            if (_tls is { } tls) await _out.RunAsync(tls, _closing.Token).ConfigureAwait(false);
+            else await _out.RunAsync(_socket, _closing.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
         {
@@ -365,11 +357,11 @@ internal sealed class Connection : IAsyncDisposable
             // reading, so no request still waiting was served and each may be sent again elsewhere.
             var r = new PayloadReader(_buffer.AsSpan(offset, (int)h.PayloadLength));
             var (code, message) = Messages.ReadError(ref r);
-            lock (_lock) _goodbye ??= $"{code}: {message}";
+            lock (_out.Lock) _goodbye ??= $"{code}: {message}";
             return default;
         }
         PendingOp? op;
-        lock (_lock) _pending.TryGetValue(h.RequestId, out op);
+        lock (_out.Lock) _pending.TryGetValue(h.RequestId, out op);
         if (op is null) return default; // forgotten (canceled, timed out) or a stream's frame after it ended
         var wait = op.OnFrame(this, h, _buffer.AsSpan(offset, (int)h.PayloadLength), out var done);
         if (done) Forget(op);
@@ -380,17 +372,17 @@ internal sealed class Connection : IAsyncDisposable
     {
         List<PendingOp> lost;
         bool served;
-        lock (_lock)
+        lock (_out.Lock)
         {
             if (_failure is not null) return;
             if (_goodbye is not null) reason = $"the member closed the connection ({_goodbye})";
             served = _goodbye is null;
             _failure = reason;
+            _out.Abort();   // under the same lock: no request is marked written once the connection has failed
             lost = [.. _pending.Values];
             _pending.Clear();
         }
         _closing.Cancel();
-        _wake.Set();
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -420,11 +412,7 @@ internal sealed class Connection : IAsyncDisposable
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or OperationCanceledException)
         {
         }
-        lock (_lock)
-        {
-            _front.Dispose();
-            _back.Dispose();
-        }
+        _out.Dispose();
         _closing.Dispose();
     }
 }

@@ -4,8 +4,8 @@ namespace Cairn.Protocol;
 
 /// <summary>
 /// An auto-reset signal one consumer awaits without allocating: <see cref="Set"/> from any thread wakes the waiter (or
-/// makes its next wait return at once). The single waiter is a connection's writer loop — in the member's sessions and
-/// peer links and in the client's connections alike, which is why it lives in the layer both share.
+/// makes its next wait return at once). The single waiter is a <see cref="WritePump"/>'s writer loop — in the member's
+/// sessions and peer links and in the client's connections alike, which is why it lives in the layer both share.
 /// </summary>
 public sealed class AsyncSignal : IValueTaskSource
 {

@@ -8,9 +8,9 @@ namespace Cairn.Server;
 
 /// <summary>
 /// One client connection: a receive loop that parses frames in place from a pooled buffer and hands each to the
-/// member, and a writer loop that sends whatever answers have gathered in one write (many requests in flight, answers
-/// in any order). A frame over the size limit is answered and the connection closed; a malformed frame is answered
-/// and the connection carries on.
+/// member, and a writer loop (a <see cref="WritePump"/>) that sends whatever answers have gathered in one write (many
+/// requests in flight, answers in any order). A frame over the size limit is answered and the connection closed; a
+/// malformed frame is answered and the connection carries on.
 /// With TLS on the client port the session first runs the server side of the handshake (and, with client-certificate
 /// authentication, names its user); plaintext then goes through an <see cref="SslStream"/> instead of the socket.
 /// Limits (docs/server.md, "Limits"): requests in flight per connection (one more is answered TooManyRequests), and
@@ -22,13 +22,8 @@ internal sealed class ClientSession : ClientResponder, IDisposable
     private readonly Member _member;
     private readonly int _maxFrame;
     private readonly int _maxInFlight;
-    private readonly Lock _outLock = new();
-    private FrameWriter _front = new(16 << 10);   // filled by answers; guarded by _outLock
-    private FrameWriter _back = new(16 << 10);    // being sent by the writer loop
-    private readonly HashSet<ulong> _inFlight = [];  // ids of requests handed to the member and not yet answered; guarded by _outLock
-    private int _beginDepth;                       // nesting of Begin; guarded by _outLock
-    private int _beginAt;                          // _front's length at the outermost Begin; guarded by _outLock
-    private readonly AsyncSignal _wake = new();
+    private readonly WritePump _out = new(16 << 10);   // the answers, and the writer loop that sends them
+    private readonly HashSet<ulong> _inFlight = [];  // ids of requests handed to the member and not yet answered; guarded by _out.Lock
     private readonly CancellationTokenSource _closed = new();
     private CancellationTokenSource _idle;          // canceled by the sweeper to end a receive that waits on an idle connection
     private volatile bool _open = true;
@@ -56,7 +51,7 @@ internal sealed class ClientSession : ClientResponder, IDisposable
     /// <summary>Requests in flight (handed to the member, not yet answered; open watches and snapshot streams included).</summary>
     public int InFlight
     {
-        get { lock (_outLock) return _inFlight.Count; }
+        get { lock (_out.Lock) return _inFlight.Count; }
     }
 
     private Kv.KvReadView? _batchView;
@@ -78,19 +73,13 @@ internal sealed class ClientSession : ClientResponder, IDisposable
 
     public override bool IsOpen => _open;
 
-    public override FrameWriter Begin()
-    {
-        _outLock.Enter();
-        if (_beginDepth++ == 0) _beginAt = _front.Length;
-        return _front;
-    }
+    public override FrameWriter Begin() => _out.Begin();
 
     public override void End()
     {
-        if (--_beginDepth == 0 && _inFlight.Count > 0) Answered(_front.WrittenSpan[_beginAt..]);
-        var any = _front.Length > 0;
-        _outLock.Exit();
-        if (any) _wake.Set();
+        // The outermost End settles every answer written since the outermost Begin.
+        if (_out.Depth == 1 && _inFlight.Count > 0) Answered(_out.WrittenSinceBegin);
+        _out.End();
     }
 
     /// <summary>
@@ -111,7 +100,7 @@ internal sealed class ClientSession : ClientResponder, IDisposable
     /// <summary>Admits a request to the in-flight set; false when the connection already has the most it may.</summary>
     private bool Admit(ulong id)
     {
-        lock (_outLock)
+        lock (_out.Lock)
         {
             if (_inFlight.Count >= _maxInFlight) return false;
             _inFlight.Add(id);
@@ -365,26 +354,13 @@ internal sealed class ClientSession : ClientResponder, IDisposable
         return true;
     }
 
+    /// <summary>Sends the answers until <see cref="Close"/> has let the last of them out, or a send fails.</summary>
     private async Task WriteLoopAsync()
     {
         try
         {
-            while (true)
-            {
-                await _wake.WaitAsync().ConfigureAwait(false);
-                while (true)
-                {
-                    lock (_outLock)
-                    {
-                        (_front, _back) = (_back, _front);
-                    }
-                    if (_back.Length == 0) break;
-                    if (_tls is { } tls) await tls.WriteAsync(_back.Written).ConfigureAwait(false);
-                    else await _socket.SendAsync(_back.Written, SocketFlags.None).ConfigureAwait(false);
-                    _back.Reset();
-                }
-                if (!_open) return;
-            }
+            if (_tls is { } tls) await _out.RunAsync(tls).ConfigureAwait(false);
+            else await _out.RunAsync(_socket).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or NotSupportedException or InvalidOperationException)
         {
@@ -441,10 +417,7 @@ internal sealed class ClientSession : ClientResponder, IDisposable
     {
         while (_open)
         {
-            lock (_outLock)
-            {
-                if (_front.Length == 0 && _back.Length == 0) return;
-            }
+            if (_out.IsIdle) return;
             await Task.Delay(1, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -455,7 +428,7 @@ internal sealed class ClientSession : ClientResponder, IDisposable
         if (!_open) return;
         _open = false;
         Watches.CancelAll();
-        _wake.Set();
+        _out.Close();
         try
         {
             _socket.Shutdown(SocketShutdown.Receive);
@@ -472,11 +445,7 @@ internal sealed class ClientSession : ClientResponder, IDisposable
         _tls?.Dispose();
         _socket.Dispose();
         _idle.Dispose();
-        lock (_outLock)
-        {
-            _front.Dispose();
-            _back.Dispose();
-        }
+        _out.Dispose();
         _closed.Dispose();
     }
 }

@@ -5,32 +5,43 @@ using Cairn.Raft;
 namespace Cairn.Server;
 
 /// <summary>
-/// The outbound stream to one peer: frames encoded into a pending buffer, written by one pump loop, several frames
-/// per write. It dials, runs the handshake (<see cref="PeerHandshake"/>), and on any failure reconnects with backoff
+/// The outbound stream to one peer: frames encoded into a <see cref="WritePump"/>'s buffer, written by its loop, several
+/// frames per write. It dials, runs the handshake (<see cref="PeerHandshake"/>), and on any failure reconnects with backoff
 /// (from 10 ms, doubling, to two heartbeats); what was pending or being written on a broken link is dropped and the
 /// peer reported unreachable, as Raft resends what matters (and a forwarded request's client learns its outcome is unknown).
 /// </summary>
-internal sealed class PeerLink(PeerTransport transport, ulong id, string url, int maxQueue) : IDisposable
+internal sealed class PeerLink : IDisposable
 {
-    // Frames are encoded straight into _front (under _outLock) by whoever sends; the pump swaps it with _back and
-    // writes _back in one call. No message object waits in a queue (its entries' bytes belong to the Raft log, which
-    // may reuse them once compacted), nothing is copied twice, and nothing is allocated per message.
-    private readonly Lock _outLock = new();
-    private FrameWriter _front = new(64 << 10);
-    private FrameWriter _back = new(64 << 10);
-    private int _frames;                                       // frames in _front
-    private const int KeptBuffer = 4 << 20;                    // a buffer grown past this by a burst is not kept
-    private readonly AsyncSignal _wake = new();
-    private Task? _pendingWait;   // the pump's wait on _wake, kept when a stream closes under it (one pump at a time)
-    private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(transport.Stopping);
+    private const int KeptBuffer = 4 << 20;   // a buffer grown past this by a burst is not kept
+
+    // Frames are encoded straight into the pump's front buffer by whoever sends; its loop writes them in one call. No
+    // message object waits in a queue (its entries' bytes belong to the Raft log, which may reuse them once compacted),
+    // nothing is copied twice, and nothing is allocated per message.
+    private readonly WritePump _out;
+    private int _frames;                      // frames waiting in the pump's front buffer; guarded by _out.Lock
+    private readonly PeerTransport _transport;
+    private readonly ulong _id;
+    private readonly string _url;
+    private readonly int _maxQueue;
+    private readonly CancellationTokenSource _stop;
     private volatile bool _connected;
 
-    public ulong Id => id;
+    public PeerLink(PeerTransport transport, ulong id, string url, int maxQueue)
+    {
+        _transport = transport;
+        _id = id;
+        _url = url;
+        _maxQueue = maxQueue;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(transport.Stopping);
+        _out = new WritePump(64 << 10, onTake: () => _frames = 0, keptCapacity: KeptBuffer);
+    }
+
+    public ulong Id => _id;
 
     /// <summary>Retries never wait longer than two heartbeats (at most a second): a peer that comes back is heard from before anyone times out.</summary>
-    private TimeSpan MaxBackoff => TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, transport.Host.Options.HeartbeatInterval.Ticks * 2));
+    private TimeSpan MaxBackoff => TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, _transport.Host.Options.HeartbeatInterval.Ticks * 2));
 
-    public string Url => url;
+    public string Url => _url;
 
     public bool Connected => _connected;
 
@@ -39,48 +50,44 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
     /// <summary>Encodes <paramref name="m"/> for sending; false (dropped) when <c>maxQueue</c> frames already wait.</summary>
     public bool Send(Message m)
     {
-        lock (_outLock)
+        var w = _out.Begin();
+        try
         {
-            if (_frames >= maxQueue) return false;
-            PeerCodec.WriteMessage(_front, m);
+            if (_frames >= _maxQueue) return false;
+            PeerCodec.WriteMessage(w, m);
             _frames++;
         }
-        _wake.Set();
+        finally
+        {
+            _out.End();
+        }
         return true;
     }
 
     /// <summary>Queues a frame given as its first bytes and the rest; false (dropped) when <c>maxQueue</c> frames already wait.</summary>
     public bool Send(ReadOnlySpan<byte> head, ReadOnlySpan<byte> rest)
     {
-        lock (_outLock)
+        var w = _out.Begin();
+        try
         {
-            if (_frames >= maxQueue) return false;
-            _front.Raw(head);
-            _front.Raw(rest);
+            if (_frames >= _maxQueue) return false;
+            w.Raw(head);
+            w.Raw(rest);
             _frames++;
         }
-        _wake.Set();
+        finally
+        {
+            _out.End();
+        }
         return true;
     }
 
-    /// <summary>Takes what waits to be written (empty when nothing does).</summary>
-    private FrameWriter TakePending()
-    {
-        lock (_outLock)
-        {
-            (_front, _back) = (_back, _front);
-            _frames = 0;
-            return _back;
-        }
-    }
-
-    /// <summary>Forgets both buffers (the pump has stopped: the link broke).</summary>
+    /// <summary>Forgets what waits to be written (the pump has stopped: the link broke).</summary>
     private void DropPending()
     {
-        lock (_outLock)
+        lock (_out.Lock)
         {
-            _front.Reset();
-            _back.Reset();
+            _out.Drop();
             _frames = 0;
         }
     }
@@ -88,10 +95,10 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
     /// <summary>Dials the peer and runs the handshake (TLS when configured, then the proof of the peer secret); a refusal throws <see cref="ProtocolException"/>.</summary>
     public async Task<Stream> ConnectAsync(PeerCodec.LinkKind kind, CancellationToken cancellationToken)
     {
-        var member = transport.Host;
+        var member = _transport.Host;
         try
         {
-            var (stream, _) = await PeerHandshake.DialAsync(member.Tls, member.PeerKey, url, member.ClusterId, member.Id, id, kind, member.Options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
+            var (stream, _) = await PeerHandshake.DialAsync(member.Tls, member.PeerKey, _url, member.ClusterId, member.Id, _id, kind, member.Options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
             return stream;
         }
         catch (ProtocolException e) when (e.Code is ErrorCode.PeerAuthFailed)
@@ -122,12 +129,12 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
             }
             catch (ProtocolException e) when (e.Code == ErrorCode.MemberRemoved)
             {
-                transport.Host.OnRemovedByPeer(e.Message);
+                _transport.Host.OnRemovedByPeer(e.Message);
                 return;
             }
             catch (ProtocolException e)
             {
-                if (!loggedRefusal) transport.Host.Log($"peer {id:x16} at {url} refused the link: {e.Message}");
+                if (!loggedRefusal) _transport.Host.Log($"peer {_id:x16} at {_url} refused the link: {e.Message}");
                 loggedRefusal = true;
             }
             catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
@@ -142,7 +149,7 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
             // writing when it broke (a forwarded request sent again could apply twice). Appends pipelined on it are
             // lost: the Raft core is told, and probes this peer again rather than wait for their answers.
             DropPending();
-            transport.Host.ReportUnreachable(id);
+            _transport.Host.ReportUnreachable(_id);
             if (_stop.IsCancellationRequested) return;
             try
             {
@@ -156,43 +163,39 @@ internal sealed class PeerLink(PeerTransport transport, ulong id, string url, in
         }
     }
 
+    /// <summary>Runs the pump on <paramref name="stream"/> until the stream breaks, the peer closes it or the link stops.</summary>
     private async Task PumpAsync(Stream stream)
     {
-        // The peer never writes on this stream after its hello: a read that returns means it closed.
-        var closed = stream.ReadAsync(new byte[1], _stop.Token).AsTask();
-        while (!_stop.IsCancellationRequested)
+        using var closed = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var watch = CancelWhenClosedAsync(stream, closed);
+        try
         {
-            // A wait still pending when the last stream closed is the signal's one waiter: it is carried over to the
-            // next stream, never replaced. A new wait would reset the signal under the old one, whose continuation —
-            // already queued by a Set — would then find its token stale and throw on a pool thread, ending the process.
-            var wait = _pendingWait ??= _wake.WaitAsync().AsTask();
-            if (await Task.WhenAny(wait, closed).ConfigureAwait(false) == closed) return;
-            _pendingWait = null;
-            while (true)
-            {
-                var w = TakePending();
-                if (w.Length == 0) break;
-                await stream.WriteAsync(w.Written, _stop.Token).ConfigureAwait(false);
-                w.Reset();
-                if (w.Capacity > KeptBuffer) ReplaceBack(w);
-            }
+            await _out.RunAsync(stream, closed.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            await closed.CancelAsync().ConfigureAwait(false);
+            await watch.ConfigureAwait(false);
         }
     }
 
-    /// <summary>Swaps a buffer a burst grew large for a new one (the pump's buffer is _back until the next swap).</summary>
-    private void ReplaceBack(FrameWriter grown)
+    /// <summary>The peer never writes on this stream after its hello: a read that returns (or fails) means it closed.</summary>
+    private static async Task CancelWhenClosedAsync(Stream stream, CancellationTokenSource closed)
     {
-        lock (_outLock)
+        try
         {
-            if (!ReferenceEquals(_back, grown)) return;
-            _back = new FrameWriter(64 << 10);
+            await stream.ReadAsync(new byte[1], closed.Token).ConfigureAwait(false);
         }
-        grown.Dispose();
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException
+                                      or NotSupportedException or InvalidOperationException or System.Security.Authentication.AuthenticationException)
+        {
+        }
+        await closed.CancelAsync().ConfigureAwait(false);
     }
 
     public void Dispose()
     {
         _stop.Cancel();
-        _wake.Set();
+        _out.Dispose();
     }
 }
