@@ -55,6 +55,32 @@ internal sealed class EtcdMaintenance(EtcdGateway gateway) : Api.Maintenance.Mai
             return new Api.HashKVResponse { Header = header, Hash = hash, CompactRevision = r.I64() };
         });
 
+    /// <summary>
+    /// Streams this member's state as etcd's Snapshot does: the bytes are Cairn's LZ4-compressed snapshot, which
+    /// <c>cairn snapshot restore</c> and <c>cairn snapshot status</c> read (etcd's own restore reads only etcd's files).
+    /// </summary>
+    public override async Task Snapshot(Api.SnapshotRequest request, IServerStreamWriter<Api.SnapshotResponse> responseStream, ServerCallContext context)
+    {
+        using var closed = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        using var stream = new EtcdSnapshotStream(gateway.Authenticate(context, out _), context.GetHttpContext().Connection.RemoteIpAddress, gateway.Member.Id, closed.Token);
+        using (var w = new Protocol.FrameWriter(64))
+        {
+            w.BeginFrame(MessageType.Snapshot, 0, 1);
+            w.EndFrame();
+            Frame.TryReadHeader(w.WrittenSpan, out var h);
+            gateway.Member.Router.Handle(stream, h, w.WrittenSpan[Frame.HeaderSize..]);
+        }
+        try
+        {
+            await foreach (var chunk in stream.Chunks.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
+                await responseStream.WriteAsync(chunk, context.CancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await closed.CancelAsync().ConfigureAwait(false); // a dump still running ends at its next chunk
+        }
+    }
+
     public override Task<Api.MoveLeaderResponse> MoveLeader(Api.MoveLeaderRequest request, ServerCallContext context) =>
         gateway.CallAsync(MessageType.MoveLeader, request.TargetID, context, static (w, id) => w.U64(id), static (ref PayloadReader r, Api.ResponseHeader header) => new Api.MoveLeaderResponse { Header = header });
 
