@@ -9,8 +9,13 @@ trap 'rm -f "$log"' EXIT
 # Build once (all cores), then run the test projects one after another (-m:1): several of them start clusters
 # of member processes with timers and timeouts, and on two cores test projects running at once starve each
 # other's members for hundreds of milliseconds — what the tests measure is Cairn, not that contention.
-dotnet build Engine.sln -c Release 2>&1 | tee "$log"
+# What the tests need beyond .NET (etcdctl for the etcd API tests), installed when missing.
+./scripts/setup-test.sh 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+if [[ $rc -eq 0 ]]; then
+  dotnet build Engine.sln -c Release 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+fi
 if [[ $rc -eq 0 ]]; then
   dotnet test Engine.sln -c Release --no-build -m:1 "$@" 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}

@@ -120,31 +120,49 @@ internal sealed class MemberDirectory
     /// <summary><see cref="Prefix"/> as bytes.</summary>
     public static ReadOnlySpan<byte> PrefixBytes => "member/"u8;
     private readonly Dictionary<ulong, (string Name, string PeerUrl, string ClientUrl)> _members;
+    private readonly Dictionary<ulong, string> _grpcUrls;
 
-    private MemberDirectory(Dictionary<ulong, (string, string, string)> members) => _members = members;
+    private MemberDirectory(Dictionary<ulong, (string, string, string)> members, Dictionary<ulong, string> grpcUrls)
+    {
+        _members = members;
+        _grpcUrls = grpcUrls;
+    }
 
     public static MemberDirectory Build(MemberOptions options, IReadOnlyList<(byte[] Key, byte[] Value)> records)
     {
         var map = new Dictionary<ulong, (string, string, string)>();
+        var grpc = new Dictionary<ulong, string>();
         foreach (var (name, url) in options.Cluster) map[MemberOptions.MemberId(name)] = (name, url, name == options.Name ? options.ClientUrl : "");
         foreach (var (key, value) in records)
         {
             var k = System.Text.Encoding.UTF8.GetString(key);
             if (!k.StartsWith(Prefix, StringComparison.Ordinal) || !ulong.TryParse(k.AsSpan(Prefix.Length), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var id)) continue;
             if (Decode(value) is { } rec) map[id] = rec;
+            if (DecodeGrpcUrl(value) is { } url) grpc[id] = url;
         }
-        return new MemberDirectory(map);
+        return new MemberDirectory(map, grpc);
     }
 
     public static byte[] Key(ulong id) => System.Text.Encoding.UTF8.GetBytes($"{Prefix}{id:x16}");
 
-    public static byte[] Encode(string name, string peerUrl, string clientUrl) => System.Text.Encoding.UTF8.GetBytes($"{name}\n{peerUrl}\n{clientUrl}");
+    /// <summary>A member's record: name, peer and client addresses, and the URL of its etcd API when it serves one (a fourth line).</summary>
+    public static byte[] Encode(string name, string peerUrl, string clientUrl, string grpcUrl = "") =>
+        System.Text.Encoding.UTF8.GetBytes(grpcUrl.Length == 0 ? $"{name}\n{peerUrl}\n{clientUrl}" : $"{name}\n{peerUrl}\n{clientUrl}\n{grpcUrl}");
 
     public static (string Name, string PeerUrl, string ClientUrl)? Decode(ReadOnlySpan<byte> value)
     {
         var parts = System.Text.Encoding.UTF8.GetString(value).Split('\n');
-        return parts.Length == 3 ? (parts[0], parts[1], parts[2]) : null;
+        return parts.Length is 3 or 4 ? (parts[0], parts[1], parts[2]) : null;
     }
+
+    private static string? DecodeGrpcUrl(ReadOnlySpan<byte> value)
+    {
+        var parts = System.Text.Encoding.UTF8.GetString(value).Split('\n');
+        return parts.Length == 4 && parts[3].Length > 0 ? parts[3] : null;
+    }
+
+    /// <summary>The URL of a member's etcd API, as it published it (null: none, or not published yet).</summary>
+    public string? GrpcUrl(ulong id) => _grpcUrls.GetValueOrDefault(id);
 
     public (string Name, string PeerUrl, string ClientUrl)? Get(ulong id) => _members.TryGetValue(id, out var m) ? m : null;
 

@@ -98,7 +98,7 @@ public sealed partial class Member
         {
             _publishAt = now + _options.Time.TimestampFrequency * 2;
             var mine = _directory.Get(Id);
-            if (mine is { } m && m.ClientUrl == _options.ClientUrl && m.PeerUrl == _options.PeerUrl && _sm.ClusterMetadata().Any(r => r.Key.AsSpan().SequenceEqual(MemberDirectory.Key(Id))))
+            if (mine is { } m && m.ClientUrl == _options.ClientUrl && m.PeerUrl == _options.PeerUrl && _directory.GrpcUrl(Id) == GrpcUrl && _sm.ClusterMetadata().Any(r => r.Key.AsSpan().SequenceEqual(MemberDirectory.Key(Id))))
             {
                 _published = true;
             }

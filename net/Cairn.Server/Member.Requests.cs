@@ -168,7 +168,8 @@ public sealed partial class Member
                 var peer = reader.String();
                 var client = reader.String();
                 var who = reader.U64();
-                command = new KvCommand { Cluster = (MemberDirectory.Key(who), MemberDirectory.Encode(name, peer, client)) };
+                var grpc = reader.Remaining > 0 ? reader.String() : ""; // a member with etcd's API publishes its URL too
+                command = new KvCommand { Cluster = (MemberDirectory.Key(who), MemberDirectory.Encode(name, peer, client, grpc)) };
                 break;
             default:
                 throw new ProtocolException(ErrorCode.Malformed, $"{type} is not a write");
@@ -323,6 +324,7 @@ public sealed partial class Member
         w.String(_options.PeerUrl);
         w.String(_options.ClientUrl);
         w.U64(Id);
+        w.String(GrpcUrl ?? "");
         w.EndFrame();
         Frame.TryReadHeader(w.WrittenSpan, out var h);
         var responder = new SelfResponder(this);

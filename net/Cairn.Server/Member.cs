@@ -74,6 +74,16 @@ public sealed partial class Member : IAsyncDisposable
     /// <summary>Where etcd's gRPC API listens (null: turned off).</summary>
     public IPEndPoint? GrpcEndpoint { get; }
 
+    /// <summary>
+    /// etcd's API on this member as the member list gives it (null: turned off): HOST:PORT without a scheme. etcd
+    /// lists http://HOST:PORT, but etcdctl --cluster then sends that whole URL as the HTTP/2 authority, which Kestrel
+    /// (rightly) refuses; every etcd client takes a bare HOST:PORT as an endpoint.
+    /// </summary>
+    internal string? GrpcUrl => GrpcEndpoint?.ToString();
+
+    /// <summary>The etcd API URL a member published (null: none, or not yet).</summary>
+    internal string? GrpcUrlOf(ulong id) => id == Id ? GrpcUrl : _directory.GrpcUrl(id);
+
     /// <summary>This member's id (derived from its name).</summary>
     public ulong Id { get; }
 

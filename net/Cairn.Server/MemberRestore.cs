@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Cairn.Kv;
 using Cairn.Raft;
 using Cairn.Storage;
@@ -75,7 +76,73 @@ public static class MemberRestore
         Span<byte> magic = stackalloc byte[4];
         var n = file.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
         file.Position = 0;
+        // Saved through etcd's API (etcdctl snapshot save): the snapshot is followed by padding and a SHA-256.
+        Stream body = EtcdSnapshotLength(file) is { } length ? new BoundedStream(file, length) : file;
         // An LZ4 frame starts with 0x184D2204 (little-endian); a dump with "CAIRNSNP".
-        return n == 4 && magic.SequenceEqual(new byte[] { 0x04, 0x22, 0x4D, 0x18 }) ? LZ4Stream.Decode(file, leaveOpen: false) : file;
+        return n == 4 && magic.SequenceEqual(new byte[] { 0x04, 0x22, 0x4D, 0x18 }) ? LZ4Stream.Decode(body, leaveOpen: false) : body;
+    }
+
+    /// <summary>
+    /// What follows a snapshot streamed through etcd's API so the whole is 512-byte blocks before etcd's trailing
+    /// SHA-256 (which etcdctl checks): zeros, then the snapshot's length as 8 bytes, little-endian.
+    /// </summary>
+    internal static byte[] EtcdSnapshotPadding(long length)
+    {
+        var total = (length + 8 + 511) / 512 * 512;
+        var padding = new byte[total - length];
+        BinaryPrimitives.WriteInt64LittleEndian(padding.AsSpan(padding.Length - 8), length);
+        return padding;
+    }
+
+    /// <summary>The length of the snapshot inside a file saved through etcd's API (padded, with its SHA-256 at the end), or null for a plain dump.</summary>
+    private static long? EtcdSnapshotLength(Stream file)
+    {
+        var size = file.Length;
+        if (size < 512 + 32 || size % 512 != 32) return null;
+        Span<byte> tail = stackalloc byte[40];
+        file.Position = size - 40;
+        file.ReadExactly(tail);
+        var length = BinaryPrimitives.ReadInt64LittleEndian(tail);
+        file.Position = 0;
+        if (length <= 0 || length > size - 40 || (length + 8 + 511) / 512 * 512 != size - 32) return null;
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 16];
+        for (long left = size - 32; left > 0;)
+        {
+            var n = file.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
+            if (n == 0) return null;
+            sha.AppendData(buffer, 0, n);
+            left -= n;
+        }
+        var matches = sha.GetHashAndReset().AsSpan().SequenceEqual(tail[8..]);
+        file.Position = 0;
+        return matches ? length : null;
+    }
+
+    /// <summary>The first <c>length</c> bytes of a stream.</summary>
+    private sealed class BoundedStream(Stream inner, long limit) : Stream
+    {
+        private readonly long _length = limit;
+        private long _left = limit;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => _length;
+        public override long Position { get => _length - _left; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = inner.Read(buffer, offset, (int)Math.Min(count, _left));
+            _left -= n;
+            return n;
+        }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
     }
 }

@@ -241,7 +241,7 @@ public sealed class EtcdApiTests : IAsyncLifetime
         var self = members.Members.Single();
         Assert.Equal(_member.Id, self.ID);
         Assert.Equal("m1", self.Name);
-        Assert.Equal($"http://{_member.GrpcEndpoint}", self.ClientURLs.Single());
+        Assert.Equal($"{_member.GrpcEndpoint}", self.ClientURLs.Single());
         var kv = new KV.KVClient(_channel);
         var put = await kv.PutAsync(new PutRequest { Key = B("h"), Value = B("1") });
         var before = await maintenance.HashKVAsync(new HashKVRequest { Revision = put.Header.Revision });

@@ -59,7 +59,7 @@ internal sealed class EtcdCluster(EtcdGateway gateway) : Api.Cluster.ClusterBase
     public override Task<Api.MemberUpdateResponse> MemberUpdate(Api.MemberUpdateRequest request, ServerCallContext context) =>
         throw EtcdErrors.Error(StatusCode.Unimplemented, "etcdserver: member update is not supported by Cairn; a member publishes its own addresses when it starts (restart it with the new --advertise-peer)");
 
-    /// <summary>Reads the raw protocol's member list. Client URLs are etcd API URLs: this member's is known; the others' are left empty.</summary>
+    /// <summary>Reads the raw protocol's member list. Client URLs are the etcd API URLs the members published (empty for one that serves none).</summary>
     private void ReadMembers(ref PayloadReader r, Google.Protobuf.Collections.RepeatedField<Api.Member> into)
     {
         var n = r.Count(21);
@@ -70,7 +70,7 @@ internal sealed class EtcdCluster(EtcdGateway gateway) : Api.Cluster.ClusterBase
             r.String(); // the raw protocol's client address
             m.IsLearner = r.Bool();
             if (peerUrl.Length > 0) m.PeerURLs.Add(Url(peerUrl));
-            if (m.ID == gateway.Member.Id && gateway.GrpcUrl is { } grpc) m.ClientURLs.Add(grpc);
+            if (gateway.Member.GrpcUrlOf(m.ID) is { } grpc) m.ClientURLs.Add(grpc);
             into.Add(m);
         }
     }

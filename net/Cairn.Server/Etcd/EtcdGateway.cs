@@ -25,8 +25,6 @@ internal sealed class EtcdGateway(Member member)
 
     public Member Member => member;
 
-    /// <summary>This member's etcd API address as a URL (what MemberList gives as its client URL).</summary>
-    public string? GrpcUrl { get; } = member.GrpcEndpoint is { } e ? $"{(member.Tls.ClientTls ? "https" : "http")}://{e}" : null;
 
     /// <summary>Runs one request through the router and reads its answer; a refusal throws etcd's <see cref="RpcException"/>.</summary>
     public async Task<TResponse> CallAsync<TRequest, TResponse>(MessageType type, TRequest request, ServerCallContext context,

@@ -60,7 +60,9 @@ internal sealed class EtcdKv(EtcdGateway gateway) : Api.KV.KVBase
     internal static void WriteRange(FrameWriter w, Api.RangeRequest q) =>
         Messages.WriteRange(w, q.Key.Span, q.RangeEnd.Span,
             NeedsSort(q) ? 0 : Math.Max(q.Limit, 0),   // etcd reads a negative limit as none and a negative revision as the current one
-            Math.Max(q.Revision, 0), q.CountOnly, q.KeysOnly, q.Serializable ? Consistency.Serializable : Consistency.Linearizable,
+            Math.Max(q.Revision, 0), q.CountOnly,
+            q.KeysOnly && q.SortTarget != Api.RangeRequest.Types.SortTarget.Value, // etcd sorts by value, then drops the values
+            q.Serializable ? Consistency.Serializable : Consistency.Linearizable,
             q.MinModRevision, q.MaxModRevision, q.MinCreateRevision, q.MaxCreateRevision);
 
     internal static void WritePut(FrameWriter w, Api.PutRequest q) =>
@@ -208,7 +210,11 @@ internal sealed class EtcdKv(EtcdGateway gateway) : Api.KV.KVBase
         });
         response.Kvs.Clear();
         var limit = q.Limit > 0 ? (int)Math.Min(q.Limit, indexed.Count) : indexed.Count;
-        for (var i = 0; i < limit; i++) response.Kvs.Add(indexed[i].kv);
+        for (var i = 0; i < limit; i++)
+        {
+            if (q.KeysOnly) indexed[i].kv.Value = ByteString.Empty;
+            response.Kvs.Add(indexed[i].kv);
+        }
         response.More = indexed.Count > limit;
     }
 

@@ -9,7 +9,9 @@ namespace Cairn.Server.Etcd;
 /// <summary>
 /// Owner: one Maintenance.Snapshot call; the member's snapshot thread writes chunk frames, the call's task sends them.
 /// Each chunk of the member's LZ4-compressed snapshot becomes one etcd SnapshotResponse; a few wait at most, so the
-/// snapshot thread is paced by the client as it is on a raw session.
+/// snapshot thread is paced by the client as it is on a raw session. The stream ends as etcd's does, in a whole number
+/// of 512-byte blocks followed by the SHA-256 of everything before it, which etcdctl checks: after Cairn's snapshot
+/// come zeros and its length (8 bytes, little-endian), so <see cref="MemberRestore.OpenDump"/> finds where it ends.
 /// </summary>
 internal sealed class EtcdSnapshotStream : ClientResponder, IDisposable
 {
@@ -19,6 +21,8 @@ internal sealed class EtcdSnapshotStream : ClientResponder, IDisposable
     private readonly IPAddress? _remote;
     private readonly CancellationToken _closed;
     private readonly ulong _memberId;
+    private readonly System.Security.Cryptography.IncrementalHash _sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+    private long _length;
 
     public EtcdSnapshotStream(SessionAuth? auth, IPAddress? remote, ulong memberId, CancellationToken closed)
     {
@@ -61,20 +65,13 @@ internal sealed class EtcdSnapshotStream : ClientResponder, IDisposable
                 else
                 {
                     var last = (h.Flags & FrameFlags.Last) != 0;
-                    var chunk = new Api.SnapshotResponse
+                    Send(payload, remaining: 1);
+                    if (last)
                     {
-                        Header = new Api.ResponseHeader { MemberId = _memberId }, Blob = ByteString.CopyFrom(payload), RemainingBytes = last ? 0UL : 1UL,
-                    };
-                    // On the member's snapshot thread: waiting here for room paces the dump to the client.
-                    try
-                    {
-                        _chunks.Writer.WriteAsync(chunk, _closed).AsTask().GetAwaiter().GetResult();
+                        Send(MemberRestore.EtcdSnapshotPadding(_length), remaining: 1);
+                        Send(_sha.GetHashAndReset(), remaining: 0, hash: false);
+                        _chunks.Writer.TryComplete();
                     }
-                    catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
-                    {
-                        throw new OperationCanceledException("the client went away", e);
-                    }
-                    if (last) _chunks.Writer.TryComplete();
                 }
                 span = span[(Frame.HeaderSize + (int)h.PayloadLength)..];
             }
@@ -86,8 +83,28 @@ internal sealed class EtcdSnapshotStream : ClientResponder, IDisposable
         }
     }
 
+    private void Send(ReadOnlySpan<byte> bytes, ulong remaining, bool hash = true)
+    {
+        if (hash)
+        {
+            _sha.AppendData(bytes);
+            _length += bytes.Length;
+        }
+        var chunk = new Api.SnapshotResponse { Header = new Api.ResponseHeader { MemberId = _memberId }, Blob = ByteString.CopyFrom(bytes), RemainingBytes = remaining };
+        // On the member's snapshot thread: waiting here for room paces the dump to the client.
+        try
+        {
+            _chunks.Writer.WriteAsync(chunk, _closed).AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+        {
+            throw new OperationCanceledException("the client went away", e);
+        }
+    }
+
     public void Dispose()
     {
+        _sha.Dispose();
         _chunks.Writer.TryComplete();
         _out.Dispose();
     }
