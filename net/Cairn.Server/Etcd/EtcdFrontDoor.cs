@@ -1,6 +1,9 @@
 using System.Net.Security;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -13,7 +16,8 @@ namespace Cairn.Server.Etcd;
 /// Owner: whoever starts and stops the member (Kestrel runs its own threads).
 /// The second front door: etcd's v3 gRPC API on its own listener (--listen-grpc, etcd's 2379 by default), served by
 /// Kestrel over HTTP/2 (cleartext with prior knowledge, as etcd's clients dial it, or TLS with the client port's
-/// certificate). Every call goes through <see cref="EtcdGateway"/> to the member's request router.
+/// certificate), and etcd's JSON gateway on the same port over HTTP/1.1 (<see cref="EtcdJsonGateway"/>). Every call
+/// goes through <see cref="EtcdGateway"/> to the member's request router.
 /// </summary>
 internal sealed class EtcdFrontDoor : IAsyncDisposable
 {
@@ -32,20 +36,27 @@ internal sealed class EtcdFrontDoor : IAsyncDisposable
             // Kestrel takes over the socket bound at start (MemberListeners), so a busy port refused start before anything was written.
             k.ListenHandle((ulong)listener.Handle, l =>
             {
-                l.Protocols = HttpProtocols.Http2;
                 if (member.Tls.ClientTls)
                 {
+                    // With TLS, ALPN tells gRPC (h2) from the JSON gateway (http/1.1) on the one port.
+                    l.Protocols = HttpProtocols.Http1AndHttp2;
                     l.UseHttps(new TlsHandshakeCallbackOptions
                     {
                         OnConnection = _ =>
                         {
                             var options = member.Tls.ClientServerOptions(new MemberTls.Verdict());
-                            options.ApplicationProtocols = [SslApplicationProtocol.Http2];
+                            options.ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11];
                             return ValueTask.FromResult(options);
                         },
                     });
                 }
+                else
+                {
+                    l.Protocols = HttpProtocols.Http2;
+                }
             });
+            // Cleartext: connections that do not open with HTTP/2's preface are the JSON gateway's (SniffingTransport).
+            if (!member.Tls.ClientTls) k.Listen(SniffingTransport.Http1, l => l.Protocols = HttpProtocols.Http1);
         });
         builder.Logging.ClearProviders();
         builder.Services.AddRouting();
@@ -56,6 +67,11 @@ internal sealed class EtcdFrontDoor : IAsyncDisposable
             o.EnableDetailedErrors = false;
         });
         builder.Services.AddSingleton(gateway);
+        if (!member.Tls.ClientTls)
+        {
+            builder.Services.AddSingleton<IConnectionListenerFactory>(sp => new SniffingTransport(
+                new SocketTransportFactory(Options.Create(new SocketTransportOptions()), sp.GetRequiredService<ILoggerFactory>())));
+        }
         _app = builder.Build();
         _app.UseRouting();
         _app.MapGrpcService<EtcdKv>();
@@ -64,6 +80,7 @@ internal sealed class EtcdFrontDoor : IAsyncDisposable
         _app.MapGrpcService<EtcdCluster>();
         _app.MapGrpcService<EtcdMaintenance>();
         _app.MapGrpcService<EtcdAuth>();
+        EtcdJsonGateway.Map(_app, gateway);
     }
 
     public Task StartAsync() => _app.StartAsync();

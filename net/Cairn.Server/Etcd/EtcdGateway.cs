@@ -100,6 +100,7 @@ internal sealed class EtcdGateway(Member member)
         return auth;
     }
 
-    private static IPAddress? Remote(ServerCallContext context) =>
-        context.GetHttpContext().Connection.RemoteIpAddress;
+    /// <summary>The client's address, for a gRPC call or one that came through the JSON gateway.</summary>
+    public static IPAddress? Remote(ServerCallContext context) =>
+        context is JsonCallContext json ? json.Remote : context.GetHttpContext().Connection.RemoteIpAddress;
 }

@@ -62,7 +62,7 @@ internal sealed class EtcdMaintenance(EtcdGateway gateway) : Api.Maintenance.Mai
     public override async Task Snapshot(Api.SnapshotRequest request, IServerStreamWriter<Api.SnapshotResponse> responseStream, ServerCallContext context)
     {
         using var closed = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-        using var stream = new EtcdSnapshotStream(gateway.Authenticate(context, out _), context.GetHttpContext().Connection.RemoteIpAddress, gateway.Member.Id, closed.Token);
+        using var stream = new EtcdSnapshotStream(gateway.Authenticate(context, out _), EtcdGateway.Remote(context), gateway.Member.Id, closed.Token);
         using (var w = new Protocol.FrameWriter(64))
         {
             w.BeginFrame(MessageType.Snapshot, 0, 1);

@@ -18,7 +18,7 @@ internal sealed class EtcdWatch(EtcdGateway gateway) : Api.Watch.WatchBase
     public override async Task Watch(IAsyncStreamReader<Api.WatchRequest> requestStream, IServerStreamWriter<Api.WatchResponse> responseStream, ServerCallContext context)
     {
         using var closed = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-        using var stream = new EtcdWatchStream(gateway.Authenticate(context, out _), context.GetHttpContext().Connection.RemoteIpAddress, closed.Token);
+        using var stream = new EtcdWatchStream(gateway.Authenticate(context, out _), EtcdGateway.Remote(context), closed.Token);
         var writer = WriteAllAsync(stream, responseStream, closed.Token);
         try
         {
