@@ -144,6 +144,15 @@ internal sealed class SessionWatches(ClientResponder session)
         CancelAll();
     }
 
+    /// <summary>Asks every watch for a progress notification (delivered in order with its events).</summary>
+    public void RequestProgress()
+    {
+        lock (_lock)
+        {
+            foreach (var w in _watches.Values) w.Watcher.RequestProgress();
+        }
+    }
+
     public void CancelAll()
     {
         lock (_lock)

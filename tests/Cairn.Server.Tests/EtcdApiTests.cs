@@ -222,6 +222,14 @@ public sealed class EtcdApiTests : IAsyncLifetime
         Assert.Equal([Mvccpb.Event.Types.EventType.Put, Mvccpb.Event.Types.EventType.Put, Mvccpb.Event.Types.EventType.Delete], events.Select(e => e.Type));
         Assert.Equal(first.Header.Revision, events[0].Kv.ModRevision);
         Assert.Equal("1", events[2].PrevKv.Value.ToStringUtf8());
+        // A progress request is answered with no events at the revision the watch has reached, after every event up to it.
+        var now = (await kv.PutAsync(new PutRequest { Key = B("elsewhere"), Value = B("x") })).Header.Revision;
+        await watch.RequestStream.WriteAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
+        Assert.True(await watch.ResponseStream.MoveNext());
+        var progress = watch.ResponseStream.Current;
+        Assert.Empty(progress.Events);
+        Assert.False(progress.Created || progress.Canceled);
+        Assert.Equal(now, progress.Header.Revision);
         await watch.RequestStream.WriteAsync(new WatchRequest { CancelRequest = new WatchCancelRequest { WatchId = id } });
         Assert.True(await watch.ResponseStream.MoveNext());
         Assert.True(watch.ResponseStream.Current.Canceled);

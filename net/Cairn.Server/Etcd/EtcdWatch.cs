@@ -54,8 +54,12 @@ internal sealed class EtcdWatch(EtcdGateway gateway) : Api.Watch.WatchBase
                         // Cancel requests take ids of their own (top bit set), apart from the watch ids.
                         stream.Send(gateway.Member, MessageType.WatchCancel, (1UL << 63) | nextCancel++, (ulong)request.CancelRequest.WatchId, static (w, id) => w.U64(id));
                         break;
+                    case Api.WatchRequest.RequestUnionOneofCase.ProgressRequest:
+                        // Each watch of the stream answers with its progress (no events, the revision it has reached), in order with its events.
+                        stream.Watches.RequestProgress();
+                        break;
                     default:
-                        break; // progress requests: not answered yet (docs/etcd-compat.md)
+                        break;
                 }
             }
         }
