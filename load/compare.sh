@@ -7,7 +7,9 @@
 # for one: starts an etcd cluster on loopback, runs every row against it, stops it; starts a Cairn cluster on loopback
 # (each member with its own data directory under one work directory on the same disk as etcd's; both durable — etcd
 # fsyncs its WAL on every commit by default, Cairn fsyncs its log on every Raft batch; Cairn runs with its defaults,
-# so its pages, log and snapshots are encrypted), runs the same rows, stops it. Each row gets a one-second warm-up.
+# so its pages, log and snapshots are encrypted), runs the same rows, then the same rows again through Cairn's etcd API
+# (its gRPC port, with the same client library as the etcd column: like for like), stops it. Each row gets a one-second
+# warm-up.
 # Writes one markdown table per cluster size (scenario, clients, ops/s of each and their ratio, p50 and p99 of each, the
 # load generator's own CPU use beside each run), then what each operation cost the servers — CPU (utime+stime) and
 # bytes written to disk (write_bytes), summed over every member process from /proc, per operation completed — then
@@ -83,7 +85,7 @@ start_etcd() { # n
 start_cairn() { # n
   local n=$1 cluster="" i
   for ((i = 0; i < n; i++)); do cluster+="${cluster:+,}c$i=127.0.0.1:$((13380 + 1000 * i))"; done
-  cairn_endpoints="" cairn_metrics=""
+  cairn_endpoints="" cairn_metrics="" cairn_grpc=""
   for ((i = 0; i < n; i++)); do
     local c=$((13379 + 1000 * i))
     "${cairn[@]}" serve --name "c$i" --data-dir "$work/cairn$n/c$i" --key-file "$work/master.key" \
@@ -91,6 +93,7 @@ start_cairn() { # n
       --listen-grpc "127.0.0.1:$((c + 3))" --initial-cluster "$cluster" --initial-cluster-token "compare-$n" >"$work/cairn$n-c$i.log" 2>&1 &
     pids+=($!)
     cairn_endpoints+="${cairn_endpoints:+,}127.0.0.1:$c"
+    cairn_grpc+="${cairn_grpc:+,}127.0.0.1:$((c + 3))"
     cairn_metrics+="${cairn_metrics:+ }127.0.0.1:$((c + 2))"
   done
   for m in $cairn_metrics; do wait_health "http://$m/health" "" "cairn member with metrics on $m"; done
@@ -150,19 +153,21 @@ server_usage() {
   echo "$ticks $bytes"
 }
 hz=$(getconf CLK_TCK)
-run_rows() { # system n endpoints
+run_rows() { # system n endpoints (system "cairnapi": Cairn through its etcd API, with the etcd load target)
   local system=$1 n=$2 endpoints=$3 k=0 row label clients args dir before after
+  local target=$system counters_of=$system
+  [[ $system == cairnapi ]] && target=etcd counters_of=cairn
   for row in "${rows[@]}"; do
     IFS='|' read -r label clients args <<<"$row"
     dir="$reports/$system-$n-members-$k"
     loadavg[$system,$n,$k]=$(cut -d' ' -f1 /proc/loadavg)
-    before=$("${system}_counters")
+    before=$("${counters_of}_counters")
     local usage0 usage1; usage0=$(server_usage)
     # shellcheck disable=SC2086
-    "${load[@]}" --target "$system" --endpoints "$endpoints" --duration "${secs}s" --warm-up 1s --quiet \
+    "${load[@]}" --target "$target" --endpoints "$endpoints" --duration "${secs}s" --warm-up 1s --quiet \
       --report-dir "$dir" $args >"$dir.log" 2>&1 || true
     usage1=$(server_usage)
-    after=$("${system}_counters")
+    after=$("${counters_of}_counters")
     local step=1; [[ "$args" == *"--scenario watch"* ]] && step=2
     if [[ -f "$dir/report.csv" ]]; then
       # target,scenario,step,simulation,clients,connections,seconds,ok,errors,ops_per_s,p50_ms,p90_ms,p99_ms,p99_9_ms,max_ms,mean_ms,loadgen_cpu_pct,...
@@ -183,7 +188,7 @@ run_rows() { # system n endpoints
 
 for n in $members; do
   start_etcd "$n"; run_rows etcd "$n" "$etcd_endpoints"; stop_all
-  start_cairn "$n"; run_rows cairn "$n" "$cairn_endpoints"; stop_all
+  start_cairn "$n"; run_rows cairn "$n" "$cairn_endpoints"; run_rows cairnapi "$n" "$cairn_grpc"; stop_all
 done
 
 fmt() { awk -v v="$1" -v d="$2" 'BEGIN{ if (v == "-" || v == "") print "—"; else printf "%." d "f\n", v }'; }
@@ -199,15 +204,17 @@ ops() { awk -v v="$1" 'BEGIN{ if (v == "-" || v == "") { print "—"; exit } s =
     echo
     echo "## $n member$([[ $n -gt 1 ]] && echo s)"
     echo
-    echo "| scenario | clients | Cairn ops/s | etcd ops/s | ratio | Cairn p50 | etcd p50 | Cairn p99 | etcd p99 | gen CPU Cairn / etcd | errors Cairn / etcd | load avg before Cairn / etcd |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| scenario | clients | Cairn ops/s | etcd ops/s | ratio | Cairn p50 | etcd p50 | Cairn p99 | etcd p99 | gen CPU Cairn / etcd | errors Cairn / etcd | load avg before Cairn / etcd | Cairn via etcd API ops/s | its ratio to etcd | its p50 / p99 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     k=0
     for row in "${rows[@]}"; do
       IFS='|' read -r label clients _ <<<"$row"
       read -r c_ops c_p50 c_p99 c_cpu c_err _ <<<"${result[cairn,$n,$k]}"
       read -r e_ops e_p50 e_p99 e_cpu e_err _ <<<"${result[etcd,$n,$k]}"
+      read -r a_ops a_p50 a_p99 _ _ _ <<<"${result[cairnapi,$n,$k]:-- - - - -}"
       ratio=$(awk -v a="$c_ops" -v b="$e_ops" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
-      echo "| $label | $clients | $(ops "$c_ops") | $(ops "$e_ops") | $ratio | $(fmt "$c_p50" 2) | $(fmt "$e_p50" 2) | $(fmt "$c_p99" 2) | $(fmt "$e_p99" 2) | $(fmt "$c_cpu" 0)% / $(fmt "$e_cpu" 0)% | ${c_err:-—} / ${e_err:-—} | ${loadavg[cairn,$n,$k]:-—} / ${loadavg[etcd,$n,$k]:-—} |"
+      aratio=$(awk -v a="$a_ops" -v b="$e_ops" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
+      echo "| $label | $clients | $(ops "$c_ops") | $(ops "$e_ops") | $ratio | $(fmt "$c_p50" 2) | $(fmt "$e_p50" 2) | $(fmt "$c_p99" 2) | $(fmt "$e_p99" 2) | $(fmt "$c_cpu" 0)% / $(fmt "$e_cpu" 0)% | ${c_err:-—} / ${e_err:-—} | ${loadavg[cairn,$n,$k]:-—} / ${loadavg[etcd,$n,$k]:-—} | $(ops "$a_ops") | $aratio | $(fmt "$a_p50" 2) / $(fmt "$a_p99" 2) |"
       k=$((k + 1))
     done
   done
@@ -217,17 +224,19 @@ ops() { awk -v v="$1" 'BEGIN{ if (v == "-" || v == "") { print "—"; exit } s =
   echo "Server CPU (utime + stime) and bytes written to disk (/proc/PID/io write_bytes), summed over every member process"
   echo "of the cluster, divided by the operations completed (the warm-up second counted in proportion)."
   echo
-  echo "| members | scenario | clients | Cairn CPU µs/op | etcd CPU µs/op | CPU ratio | Cairn disk KiB/op | etcd disk KiB/op | disk ratio |"
-  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| members | scenario | clients | Cairn CPU µs/op | etcd CPU µs/op | CPU ratio | Cairn disk KiB/op | etcd disk KiB/op | disk ratio | Cairn via etcd API CPU µs/op | its CPU ratio to etcd |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for n in $members; do
     k=0
     for row in "${rows[@]}"; do
       IFS='|' read -r label clients _ <<<"$row"
       read -r c_cpu c_disk <<<"${cost[cairn,$n,$k]:-- -}"
       read -r e_cpu e_disk <<<"${cost[etcd,$n,$k]:-- -}"
+      read -r a_cpu _ <<<"${cost[cairnapi,$n,$k]:-- -}"
       cr=$(awk -v a="$c_cpu" -v b="$e_cpu" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
       dr=$(awk -v a="$c_disk" -v b="$e_disk" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
-      echo "| $n | $label | $clients | $(fmt "$c_cpu" 1) | $(fmt "$e_cpu" 1) | $cr | $(fmt "$c_disk" 2) | $(fmt "$e_disk" 2) | $dr |"
+      ar=$(awk -v a="$a_cpu" -v b="$e_cpu" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f×", a / b; else print "—" }')
+      echo "| $n | $label | $clients | $(fmt "$c_cpu" 1) | $(fmt "$e_cpu" 1) | $cr | $(fmt "$c_disk" 2) | $(fmt "$e_disk" 2) | $dr | $(fmt "$a_cpu" 1) | $ar |"
       k=$((k + 1))
     done
   done
@@ -244,7 +253,7 @@ ops() { awk -v v="$1" 'BEGIN{ if (v == "-" || v == "") { print "—"; exit } s =
     k=0
     for row in "${rows[@]}"; do
       IFS='|' read -r _ clients args <<<"$row"
-      for system in cairn etcd; do
+      for system in cairn cairnapi etcd; do
         [[ -n "${counters[$system,$n,$k]:-}" ]] || continue
         read -r p0 b0 f0 a0 p1 b1 f1 a1 <<<"${counters[$system,$n,$k]}"
         awk -v n="$n" -v s="$system" -v c="$clients" -v t="$secs" -v p="$((p1 - p0))" -v b="$((b1 - b0))" -v f0="$f0" -v f1="$f1" -v a0="$a0" -v a1="$a1" \
