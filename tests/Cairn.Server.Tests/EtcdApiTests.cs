@@ -342,4 +342,55 @@ public sealed class EtcdApiClusterTests
         var members = await new Cluster.ClusterClient(toFollower).MemberListAsync(new MemberListRequest());
         Assert.Equal(cluster.Running.Select(m => m.Id).Order(), members.Members.Select(m => m.ID).Order());
     }
+
+    [Fact]
+    public async Task A_watch_through_etcds_API_resumes_on_another_member_after_the_leader_is_killed_missing_nothing()
+    {
+        await using var cluster = new TestCluster(3);
+        cluster.Customize = (_, o) => o with { ListenGrpc = "127.0.0.1:0" };
+        await cluster.StartAllAsync();
+        var leader = await cluster.LeaderAsync();
+        var survivors = cluster.Running.Where(m => m != leader).ToList();
+        var seen = new List<(long Revision, string Value)>();
+        var firstRevision = 0L;
+        using (var toLeader = EtcdApiTests.Channel(leader))
+        {
+            var kv = new KV.KVClient(toLeader);
+            using var watch = new Watch.WatchClient(toLeader).Watch();
+            await watch.RequestStream.WriteAsync(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = ByteString.CopyFromUtf8("fo") } });
+            Assert.True(await watch.ResponseStream.MoveNext());
+            Assert.True(watch.ResponseStream.Current.Created);
+            for (var i = 0; i < 10; i++)
+            {
+                var put = await kv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("fo"), Value = ByteString.CopyFromUtf8($"{i}") });
+                if (i == 0) firstRevision = put.Header.Revision;
+            }
+            while (seen.Count < 10 && await watch.ResponseStream.MoveNext())
+                seen.AddRange(watch.ResponseStream.Current.Events.Select(e => (e.Kv.ModRevision, e.Kv.Value.ToStringUtf8())));
+            await cluster.StopAsync(cluster.NameOf(leader)); // the watch's member is gone
+            var ended = await Assert.ThrowsAnyAsync<Exception>(async () =>
+            {
+                while (await watch.ResponseStream.MoveNext()) { }
+                throw new InvalidOperationException("the stream ended cleanly");
+            });
+            Assert.IsType<RpcException>(ended);
+        }
+        // Writes go on through the survivors; the client resumes the watch on one of them from the revision after the last it saw.
+        await cluster.LeaderAsync();
+        using var toSurvivor = EtcdApiTests.Channel(survivors[0]);
+        var survivorKv = new KV.KVClient(toSurvivor);
+        for (var i = 10; i < 20; i++) await survivorKv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("fo"), Value = ByteString.CopyFromUtf8($"{i}") });
+        using var resumed = new Watch.WatchClient(toSurvivor).Watch();
+        await resumed.RequestStream.WriteAsync(new WatchRequest
+        {
+            CreateRequest = new WatchCreateRequest { Key = ByteString.CopyFromUtf8("fo"), StartRevision = seen[^1].Revision + 1 },
+        });
+        Assert.True(await resumed.ResponseStream.MoveNext());
+        Assert.True(resumed.ResponseStream.Current.Created);
+        while (seen.Count < 20 && await resumed.ResponseStream.MoveNext())
+            seen.AddRange(resumed.ResponseStream.Current.Events.Select(e => (e.Kv.ModRevision, e.Kv.Value.ToStringUtf8())));
+        // Every value once, in order, at consecutive revisions from the first put on.
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"{i}"), seen.Select(e => e.Value));
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => firstRevision + i), seen.Select(e => e.Revision));
+    }
 }
